@@ -1,0 +1,195 @@
+"""The exception tree of ``ensemble``.
+
+Every error the library raises on purpose derives from :class:`EnsembleError`. A mistake in
+how the library is called (:class:`UsageError`) is kept apart from a failure of a provider
+(:class:`ProviderError`), and a run that could not gather enough samples raises a
+:class:`RunError` that still carries every sample that came back::
+
+    EnsembleError
+    ├── UsageError                     your mistake; also a ValueError
+    │   ├── InvalidInputError          bad samples / text / sentences / thresholds
+    │   ├── UnknownNameError           unknown metric or model spec; lists the known names
+    │   ├── ConfigurationError         invalid settings (repeats, quorum, base_url, ...)
+    │   ├── MissingAPIKeyError         no key given; names the environment variable to set
+    │   └── MissingDependencyError     an optional extra is not installed; also an ImportError
+    ├── ProviderError                  the provider's failure (model_name on every instance)
+    │   ├── ProviderConnectionError    could not connect, or the connection broke
+    │   ├── ProviderTimeoutError       one attempt exceeded its timeout
+    │   ├── ProviderHTTPError          a non-2xx answer (status_code, body)
+    │   │   ├── AuthenticationError    401 / 403: the run stops calling that provider
+    │   │   └── RateLimitError         429 (retry_after when the provider said it)
+    │   └── InvalidResponseError       a 2xx answer whose body is not what the API promises
+    └── RunError                       a run failed as a whole; keeps .samples (partial results)
+        └── QuorumError                fewer successful samples than the quorum; lists failures
+
+Messages never contain API keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ensemble.types import Sample
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigurationError",
+    "EnsembleError",
+    "InvalidInputError",
+    "InvalidResponseError",
+    "MissingAPIKeyError",
+    "MissingDependencyError",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderHTTPError",
+    "ProviderTimeoutError",
+    "QuorumError",
+    "RateLimitError",
+    "RunError",
+    "UnknownNameError",
+    "UsageError",
+]
+
+
+class EnsembleError(Exception):
+    """Base class of every error raised on purpose by ``ensemble``."""
+
+
+# --- your mistake -------------------------------------------------------------------------
+
+
+class UsageError(EnsembleError, ValueError):
+    """The library was called in a way it cannot honour."""
+
+
+class InvalidInputError(UsageError):
+    """Samples, text, sentences or another argument has the wrong type or value."""
+
+
+class UnknownNameError(UsageError, LookupError):
+    """A name (metric, model spec, ...) that no registry knows; the message lists the known ones."""
+
+    def __init__(self, kind: str, name: str, known: Iterable[str]) -> None:
+        self.kind = kind
+        self.name = name
+        self.known = tuple(sorted(known))
+        listed = ", ".join(repr(k) for k in self.known) or "(none)"
+        super().__init__(f"unknown {kind} {name!r}; known {kind}s: {listed}")
+
+    def __str__(self) -> str:  # LookupError would add quotes around the message
+        return str(self.args[0])
+
+
+class ConfigurationError(UsageError):
+    """Settings that are invalid on their own or together (e.g. quorum above the sample count)."""
+
+
+class MissingAPIKeyError(UsageError):
+    """No API key was given and the provider's environment variable is not set."""
+
+    def __init__(self, provider: str, env_var: str) -> None:
+        self.provider = provider
+        self.env_var = env_var
+        super().__init__(
+            f"no API key for {provider}: pass api_key=... or set the environment variable {env_var}"
+        )
+
+
+class MissingDependencyError(UsageError, ImportError):
+    """An optional dependency is missing; the message gives the command that installs it."""
+
+    def __init__(self, what: str, install: str) -> None:
+        self.what = what
+        self.install = install
+        super().__init__(f"{what} is not installed; install it with: {install}")
+
+
+# --- their failure ------------------------------------------------------------------------
+
+
+class ProviderError(EnsembleError):
+    """A model provider failed to produce a completion."""
+
+    #: Whether trying the same request again may succeed.
+    retryable: bool = False
+
+    def __init__(self, message: str, *, model_name: str) -> None:
+        self.model_name = model_name
+        super().__init__(f"{model_name}: {message}")
+
+
+class ProviderConnectionError(ProviderError):
+    """The connection could not be made or broke before an answer arrived."""
+
+    retryable = True
+
+
+class ProviderTimeoutError(ProviderError):
+    """One attempt took longer than its timeout."""
+
+    retryable = True
+
+
+class ProviderHTTPError(ProviderError):
+    """The provider answered with a non-success HTTP status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model_name: str,
+        status_code: int,
+        body: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.body = body
+        self.retry_after = retry_after
+        super().__init__(f"HTTP {status_code}: {message}", model_name=model_name)
+
+    @property
+    def retryable(self) -> bool:  # type: ignore[override]
+        return self.status_code in (408, 409, 429) or self.status_code >= 500
+
+
+class AuthenticationError(ProviderHTTPError):
+    """401 or 403: the key was refused. A run stops calling that provider."""
+
+
+class RateLimitError(ProviderHTTPError):
+    """429: too many requests; ``retry_after`` holds the provider's hint in seconds, if any."""
+
+
+class InvalidResponseError(ProviderError):
+    """A success status whose body is not a valid completion."""
+
+
+# --- a run as a whole -----------------------------------------------------------------------
+
+
+class RunError(EnsembleError):
+    """A run failed as a whole. ``samples`` keeps every sample, successful or not."""
+
+    def __init__(self, message: str, *, samples: Sequence[Sample] = ()) -> None:
+        self.samples: tuple[Sample, ...] = tuple(samples)
+        super().__init__(message)
+
+
+class QuorumError(RunError):
+    """Fewer successful samples than the quorum. The message lists every failure."""
+
+    def __init__(self, *, quorum: int, samples: Sequence[Sample]) -> None:
+        self.quorum = quorum
+        ok = sum(1 for s in samples if s.ok)
+        lines = [f"{ok} successful sample(s), quorum is {quorum}; failures:"]
+        for s in samples:
+            if s.error is not None:
+                where = f"{s.model or '?'}#{s.repeat if s.repeat is not None else '?'}"
+                lines.append(f"  - {where}: {s.error.type}: {s.error.message}")
+        super().__init__("\n".join(lines), samples=samples)
+
+    @property
+    def failures(self) -> tuple[Sample, ...]:
+        return tuple(s for s in self.samples if s.error is not None)

@@ -1,0 +1,249 @@
+"""The metric interface and the registry that resolves metric names.
+
+A metric answers one question: *how well is each span of a text supported by each of a set
+of samples?* It returns a matrix of support values in [0, 1], one row per span and one column
+per sample, and turns that matrix into one confidence per span (by default the weighted mean
+over samples). The consensus engine does the rest: choosing the candidate text, aligning
+support with the samples, thresholds and results.
+
+Writing a metric::
+
+    class LengthMetric(Metric):
+        name = "length"
+        granularity = "sentence"
+
+        def support(self, text, spans, samples):
+            ...  # np.ndarray of shape (len(spans), len(samples)), values in [0, 1]
+
+    ensemble.register_metric("length", LengthMetric)
+
+Third-party packages register metrics through the entry-point group ``ensemble.metrics``::
+
+    [project.entry-points."ensemble.metrics"]
+    length = "mypkg.metrics:LengthMetric"
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from importlib.metadata import entry_points
+from typing import ClassVar, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from ensemble import segment
+from ensemble.errors import InvalidInputError, UnknownNameError
+from ensemble.types import MetricInfo, SettingValue
+
+__all__ = [
+    "FloatArray",
+    "Granularity",
+    "Metric",
+    "MetricScores",
+    "available_metrics",
+    "get_metric",
+    "register_metric",
+]
+
+FloatArray = npt.NDArray[np.float64]
+Granularity = Literal["sentence", "token", "text"]
+Offsets = Sequence[tuple[int, int]]
+
+
+class MetricScores:
+    """What :meth:`Metric.evaluate` returns: per-sample support and per-span confidence."""
+
+    __slots__ = ("confidence", "support")
+
+    def __init__(self, support: FloatArray, confidence: FloatArray) -> None:
+        self.support = support
+        """Shape ``(n_spans, n_samples)``, values in [0, 1]."""
+        self.confidence = confidence
+        """Shape ``(n_spans,)``, values in [0, 1]."""
+
+
+class Metric(abc.ABC):
+    """Base class of all metrics. Subclasses implement :meth:`support`.
+
+    Class attributes declare what a metric is, so callers never have to probe:
+
+    - ``name``: the registry name;
+    - ``granularity``: the spans it scores when the library segments a text itself
+      (``"sentence"``, ``"token"`` or ``"text"`` for the whole text as one span);
+    - ``symmetric``: whether ``agreement(texts)`` is symmetric;
+    - ``version``: bumped whenever the same settings would give different numbers.
+    """
+
+    name: ClassVar[str]
+    granularity: ClassVar[Granularity] = "sentence"
+    symmetric: ClassVar[bool] = False
+    version: ClassVar[str] = "1"
+
+    def settings(self) -> dict[str, SettingValue]:
+        """The settings that, with ``name`` and ``version``, reproduce this metric's numbers."""
+        return {}
+
+    @property
+    def info(self) -> MetricInfo:
+        return MetricInfo(name=self.name, settings=self.settings(), version=self.version)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.settings().items())
+        return f"{type(self).__name__}({args})"
+
+    def segment(self, text: str) -> list[tuple[int, int]]:
+        """Split ``text`` into the spans this metric scores, as character offsets."""
+        if self.granularity == "sentence":
+            return segment.sentences(text)
+        if self.granularity == "token":
+            return segment.tokens(text)
+        stripped = text.strip()
+        if not stripped:
+            return []
+        start = text.index(stripped)
+        return [(start, start + len(stripped))]
+
+    @abc.abstractmethod
+    def support(self, text: str, spans: Offsets, samples: Sequence[str]) -> FloatArray:
+        """How well each span of ``text`` is supported by each sample.
+
+        Returns an array of shape ``(len(spans), len(samples))`` with values in [0, 1].
+        """
+
+    def evaluate(
+        self,
+        text: str,
+        spans: Offsets,
+        samples: Sequence[str],
+        weights: FloatArray | None = None,
+    ) -> MetricScores:
+        """Support per sample and one confidence per span.
+
+        The default confidence is the weighted mean of support over the samples (equal weights
+        unless ``weights`` is given). A metric may override this to pool evidence across
+        samples, as long as it documents what the number means. With no samples, every
+        confidence is 0.0: nothing supports the text.
+        """
+        sup = np.asarray(self.support(text, spans, samples), dtype=np.float64)
+        if sup.shape != (len(spans), len(samples)):
+            raise ValueError(
+                f"{type(self).__name__}.support returned shape {sup.shape}, "
+                f"expected {(len(spans), len(samples))}"
+            )
+        sup = np.clip(sup, 0.0, 1.0)
+        return MetricScores(sup, weighted_mean(sup, weights))
+
+    def agreement(self, texts: Sequence[str]) -> FloatArray:
+        """Pairwise agreement: ``A[i, j]`` is how well ``texts[i]`` is supported by ``texts[j]``.
+
+        The default is the length-weighted mean support of the spans of ``texts[i]`` by
+        ``texts[j]``; the diagonal is 1. A text with no spans agrees fully with an empty text
+        and not at all with anything else.
+        """
+        n = len(texts)
+        out = np.eye(n, dtype=np.float64)
+        for i, text in enumerate(texts):
+            others = [j for j in range(n) if j != i]
+            if not others:
+                continue
+            spans = self.segment(text)
+            if not spans:
+                row = np.array([1.0 if not texts[j].strip() else 0.0 for j in others])
+            else:
+                sup = np.clip(
+                    np.asarray(self.support(text, spans, [texts[j] for j in others]), float),
+                    0.0,
+                    1.0,
+                )
+                lengths = np.array([max(b - a, 1) for a, b in spans], dtype=np.float64)
+                row = lengths @ sup / lengths.sum()
+            out[i, others] = row
+        return out
+
+
+def weighted_mean(support: FloatArray, weights: FloatArray | None) -> FloatArray:
+    """Mean of ``support`` over its columns (samples), weighted; zeros when there are none."""
+    n_spans, n_samples = support.shape
+    if n_samples == 0:
+        return np.zeros(n_spans, dtype=np.float64)
+    if weights is None:
+        return np.asarray(support.mean(axis=1), dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (n_samples,) or np.any(w < 0) or not np.isfinite(w).all() or w.sum() <= 0:
+        raise InvalidInputError("weights must be one non-negative finite number per sample")
+    return np.asarray(support @ (w / w.sum()), dtype=np.float64)
+
+
+# --- registry -------------------------------------------------------------------------------
+
+MetricFactory = Callable[[], Metric]
+
+#: Built-in metrics, imported only when first asked for (heavy backends stay unloaded).
+_BUILTIN: dict[str, str] = {
+    "ngram": "ensemble.metrics.ngram:NgramMetric",
+    "prefix": "ensemble.metrics.prefix:PrefixMetric",
+    "vote": "ensemble.metrics.vote:VoteMetric",
+}
+_REGISTERED: dict[str, MetricFactory] = {}
+_ENTRY_POINT_GROUP = "ensemble.metrics"
+
+
+def register_metric(name: str, factory: MetricFactory, *, replace: bool = False) -> None:
+    """Make ``get_metric(name)`` return ``factory()``.
+
+    ``factory`` is a :class:`Metric` subclass or any callable returning a metric.
+    """
+    if not name or not isinstance(name, str):
+        raise InvalidInputError("a metric name must be a non-empty string")
+    if not replace and (name in _REGISTERED or name in _BUILTIN):
+        raise InvalidInputError(f"a metric named {name!r} is already registered")
+    _REGISTERED[name] = factory
+
+
+def _entry_points() -> Mapping[str, str]:
+    return {ep.name: ep.value for ep in entry_points(group=_ENTRY_POINT_GROUP)}
+
+
+def available_metrics() -> list[str]:
+    """Every metric name that :func:`get_metric` resolves (built-in, registered, entry points)."""
+    return sorted(set(_BUILTIN) | set(_REGISTERED) | set(_entry_points()))
+
+
+def _load(target: str) -> MetricFactory:
+    module, _, attr = target.partition(":")
+    obj = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise TypeError(f"{target} is not callable")
+    return obj
+
+
+def get_metric(name: str | Metric) -> Metric:
+    """Resolve a metric name (or pass a :class:`Metric` through unchanged).
+
+    Raises :class:`~ensemble.errors.UnknownNameError`, which lists the known names, for a name
+    no registry knows.
+    """
+    if isinstance(name, Metric):
+        return name
+    if not isinstance(name, str):
+        raise InvalidInputError(
+            f"metric must be a name or a Metric instance, not {type(name).__name__}"
+        )
+    factory = _REGISTERED.get(name)
+    if factory is None and name in _BUILTIN:
+        factory = _load(_BUILTIN[name])
+    if factory is None:
+        eps = _entry_points()
+        if name in eps:
+            factory = _load(eps[name])
+    if factory is None:
+        raise UnknownNameError("metric", name, available_metrics())
+    metric = factory()
+    if not isinstance(metric, Metric):
+        raise InvalidInputError(f"the factory registered for {name!r} did not return a Metric")
+    return metric
