@@ -18,7 +18,8 @@ how the library is called (:class:`UsageError`) is kept apart from a failure of 
     │   ├── ProviderHTTPError          a non-2xx answer (status_code, body)
     │   │   ├── AuthenticationError    401 / 403: the run stops calling that provider
     │   │   └── RateLimitError         429 (retry_after when the provider said it)
-    │   └── InvalidResponseError       a 2xx answer whose body is not what the API promises
+    │   ├── InvalidResponseError       a 2xx answer whose body is not what the API promises
+    │   └── LocalServerError           the embedded llama.cpp server (LocalModel) failed to start
     └── RunError                       a run failed as a whole; keeps .samples (partial results)
         └── QuorumError                fewer successful samples than the quorum; lists failures
 
@@ -39,6 +40,7 @@ __all__ = [
     "EnsembleError",
     "InvalidInputError",
     "InvalidResponseError",
+    "LocalServerError",
     "MissingAPIKeyError",
     "MissingDependencyError",
     "ProviderConnectionError",
@@ -164,6 +166,16 @@ class RateLimitError(ProviderHTTPError):
 
 class InvalidResponseError(ProviderError):
     """A success status whose body is not a valid completion."""
+
+
+class LocalServerError(ProviderError):
+    """The embedded llama.cpp server behind ``LocalModel`` failed to start or died.
+
+    The message ends with the tail of the server's own log when there is one.
+    """
+
+    def __init__(self, message: str, *, model_name: str = "local") -> None:
+        super().__init__(message, model_name=model_name)
 
 
 # --- a run as a whole -----------------------------------------------------------------------
