@@ -1,0 +1,29 @@
+"""The README's two commands stay true: CI runs exactly the README's test command."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _commands(section: str) -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index(section)
+    block = re.search(r"```bash\n(.+?)\n```", readme[start:], re.S)
+    assert block is not None, f"no bash block after {section!r}"
+    return block.group(1).strip()
+
+
+def test_ci_runs_the_readme_test_command_verbatim() -> None:
+    command = _commands("**Set up and pass the tests:**")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert command in ci, "the last command of .ci/run must be the README's test command"
+    assert ci[-1] == command
+
+
+def test_readme_main_job_uses_the_cli_entry_point() -> None:
+    command = _commands("**Run the main job**")
+    assert "pip install" in command
+    assert ".venv/bin/ensemble " in command
