@@ -1,0 +1,232 @@
+"""The ``ngram`` metric: hand-made cases and Hypothesis properties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import ensemble
+from ensemble.errors import ConfigurationError, InvalidInputError
+from ensemble.metrics.ngram import STOPWORDS, NgramMetric, content_units
+
+BIO = "Ada Lovelace was born in London in 1815. She worked with Charles Babbage."
+SAMPLES = [
+    "Ada Lovelace, born in London in 1815, worked with Charles Babbage on his engine.",
+    "Born in London in 1815, Ada Lovelace is known for her work with Charles Babbage.",
+    "Ada Lovelace (1815-1852) was a London-born mathematician who worked with Babbage.",
+]
+
+
+def confidences(result: ensemble.Consensus) -> list[float]:
+    return [s.confidence for s in result.spans]
+
+
+# --- units ----------------------------------------------------------------------------------
+
+
+def test_content_units_drop_function_words_and_stem() -> None:
+    assert content_units("He was born in London in 1820.") == ["born", "london", "1820"]
+    assert content_units("She studied the studies.") == ["studi"]
+    assert content_units("It is 3.5 km, or 1,000 m.") == ["3.5", "km", "1,000"]
+    # accents and case do not matter
+    assert content_units("Zürich") == content_units("ZURICH")
+
+
+def test_a_sentence_of_function_words_falls_back_to_all_words() -> None:
+    assert content_units("He was.") == ["he", "wa"]
+    assert {"he", "was", "the", "of"} <= STOPWORDS
+
+
+def test_bigrams_join_adjacent_content_words() -> None:
+    assert content_units("born in London", n=2) == ["born", "london", "born london"]
+
+
+# --- hand-made cases ------------------------------------------------------------------------
+
+
+def test_supported_sentence_beats_an_unsupported_one() -> None:
+    result = ensemble.score(
+        sentences=["Ada Lovelace was born in London.", "She won the Nobel Prize in 1903."],
+        samples=SAMPLES,
+        metric="ngram",
+    )
+    supported, invented = confidences(result)
+    assert supported > invented
+    # every content word of the first sentence is in every sample
+    assert result.spans[0].support == (1.0, 1.0, 1.0)
+    assert result.spans[0].supporters == (0, 1, 2)
+
+
+def test_one_wrong_fact_lowers_the_sentence() -> None:
+    right = ensemble.score(text="Ada Lovelace was born in 1815.", samples=SAMPLES)
+    wrong = ensemble.score(text="Ada Lovelace was born in 1820.", samples=SAMPLES)
+    assert right.spans[0].confidence == pytest.approx(1.0)
+    assert wrong.spans[0].confidence < 0.75
+
+
+def test_exact_value_by_the_documented_rule() -> None:
+    # units: lovelac, born, london, 1852 -> shares of samples 1, 1, 1, 1/3
+    metric = NgramMetric(lowest=2, context=0.5)
+    text = "Lovelace was born in London in 1852."
+    result = ensemble.score(text=text, samples=SAMPLES, metric=metric)
+    span_term = (1 / 3 + 1.0) / 2  # mean of the two lowest
+    text_term = (3 + 1 / 3) / 4  # one span: the mean over its units
+    assert result.spans[0].confidence == pytest.approx(0.5 * span_term + 0.5 * text_term)
+    # per-sample support is the share of the span's units the sample has
+    assert result.spans[0].support == pytest.approx((0.75, 0.75, 1.0))
+
+
+def test_context_pulls_sentences_towards_the_whole_text() -> None:
+    samples = ["Paris is the capital of France."] * 3
+    text = "Paris is the capital of France. Its mayor is Bob Smith."
+    alone = ensemble.score(text=text, samples=samples, metric=NgramMetric(context=0.0))
+    blended = ensemble.score(text=text, samples=samples, metric=NgramMetric(context=0.5))
+    assert confidences(alone) == pytest.approx([1.0, 0.0])
+    assert blended.spans[0].confidence < 1.0
+    assert blended.spans[1].confidence > 0.0
+
+
+def test_weights_weigh_samples() -> None:
+    samples = ["Born in 1815.", "Born in 1816."]
+    text = "Born in 1815."
+    metric = NgramMetric(context=0.0, lowest=1)
+    even = ensemble.score(text=text, samples=samples, metric=metric)
+    tilted = ensemble.score(text=text, samples=samples, metric=metric, weights=[3.0, 1.0])
+    assert even.spans[0].confidence == pytest.approx(0.5)
+    assert tilted.spans[0].confidence == pytest.approx(0.75)
+    with pytest.raises(InvalidInputError):
+        ensemble.score(text=text, samples=samples, metric=metric, weights=[1.0, -1.0])
+
+
+def test_consensus_picks_the_majority_story() -> None:
+    samples = [
+        "Marie Curie won the Nobel Prize in Physics in 1903.",
+        "Marie Curie received the Nobel Prize in Physics in 1903.",
+        "In 1903 Marie Curie won the Physics Nobel Prize.",
+        "Marie Curie was a famous Italian painter of landscapes.",
+    ]
+    result = ensemble.consensus(samples, metric="ngram")
+    assert "painter" not in result.text
+    assert result.spans[0].confidence > 0.6
+
+
+def test_agreement_is_word_coverage() -> None:
+    m = NgramMetric()
+    a = m.agreement(["Paris is in France.", "Paris is a city in France.", "", "Berlin."])
+    assert a.shape == (4, 4)
+    assert np.allclose(np.diag(a), 1.0)
+    assert a[0, 1] == pytest.approx(1.0)  # paris, franc are both in text 1
+    assert a[1, 0] == pytest.approx(2 / 3)  # text 1 has paris, citi, franc
+    assert a[0, 3] == 0.0
+    assert a[2, 0] == 0.0 and a[0, 2] == 0.0  # empty text agrees with nothing but empties
+
+
+def test_empty_and_degenerate_inputs() -> None:
+    result = ensemble.score(text="", samples=["anything"], metric="ngram")
+    assert result.spans == ()
+    result = ensemble.score(text="Born 1815.", samples=[""], metric="ngram")
+    assert confidences(result) == [0.0]
+    single = ensemble.consensus(["Only one sample here."], metric="ngram")
+    assert single.text == "Only one sample here."
+    assert confidences(single) == [0.0]  # no other sample: no evidence
+    punct = ensemble.score(sentences=["...", "Born 1815."], samples=["Born 1815."])
+    assert confidences(punct) == pytest.approx([1.0, 1.0])
+
+
+def test_settings_are_validated_and_signed() -> None:
+    for bad in ({"n": 3}, {"lowest": 0}, {"context": 1.5}, {"lowest": True}):
+        with pytest.raises(ConfigurationError):
+            NgramMetric(**bad)  # type: ignore[arg-type]
+    m = ensemble.get_metric("ngram")
+    assert isinstance(m, NgramMetric)
+    assert m.info.signature == "ngram|context:0.5|lowest:2|n:1|stem:yes|stopwords:yes|version:1"
+
+
+def test_bigrams_need_words_in_order() -> None:
+    samples = ["London was where he was born."] * 2
+    uni = ensemble.score(text="He was born in London.", samples=samples, metric=NgramMetric())
+    bi = ensemble.score(text="He was born in London.", samples=samples, metric=NgramMetric(n=2))
+    assert uni.spans[0].confidence == pytest.approx(1.0)
+    assert bi.spans[0].confidence < 1.0
+
+
+# --- properties -----------------------------------------------------------------------------
+
+words = st.sampled_from(
+    "Ada Lovelace was born in London 1815 She worked with Babbage on the engine and "
+    "wrote notes . , Dr. St. 3.5 Zürich café".split()
+)
+texts = st.lists(words, min_size=0, max_size=25).map(" ".join)
+sentences_st = st.lists(texts, min_size=1, max_size=4)
+metrics = st.builds(
+    NgramMetric,
+    n=st.sampled_from([1, 2]),
+    lowest=st.integers(1, 4),
+    context=st.sampled_from([0.0, 0.25, 0.5, 1.0]),
+    stem=st.booleans(),
+    stopwords=st.booleans(),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=texts, copies=st.integers(1, 5), metric=metrics)
+def test_identical_samples_give_confidence_one(text: str, copies: int, metric: NgramMetric) -> None:
+    result = ensemble.score(text=text, samples=[text] * copies, metric=metric)
+    assert all(s.confidence == pytest.approx(1.0) for s in result.spans)
+    consensus = ensemble.consensus([text] * (copies + 1), metric=metric)
+    assert all(s.confidence == pytest.approx(1.0) for s in consensus.spans)
+
+
+@settings(max_examples=150, deadline=None)
+@given(sentences=sentences_st, samples=st.lists(texts, min_size=1, max_size=6), metric=metrics)
+def test_confidence_and_support_in_unit_interval(
+    sentences: list[str], samples: list[str], metric: NgramMetric
+) -> None:
+    result = ensemble.score(sentences=sentences, samples=samples, metric=metric)
+    assert len(result.spans) == len(sentences)
+    for span in result.spans:
+        assert 0.0 <= span.confidence <= 1.0
+        assert all(v is not None and 0.0 <= v <= 1.0 for v in span.support)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    sentences=sentences_st,
+    samples=st.lists(texts, min_size=1, max_size=6),
+    metric=metrics,
+    data=st.data(),
+)
+def test_sample_order_does_not_change_confidence(
+    sentences: list[str], samples: list[str], metric: NgramMetric, data: st.DataObject
+) -> None:
+    shuffled = data.draw(st.permutations(samples))
+    a = ensemble.score(sentences=sentences, samples=samples, metric=metric)
+    b = ensemble.score(sentences=sentences, samples=shuffled, metric=metric)
+    assert confidences(a) == pytest.approx(confidences(b), abs=1e-12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=texts, samples=st.lists(texts, min_size=1, max_size=5))
+def test_adding_the_text_itself_as_a_sample_never_lowers_confidence(
+    text: str, samples: list[str]
+) -> None:
+    before = ensemble.score(text=text, samples=samples, metric="ngram")
+    after = ensemble.score(text=text, samples=[*samples, text], metric="ngram")
+    for x, y in zip(confidences(before), confidences(after), strict=True):
+        assert y >= x - 1e-12
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=texts, samples=st.lists(texts, min_size=1, max_size=5))
+def test_support_matches_a_plain_python_reference(text: str, samples: list[str]) -> None:
+    metric = NgramMetric()
+    offsets = metric.segment(text)
+    got = metric.support(text, offsets, samples)
+    for k, (a, b) in enumerate(offsets):
+        units = content_units(text[a:b])
+        for j, sample in enumerate(samples):
+            have = set(content_units(sample, stopwords=False))
+            expected = sum(u in have for u in units) / len(units) if units else 1.0
+            assert got[k, j] == pytest.approx(expected)
