@@ -3,7 +3,8 @@
 One server process runs per :class:`ServerConfig` (GGUF path, slots, threads, context size) and
 is shared by every :class:`~ensemble.models.local.LocalModel` of this Python process that uses
 the same configuration. Each user holds a reference; the server stops when the last reference is
-released, and at interpreter exit at the latest (``atexit``). The server runs in a child process
+released (after an optional keep-alive, so back-to-back uses do not pay the start-up again), and
+at interpreter exit at the latest (``atexit``). The server runs in a child process
 (``_llama_server.py``), bound to 127.0.0.1 on a port the OS picks, and demands a random API key,
 so other local users cannot borrow it. If the child dies, the next :func:`acquire` starts a new
 one.
@@ -61,6 +62,7 @@ class ServerHandle:
     startup_seconds: float
     _log: IO[bytes] = field(repr=False)
     refs: int = 0
+    _linger: threading.Timer | None = field(default=None, repr=False)
 
     @property
     def port(self) -> int:
@@ -281,17 +283,37 @@ def acquire(
             handle = start(config, startup_timeout=startup_timeout, model_name=model_name)
             _servers[config] = handle
         handle.refs += 1
+        if handle._linger is not None:  # it was about to stop: keep it
+            handle._linger.cancel()
+            handle._linger = None
         return handle
 
 
-def release(handle: ServerHandle) -> None:
-    """Drop one reference; the last one stops the server."""
+def release(handle: ServerHandle, *, keep_alive: float = 0.0) -> None:
+    """Drop one reference. After the last one the server stops, ``keep_alive`` seconds later
+    (at once for 0) unless someone acquires it again in the meantime."""
     with _lock:
         handle.refs -= 1
         if handle.refs > 0:
             return
         if _servers.get(handle.config) is handle:
+            if keep_alive > 0:
+                timer = threading.Timer(keep_alive, _expire, args=(handle,))
+                timer.daemon = True
+                timer.name = "llama-keep-alive"
+                handle._linger = timer
+                timer.start()
+                return
             del _servers[handle.config]
+    handle.stop()
+
+
+def _expire(handle: ServerHandle) -> None:
+    with _lock:
+        if handle.refs > 0 or _servers.get(handle.config) is not handle:
+            return
+        del _servers[handle.config]
+        handle._linger = None
     handle.stop()
 
 
@@ -306,6 +328,10 @@ def stop_all() -> None:
     with _lock:
         handles = list(_servers.values())
         _servers.clear()
+        for handle in handles:
+            if handle._linger is not None:
+                handle._linger.cancel()
+                handle._linger = None
     for handle in handles:
         handle.stop()
 
