@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
+if TYPE_CHECKING:
+    from nltk.tokenize.punkt import PunktSentenceTokenizer
 
 __all__ = ["ABBREVIATIONS", "sentences", "tokens"]
 
@@ -43,6 +45,9 @@ _TOKEN = re.compile(r"\w+(?:[.,'\u2019\-]\w+)*|[^\w\s]")
 
 @lru_cache(maxsize=1)
 def _punkt() -> PunktSentenceTokenizer:
+    # Imported here: importing nltk takes seconds, and only sentence splitting needs it.
+    from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
+
     params = PunktParameters()
     params.abbrev_types = set(ABBREVIATIONS)
     return PunktSentenceTokenizer(params)
