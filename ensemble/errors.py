@@ -10,11 +10,13 @@ how the library is called (:class:`UsageError`) is kept apart from a failure of 
     │   ├── InvalidInputError          bad samples / text / sentences / thresholds
     │   ├── UnknownNameError           unknown metric or model spec; lists the known names
     │   ├── ConfigurationError         invalid settings (repeats, quorum, base_url, ...)
+    │   │   └── CalibrationMismatchError   a calibrator fitted for another metric's confidences
     │   ├── MissingAPIKeyError         no key given; names the environment variable to set
     │   └── MissingDependencyError     an optional extra is not installed; also an ImportError
     ├── ProviderError                  the provider's failure (model_name on every instance)
     │   ├── ProviderConnectionError    could not connect, or the connection broke
     │   ├── ProviderTimeoutError       one attempt exceeded its timeout
+    │   │   └── DeadlineExceededError  the run's deadline passed first; the call was cancelled
     │   ├── ProviderHTTPError          a non-2xx answer (status_code, body)
     │   │   ├── AuthenticationError    401 / 403: the run stops calling that provider
     │   │   └── RateLimitError         429 (retry_after when the provider said it)
@@ -36,7 +38,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AuthenticationError",
+    "CalibrationMismatchError",
     "ConfigurationError",
+    "DeadlineExceededError",
     "EnsembleError",
     "InvalidInputError",
     "InvalidResponseError",
@@ -88,6 +92,23 @@ class ConfigurationError(UsageError):
     """Settings that are invalid on their own or together (e.g. quorum above the sample count)."""
 
 
+class CalibrationMismatchError(ConfigurationError):
+    """A calibrator was applied to the confidences of a metric it was not fitted for.
+
+    ``expected`` is the signature it was fitted for, ``got`` the signature it was given.
+    """
+
+    def __init__(self, *, expected: str, got: str, name: str | None = None) -> None:
+        self.expected = expected
+        self.got = got
+        label = f"calibration {name!r}" if name else "this calibration"
+        super().__init__(
+            f"{label} was fitted for the metric {expected!r} but is applied to {got!r}; "
+            "its probabilities would be meaningless. Fit one for this metric, or force it "
+            "with calibrator.apply(..., force=True) / calibration=calibrator.forced()"
+        )
+
+
 class MissingAPIKeyError(UsageError):
     """No API key was given and the provider's environment variable is not set."""
 
@@ -132,6 +153,12 @@ class ProviderTimeoutError(ProviderError):
     """One attempt took longer than its timeout."""
 
     retryable = True
+
+
+class DeadlineExceededError(ProviderTimeoutError):
+    """The run's deadline passed before this call answered; the call was cancelled."""
+
+    retryable = False
 
 
 class ProviderHTTPError(ProviderError):
