@@ -20,9 +20,11 @@ evidence.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
+from ensemble.calibration import Calibrator, load_calibration
 from ensemble.errors import InvalidInputError
 from ensemble.metrics.base import FloatArray, Metric, get_metric
 from ensemble.types import Alert, Consensus, Sample, Span
@@ -126,6 +128,18 @@ def _full_agreement(
     return tuple(tuple(r) for r in rows)
 
 
+def _calibrator(calibration: Calibrator | str | Path | None, metric: Metric) -> Calibrator | None:
+    """Resolve ``calibration=`` and check, before any work, that it fits the metric."""
+    cal = load_calibration(calibration)
+    if cal is not None:
+        cal.check(metric.info)
+    return cal
+
+
+def _calibrated(confidence: FloatArray, cal: Calibrator | None) -> FloatArray:
+    return confidence if cal is None else cal.apply(confidence, force=True)
+
+
 def choose_candidate(texts: Sequence[str], agreement: FloatArray) -> int:
     """Index of the minimum-Bayes-risk candidate among ``texts`` (see the module docstring)."""
     n = len(texts)
@@ -144,16 +158,21 @@ def consensus(
     metric: str | Metric = "ngram",
     threshold: float | None = None,
     weights: Sequence[float] | None = None,
+    calibration: Calibrator | str | Path | None = None,
 ) -> Consensus:
     """Choose the sample the others agree with most and give each of its spans a confidence.
 
     ``samples`` are strings or :class:`~ensemble.Sample` objects (failed samples are kept in
     the result but never vote). ``threshold`` keeps only spans whose confidence is at least
     that. ``weights`` (one per sample) weigh each sample's support in the confidence.
+    ``calibration`` (a :class:`~ensemble.calibration.Calibrator`, a packaged name such as
+    ``"ngram-wikibio"`` or a path to a calibration file) maps each confidence to the
+    probability that the span is accurate before the threshold is applied.
     """
     all_samples = _as_samples(samples)
     metric_obj = get_metric(metric)
     _check_threshold(threshold)
+    cal = _calibrator(calibration, metric_obj)
     w_all = _check_weights(weights, len(all_samples))
     voters = [i for i, s in enumerate(all_samples) if s.ok]
     if not voters:
@@ -172,7 +191,7 @@ def consensus(
         spans=_spans(
             text,
             offsets,
-            scores.confidence,
+            _calibrated(scores.confidence, cal),
             scores.support,
             evidence,
             len(all_samples),
@@ -184,6 +203,7 @@ def consensus(
         agreement=_full_agreement(matrix, voters, len(all_samples)),
         alerts=_no_evidence_alert(len(evidence)),
         threshold=threshold,
+        calibration=None if cal is None else cal.info_for(metric_obj.info),
     )
 
 
@@ -213,18 +233,21 @@ def score(
     metric: str | Metric = "ngram",
     threshold: float | None = None,
     weights: Sequence[float] | None = None,
+    calibration: Calibrator | str | Path | None = None,
 ) -> Consensus:
     """Score a text generated elsewhere against samples; no model is called.
 
     Give exactly one of ``text`` (the library splits it into the metric's spans) or
     ``sentences`` (exactly these spans, in order; the result's ``text`` is them joined with
-    single spaces). Every successful sample is evidence.
+    single spaces). Every successful sample is evidence. ``calibration``: as in
+    :func:`consensus`.
     """
     if (text is None) == (sentences is None):
         raise InvalidInputError("give exactly one of `text` and `sentences`")
     all_samples = _as_samples(samples)
     metric_obj = get_metric(metric)
     _check_threshold(threshold)
+    cal = _calibrator(calibration, metric_obj)
     w_all = _check_weights(weights, len(all_samples))
     if text is not None:
         if not isinstance(text, str):
@@ -240,7 +263,7 @@ def score(
         spans=_spans(
             text,
             offsets,
-            scores.confidence,
+            _calibrated(scores.confidence, cal),
             scores.support,
             evidence,
             len(all_samples),
@@ -251,4 +274,5 @@ def score(
         metric=metric_obj.info,
         alerts=_no_evidence_alert(len(evidence)),
         threshold=threshold,
+        calibration=None if cal is None else cal.info_for(metric_obj.info),
     )

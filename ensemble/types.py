@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 __all__ = [
     "Alert",
     "AlertEvidence",
+    "CalibrationInfo",
     "Consensus",
     "MetricInfo",
     "Sample",
@@ -130,6 +131,25 @@ class MetricInfo(_Frozen):
         return "|".join(parts)
 
 
+class CalibrationInfo(_Frozen):
+    """The calibration applied to a result's confidences (see :mod:`ensemble.calibration`).
+
+    When a :class:`Consensus` carries one, every ``Span.confidence`` is the calibrated
+    probability that the span is accurate; ``Span.support`` stays the metric's raw support.
+    """
+
+    name: str | None = None
+    """The packaged calibration's name (e.g. ``"ngram-wikibio"``), if it has one."""
+    method: str
+    """``"isotonic"``, ``"centered-isotonic"`` or ``"platt"``."""
+    metric: str | None = None
+    """Signature of the metric the calibration was fitted for (``None``: any metric)."""
+    forced: bool = False
+    """True when it was applied to a metric other than the one it was fitted for."""
+    n_fitted: int = 0
+    """Number of labelled spans it was fitted on."""
+
+
 class AlertEvidence(_Frozen):
     """A piece of text shared by the samples that raised an alert."""
 
@@ -171,6 +191,8 @@ class Consensus(_Frozen):
     supported by sample ``j``; ``None`` where either sample failed."""
     alerts: tuple[Alert, ...] = ()
     threshold: float | None = None
+    calibration: CalibrationInfo | None = None
+    """The calibration that mapped raw confidences to probabilities (``None``: raw)."""
 
     @property
     def confidence(self) -> float:
