@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import statistics
 import sys
 import time
@@ -70,23 +71,25 @@ def hallucination_scores(passages: Sequence[Passage], metric: Metric) -> list[np
 
 def timed(
     passages: Sequence[Passage], metric: Metric, repeats: int
-) -> tuple[list[Any], float, float]:
-    """Scores, the first (cold) time, and the median time of the repeats after it."""
+) -> tuple[list[Any], float, float, float]:
+    """Scores, the first (cold-cache) wall time, and the median wall and CPU times of the
+    repeats after it. CPU time (this process only) is the steadier figure on a busy machine."""
     t0 = time.perf_counter()
     scores = hallucination_scores(passages, metric)
     first = time.perf_counter() - t0
     if first > 5.0:  # slow metrics: one run is the figure
-        return scores, first, first
-    times = []
+        return scores, first, first, math.nan
+    wall, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         hallucination_scores(passages, metric)
-        times.append(time.perf_counter() - t0)
-    return scores, first, statistics.median(times)
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return scores, first, statistics.median(wall), statistics.median(cpu)
 
 
-def row(name: str, f: SelfCheckFigures, first: float | None, median: float | None) -> str:
-    timing = "" if first is None or median is None else f" {median:9.3f} {first:8.3f}"
+def row(name: str, f: SelfCheckFigures, times: tuple[float, float, float] | None = None) -> str:
+    timing = "" if times is None else " {1:9.3f} {2:8.3f} {0:8.3f}".format(*times)
     return (
         f"{name:<36} {f.nonfact:7.1f} {f.nonfact_star:8.1f} {f.factual:7.1f} "
         f"{f.pearson:7.1f} {f.spearman:8.1f}{timing}"
@@ -103,7 +106,7 @@ def ap_row(name: str, f: SelfCheckFigures) -> str:
 HEADER = (
     f"{'metric':<36} {'NonFact':>7} {'NonFact*':>8} {'Factual':>7} {'Pearson':>7} {'Spearman':>8}"
 )
-TIME_HEADER = f" {'median s':>9} {'first s':>8}"
+TIME_HEADER = f" {'median s':>9} {'cpu s':>8} {'first s':>8}"
 AP_HEADER = f"{'metric':<36} {'NonFact':>7} {'NonFact*':>8} {'Factual':>7} {'distinct scores':>15}"
 
 
@@ -142,7 +145,7 @@ def split_check(passages: Sequence[Passage]) -> None:
         ok = f.nonfact >= 89.0 and f.nonfact_star >= 55.0 and f.factual >= 56.0
         meets += ok
         mark = " <- defaults" if key == default else ""
-        print(row(key.replace('"', ""), f, None, None) + ("  meets targets" if ok else "") + mark)
+        print(row(key.replace('"', ""), f) + ("  meets targets" if ok else "") + mark)
     print(f"{meets} of {len(grid)} settings meet NonFact >= 89, NonFact* >= 55, Factual >= 56")
 
     print("\nngram split check: the setting with the best mean gain over random on the three")
@@ -152,9 +155,9 @@ def split_check(passages: Sequence[Passage]) -> None:
         base = base_rates([labels[i] for i in halves[pick]])
         best = max(scores, key=lambda k: gain(figs(k, halves[pick]), base))
         print(f"chosen on {pick}: {best.replace(chr(34), '')}")
-        print(row(f"  on {pick} (selection)", figs(best, halves[pick]), None, None))
-        print(row(f"  on {held} (held out)", figs(best, halves[held]), None, None))
-        print(row(f"  defaults on {held}", figs(default, halves[held]), None, None))
+        print(row(f"  on {pick} (selection)", figs(best, halves[pick])))
+        print(row(f"  on {held} (held out)", figs(best, halves[held])))
+        print(row(f"  defaults on {held}", figs(default, halves[held])))
     b0, b1 = (base_rates([labels[i] for i in h]) for h in halves.values())
     print(
         f"random (positive share) on 0-14: {b0[0]:.1f}/{b0[1]:.1f}/{b0[2]:.1f}, "
@@ -185,16 +188,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         except (MissingDependencyError, ImportError) as exc:
             print(f"{name:<36} skipped: {exc}")
             continue
-        scores, first, median = timed(passages, metric, args.repeats)
+        scores, *times = timed(passages, metric, args.repeats)
         figures[name] = f = selfcheck_figures(labels, scores)
-        print(row(name, f, first, median))
+        print(row(name, f, (times[0], times[1], times[2])))
         if isinstance(metric, NgramMetric):
             for half, idx in (("0-14", range(15)), ("15-29", range(15, len(passages)))):
                 fh = selfcheck_figures([labels[i] for i in idx], [scores[i] for i in idx])
-                print(row(f"  passages {half}", fh, None, None))
+                print(row(f"  passages {half}", fh))
     print("reference (README): random 74.0/33.5/26.6; SelfCheckGPT unigram 86.1/34.0/53.1")
-    print("times: seconds to score all passages through ensemble.score; median of the repeats")
-    print("after a first (cold-cache) run, on this machine")
+    print("times: seconds to score all passages through ensemble.score: median wall and CPU")
+    print(f"time of {args.repeats} repeats after a first (cold-cache) run, whose wall time is last")
     print("\nThe same detection figures as average precision (step-wise: tied scores earn")
     print("nothing; a constant scorer gets 86.7/65.4/63.3 AUC-PR here but 73.4/30.9/26.6 AP):")
     print(AP_HEADER)

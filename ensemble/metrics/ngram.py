@@ -6,7 +6,7 @@ What the confidence of a span means, exactly
 1. **Units.** The text and every sample are lower-cased, accents are stripped, and split into
    words (runs of letters and digits; a number such as ``3.5`` or ``1,000`` is one word).
    Common English function words (:data:`STOPWORDS`) are dropped and the rest are reduced to
-   their Porter stem (``born``/``borne`` stay apart, ``studied``/``studies`` meet). A span's
+   their Porter stem (``studied``/``studies`` meet, ``wrote``/``written`` do not). A span's
    *units* are its distinct content stems, plus, with ``n=2``, its pairs of adjacent content
    stems. A span with no content word (``"He was."``) uses all its words (no pairs) instead.
 2. **Unit support.** The support of a unit is the (weighted) share of samples that contain it
@@ -126,7 +126,7 @@ class _Analyzer:
         """Every unit a sample can support: all its words (stemmed) and, with ``n=2``, its
         adjacent content pairs."""
         words = _words(text)
-        out = set(self._norm(words))
+        out = set(self._norm(list(set(words))))
         if self.n == 2:
             stems = self._norm(self._content(words))
             out.update(f"{a} {b}" for a, b in itertools.pairwise(stems))
