@@ -4,7 +4,10 @@ The public surface is what this module exports; everything in modules whose name
 an underscore is private. The guides live in ``docs/``.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ensemble import errors
+from ensemble._retry import RetryPolicy
 from ensemble._version import __version__
 from ensemble.engine import consensus, score
 from ensemble.metrics.base import (
@@ -14,6 +17,11 @@ from ensemble.metrics.base import (
     get_metric,
     register_metric,
 )
+from ensemble.models import get_model
+from ensemble.models.base import Completion, Model, Request
+from ensemble.models.function import FunctionModel
+from ensemble.models.scripted import ScriptedModel
+from ensemble.runner import Ensemble
 from ensemble.types import (
     Alert,
     AlertEvidence,
@@ -28,12 +36,21 @@ from ensemble.types import (
 __all__ = [
     "Alert",
     "AlertEvidence",
+    "AnthropicModel",
+    "Completion",
     "Consensus",
+    "Ensemble",
+    "FunctionModel",
     "Metric",
     "MetricInfo",
     "MetricScores",
+    "Model",
+    "OpenAIModel",
+    "Request",
+    "RetryPolicy",
     "Sample",
     "SampleError",
+    "ScriptedModel",
     "Span",
     "Usage",
     "__version__",
@@ -41,6 +58,28 @@ __all__ = [
     "consensus",
     "errors",
     "get_metric",
+    "get_model",
     "register_metric",
     "score",
 ]
+
+# The vendor SDKs take a while to import: load their adapters on first use.
+_LAZY = {
+    "AnthropicModel": "ensemble.models.anthropic",
+    "OpenAIModel": "ensemble.models.openai",
+}
+
+if TYPE_CHECKING:
+    from ensemble.models.anthropic import AnthropicModel
+    from ensemble.models.openai import OpenAIModel
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ensemble' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

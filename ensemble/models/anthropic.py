@@ -79,6 +79,10 @@ class AnthropicModel(Model):
         self._user_client = http_client
         self._clients = LoopBound()
 
+    @property
+    def endpoint(self) -> str:
+        return f"{self.provider}@{self.base_url or 'https://api.anthropic.com'}"
+
     def _make_client(self) -> anthropic.AsyncAnthropic:
         key = self._api_key.get_secret_value() if self._api_key is not None else PLACEHOLDER_KEY
         http_client = self._user_client

@@ -125,6 +125,13 @@ class Model(abc.ABC):
     temperature: float | None = None
     """This model's default temperature, used when neither the request nor the runner sets one."""
 
+    @property
+    def endpoint(self) -> str:
+        """What shares one rate limit and one key: calls to the same endpoint share the
+        runner's per-provider concurrency limit, and a 401/403 from it stops the others.
+        Defaults to ``provider``; HTTP adapters add their base URL."""
+        return self.provider
+
     @abc.abstractmethod
     async def agenerate(self, request: Request) -> Completion:
         """Make exactly one attempt; raise only :class:`~ensemble.errors.ProviderError`."""

@@ -79,6 +79,10 @@ class OpenAIModel(Model):
         self._user_client = http_client
         self._clients = LoopBound()
 
+    @property
+    def endpoint(self) -> str:
+        return f"{self.provider}@{self.base_url or 'https://api.openai.com/v1'}"
+
     def _make_client(self) -> openai.AsyncOpenAI:
         key = self._api_key.get_secret_value() if self._api_key is not None else PLACEHOLDER_KEY
         http_client = self._user_client

@@ -1,0 +1,214 @@
+"""The single retry loop of ``ensemble``: every model call that retries goes through here.
+
+Adapters make exactly one attempt per call (the vendor SDKs' own retries are off); this module
+decides whether and when to try again:
+
+* retried: :class:`~ensemble.errors.ProviderConnectionError`,
+  :class:`~ensemble.errors.ProviderTimeoutError` and HTTP 408, 409, 429 and 5xx (the errors
+  whose ``retryable`` is true);
+* never retried: every other status (400, 401, 403, 404, 422, ...), invalid 200 bodies, and
+  exceptions that are not provider errors;
+* the wait before retry ``k`` (1-based) is "full jitter" exponential backoff,
+  ``uniform(0, min(max_delay, base_delay * 2 ** (k - 1)))``, but never less than the
+  provider's ``Retry-After`` / ``retry-after-ms``; a ``Retry-After`` above ``max_retry_after``
+  fails the call at once, and so does a wait that would end after the run's deadline;
+* a 401 or 403 marks the endpoint as refused in the shared :class:`CallState`: calls that
+  have not yet been sent to it fail without a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ensemble.errors import AuthenticationError, ProviderError, ProviderTimeoutError
+from ensemble.models.base import Completion, Model, Request
+
+__all__ = ["CallOutcome", "CallState", "RetryPolicy", "call_with_retries"]
+
+logger = logging.getLogger("ensemble")
+
+
+class RetryPolicy(BaseModel):
+    """How the runner retries one call. All times in seconds.
+
+    ``max_attempts`` counts the first attempt (``1`` disables retries).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_attempts: int = Field(default=4, ge=1)
+    base_delay: float = Field(default=0.5, ge=0.0)
+    max_delay: float = Field(default=8.0, ge=0.0)
+    max_retry_after: float = Field(default=20.0, ge=0.0)
+    """A provider asking to wait longer than this makes the call fail at once."""
+    jitter: bool = True
+    """Full jitter (``uniform(0, backoff)``); ``False`` waits the whole backoff."""
+
+    @model_validator(mode="after")
+    def _order(self) -> RetryPolicy:
+        if self.max_delay < self.base_delay:
+            raise ValueError("max_delay must not be below base_delay")
+        return self
+
+    def backoff(self, retry: int, rng: random.Random) -> float:
+        """The wait before retry number ``retry`` (1-based), ignoring any Retry-After."""
+        ceiling = min(self.max_delay, self.base_delay * 2.0 ** (retry - 1))
+        return rng.uniform(0.0, ceiling) if self.jitter else ceiling
+
+    def delay(self, error: BaseException, attempts: int, rng: random.Random) -> float | str:
+        """Seconds to wait before the next attempt, or the reason not to retry."""
+        if not isinstance(error, ProviderError) or not error.retryable:
+            return "not retryable"
+        if attempts >= self.max_attempts:
+            return f"gave up after {attempts} attempts"
+        wait = self.backoff(attempts, rng)
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            if retry_after > self.max_retry_after:
+                return (
+                    f"the provider asked to wait {retry_after:g} s, "
+                    f"more than max_retry_after={self.max_retry_after:g} s"
+                )
+            wait = max(wait, retry_after)
+        return wait
+
+
+@dataclass
+class CallState:
+    """What the calls of one run share: limits, refused endpoints, the deadline."""
+
+    max_concurrency: int = 16
+    max_per_endpoint: int = 8
+    deadline_at: float | None = None
+    """``time.monotonic()`` value after which no retry is started."""
+    refused: dict[str, AuthenticationError] = field(default_factory=dict)
+    rng: random.Random = field(default_factory=random.Random)
+    _all: asyncio.Semaphore | None = None
+    _per: dict[str, asyncio.Semaphore] = field(default_factory=dict)
+
+    @contextlib.asynccontextmanager
+    async def slot(self, endpoint: str) -> AsyncIterator[None]:
+        """Hold one overall and one per-endpoint slot for the duration of an attempt."""
+        if self._all is None:
+            self._all = asyncio.Semaphore(self.max_concurrency)
+        per = self._per.get(endpoint)
+        if per is None:
+            per = self._per[endpoint] = asyncio.Semaphore(self.max_per_endpoint)
+        async with per, self._all:
+            yield
+
+
+@dataclass
+class CallOutcome:
+    """The result of :func:`call_with_retries`: a completion or the last error."""
+
+    completion: Completion | None = None
+    error: BaseException | None = None
+    attempts: int = 0
+    started: float | None = None
+    """``time.perf_counter()`` at the first attempt (``None``: no attempt was made)."""
+    finished: float | None = None
+
+
+def _refused_error(model: Model, refused: AuthenticationError) -> AuthenticationError:
+    return AuthenticationError(
+        f"not called: {model.endpoint} refused the key earlier in this run",
+        model_name=model.name,
+        status_code=refused.status_code,
+    )
+
+
+async def call_with_retries(
+    model: Model,
+    request: Request,
+    *,
+    policy: RetryPolicy,
+    timeout: float | None,
+    state: CallState,
+    outcome: CallOutcome | None = None,
+    label: str | None = None,
+) -> CallOutcome:
+    """Call ``model`` until it answers, the policy gives up, or a refusal stops the endpoint.
+
+    Never raises for a failed call (the error is on the outcome); cancellation propagates.
+    Pass ``outcome`` to watch progress from outside (e.g. to report attempts of a call that
+    the deadline cancelled).
+    """
+    out = outcome if outcome is not None else CallOutcome()
+    label = label or model.name
+    endpoint = model.endpoint
+    while True:
+        if endpoint in state.refused:
+            out.error = _refused_error(model, state.refused[endpoint])
+            return out
+        async with state.slot(endpoint):
+            if endpoint in state.refused:  # refused while this call waited for a slot
+                out.error = _refused_error(model, state.refused[endpoint])
+                return out
+            out.attempts += 1
+            if out.started is None:
+                out.started = time.perf_counter()
+            try:
+                if timeout is None:
+                    completion = await model.agenerate(request)
+                else:
+                    completion = await asyncio.wait_for(model.agenerate(request), timeout)
+            except ProviderError as exc:
+                error: BaseException = exc
+            except asyncio.TimeoutError:  # TimeoutError from 3.11 on
+                error = ProviderTimeoutError(
+                    f"no answer within the attempt timeout of {timeout:g} s",
+                    model_name=model.name,
+                )
+            except Exception as exc:  # a misbehaving adapter must not sink the run
+                error = exc
+            else:
+                out.completion = completion
+                out.error = None
+                out.finished = time.perf_counter()
+                return out
+        out.error = error
+        out.finished = time.perf_counter()
+        if isinstance(error, AuthenticationError):
+            state.refused.setdefault(endpoint, error)
+            logger.debug(
+                "%s: attempt %d refused (%s); endpoint stopped", label, out.attempts, error
+            )
+            return out
+        decision = policy.delay(error, out.attempts, state.rng)
+        if isinstance(decision, str):
+            logger.debug(
+                "%s: attempt %d failed: %s: %s; %s",
+                label,
+                out.attempts,
+                type(error).__name__,
+                error,
+                decision,
+            )
+            return out
+        if state.deadline_at is not None and time.monotonic() + decision >= state.deadline_at:
+            logger.debug(
+                "%s: attempt %d failed (%s); a retry in %.2f s would pass the deadline",
+                label,
+                out.attempts,
+                type(error).__name__,
+                decision,
+            )
+            return out
+        logger.debug(
+            "%s: attempt %d failed: %s: %s; retrying in %.2f s",
+            label,
+            out.attempts,
+            type(error).__name__,
+            error,
+            decision,
+        )
+        await asyncio.sleep(decision)
