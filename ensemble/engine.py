@@ -21,13 +21,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from ensemble.calibration import Calibrator, load_calibration
+from ensemble.diagnostics import (
+    DEFAULT_ALARM,
+    UniformityAlarm,
+    agreement_breakdown,
+    independence_weights,
+    model_support,
+)
 from ensemble.errors import InvalidInputError
 from ensemble.metrics.base import FloatArray, Metric, get_metric
 from ensemble.types import Alert, Consensus, Sample, Span
+
+Weighting = Literal["sample", "model"]
 
 __all__ = ["consensus", "score"]
 
@@ -140,6 +150,52 @@ def _calibrated(confidence: FloatArray, cal: Calibrator | None) -> FloatArray:
     return confidence if cal is None else cal.apply(confidence, force=True)
 
 
+def _evidence_weights(
+    w_all: FloatArray | None,
+    samples: Sequence[Sample],
+    evidence: Sequence[int],
+    weighting: object,
+) -> tuple[FloatArray | None, Literal["sample", "model", "custom"]]:
+    """The weights of the evidence samples and the name of the rule that produced them."""
+    if weighting not in ("sample", "model"):
+        raise InvalidInputError(f"weighting must be 'sample' or 'model', not {weighting!r}")
+    if w_all is not None:
+        return (w_all[list(evidence)] if evidence else None), "custom"
+    if weighting == "sample" or not evidence:
+        return None, "sample"
+    return independence_weights([samples[i] for i in evidence]), "model"
+
+
+def _diagnose(
+    result: Consensus,
+    weighting: Literal["sample", "model", "custom"],
+    prompt: str | None,
+    alarm: UniformityAlarm | None,
+) -> Consensus:
+    """Add the agreement breakdown, each span's split by model, and the uniformity alarm."""
+    samples = result.samples
+    spans = []
+    for span in result.spans:
+        models, per_model = model_support(samples, span.support, span.supporters)
+        spans.append(
+            span.model_copy(update={"supporting_models": models, "model_support": per_model})
+        )
+    breakdown = agreement_breakdown(samples, result.agreement) if result.agreement else None
+    alerts = result.alerts
+    if alarm is not None:
+        alerts = alerts + alarm.check(
+            samples, agreement=result.agreement, breakdown=breakdown, prompt=prompt
+        )
+    return result.model_copy(
+        update={
+            "spans": tuple(spans),
+            "weighting": weighting,
+            "breakdown": breakdown,
+            "alerts": alerts,
+        }
+    )
+
+
 def choose_candidate(texts: Sequence[str], agreement: FloatArray) -> int:
     """Index of the minimum-Bayes-risk candidate among ``texts`` (see the module docstring)."""
     n = len(texts)
@@ -158,6 +214,9 @@ def consensus(
     metric: str | Metric = "ngram",
     threshold: float | None = None,
     weights: Sequence[float] | None = None,
+    weighting: Weighting = "model",
+    prompt: str | None = None,
+    alarm: UniformityAlarm | None = DEFAULT_ALARM,
     calibration: Calibrator | str | Path | None = None,
 ) -> Consensus:
     """Choose the sample the others agree with most and give each of its spans a confidence.
@@ -165,6 +224,13 @@ def consensus(
     ``samples`` are strings or :class:`~ensemble.Sample` objects (failed samples are kept in
     the result but never vote). ``threshold`` keeps only spans whose confidence is at least
     that. ``weights`` (one per sample) weigh each sample's support in the confidence.
+
+    ``weighting="model"`` (the default) gives each model's samples one vote in total among
+    the evidence (weight ``1 / samples of that model``); with one model, or samples without
+    model names, that is exactly ``"sample"`` (every sample alike). Explicit ``weights`` take
+    precedence. ``prompt`` (when known) is left out of the uniformity alarm's evidence;
+    ``alarm`` sets that alarm's thresholds (``None`` turns it off). See
+    ``docs/diagnostics.md``.
     ``calibration`` (a :class:`~ensemble.calibration.Calibrator`, a packaged name such as
     ``"ngram-wikibio"`` or a path to a calibration file) maps each confidence to the
     probability that the span is accurate before the threshold is applied.
@@ -184,9 +250,9 @@ def consensus(
     text = texts[local]
     evidence = [i for i in voters if i != cand]
     offsets = metric_obj.segment(text)
-    w = None if w_all is None or not evidence else w_all[evidence]
+    w, rule = _evidence_weights(w_all, all_samples, evidence, weighting)
     scores = metric_obj.evaluate(text, offsets, [all_samples[i].text or "" for i in evidence], w)
-    return Consensus(
+    result = Consensus(
         text=text,
         spans=_spans(
             text,
@@ -205,6 +271,7 @@ def consensus(
         threshold=threshold,
         calibration=None if cal is None else cal.info_for(metric_obj.info),
     )
+    return _diagnose(result, rule, prompt, alarm)
 
 
 def _join_sentences(sentences: object) -> tuple[str, list[tuple[int, int]]]:
@@ -233,13 +300,17 @@ def score(
     metric: str | Metric = "ngram",
     threshold: float | None = None,
     weights: Sequence[float] | None = None,
+    weighting: Weighting = "model",
+    prompt: str | None = None,
+    alarm: UniformityAlarm | None = DEFAULT_ALARM,
     calibration: Calibrator | str | Path | None = None,
 ) -> Consensus:
     """Score a text generated elsewhere against samples; no model is called.
 
     Give exactly one of ``text`` (the library splits it into the metric's spans) or
     ``sentences`` (exactly these spans, in order; the result's ``text`` is them joined with
-    single spaces). Every successful sample is evidence. ``calibration``: as in
+    single spaces). Every successful sample is evidence; ``weighting``, ``prompt`` and
+    ``alarm`` are as in :func:`consensus`. ``calibration``: as in
     :func:`consensus`.
     """
     if (text is None) == (sentences is None):
@@ -256,9 +327,9 @@ def score(
     else:
         text, offsets = _join_sentences(sentences)
     evidence = [i for i, s in enumerate(all_samples) if s.ok]
-    w = None if w_all is None or not evidence else w_all[evidence]
+    w, rule = _evidence_weights(w_all, all_samples, evidence, weighting)
     scores = metric_obj.evaluate(text, offsets, [all_samples[i].text or "" for i in evidence], w)
-    return Consensus(
+    result = Consensus(
         text=text,
         spans=_spans(
             text,
@@ -276,3 +347,4 @@ def score(
         threshold=threshold,
         calibration=None if cal is None else cal.info_for(metric_obj.info),
     )
+    return _diagnose(result, rule, prompt, alarm)

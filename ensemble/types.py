@@ -14,14 +14,18 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
+    "AgreementBreakdown",
     "Alert",
     "AlertEvidence",
     "CalibrationInfo",
     "Consensus",
     "MetricInfo",
+    "ModelAgreement",
     "Sample",
     "SampleError",
+    "SamplingReport",
     "Span",
+    "TierRun",
     "Usage",
 ]
 
@@ -94,6 +98,11 @@ class Span(_Frozen):
     sample did not vote (it failed, or it is the candidate the span was taken from)."""
     supporters: tuple[int, ...] = ()
     """Indices (into ``Consensus.samples``) of the samples whose support is at least 0.5."""
+    supporting_models: tuple[str, ...] = ()
+    """Distinct model names among ``supporters`` (sorted): independent support, where
+    ``supporters`` also counts repeats of one model. Empty when the samples carry no model."""
+    model_support: dict[str, float] = Field(default_factory=dict)
+    """Mean support of this span by each model's voting samples (see ``docs/diagnostics.md``)."""
 
     @model_validator(mode="after")
     def _check_offsets(self) -> Span:
@@ -172,6 +181,72 @@ class Alert(_Frozen):
     severity: Literal["info", "warning", "critical"] = "warning"
 
 
+class ModelAgreement(_Frozen):
+    """Mean pairwise agreement between the samples of two models, or of one model's repeats."""
+
+    models: tuple[str, str]
+    """The two model names (sorted); the same name twice for intra-model agreement."""
+    mean: float = Field(ge=0.0, le=1.0)
+    """Mean symmetrised agreement ``(A[i][j] + A[j][i]) / 2`` over the sample pairs."""
+    pairs: int = Field(ge=1)
+    """Number of sample pairs the mean is taken over."""
+
+
+class AgreementBreakdown(_Frozen):
+    """Who agrees with whom: agreement within each model and between each pair of models.
+
+    Repeats of one model share its mistakes, so intra-model agreement is weaker evidence than
+    inter-model agreement. See ``docs/diagnostics.md``.
+    """
+
+    samples_per_model: dict[str, int]
+    """Successful samples of each model."""
+    intra: tuple[ModelAgreement, ...] = ()
+    """One entry per model with at least two successful samples."""
+    inter: tuple[ModelAgreement, ...] = ()
+    """One entry per pair of different models."""
+    intra_mean: float | None = None
+    """Mean of the ``intra`` entries (each model counts once); ``None`` when there are none."""
+    inter_mean: float | None = None
+    """Mean of the ``inter`` entries (each model pair counts once); ``None`` when none."""
+
+
+class TierRun(_Frozen):
+    """One tier of an adaptive or escalating run (see ``docs/adaptive.md``)."""
+
+    tier: int = Field(ge=0)
+    models: tuple[str, ...]
+    repeats: int = Field(ge=1)
+    """Most samples per model this tier allows (counting samples of earlier tiers)."""
+    samples_drawn: int = Field(ge=0)
+    """New samples drawn while this tier ran."""
+    confidence: float = Field(ge=0.0, le=1.0)
+    """Confidence of the consensus when the tier finished."""
+    alerts: tuple[str, ...] = ()
+    """Kinds of the alerts raised when the tier finished."""
+    stopped_early: bool = False
+    """True when the stopping rule settled the consensus before the tier's budget ran out."""
+    outcome: Literal["accepted", "escalated", "exhausted"]
+    """``accepted``: the result was good enough; ``escalated``: the next tier ran;
+    ``exhausted``: the last tier was not good enough either, its result is returned."""
+    reason: str
+
+
+class SamplingReport(_Frozen):
+    """How many samples an adaptive or escalating run drew, and why it stopped where it did."""
+
+    tiers: tuple[TierRun, ...]
+    samples_drawn: int = Field(ge=0)
+    samples_budget: int = Field(ge=0)
+    """Samples the tiers that ran would have drawn without early stopping."""
+    threshold: float | None = None
+    """The confidence threshold below which a tier escalates (``None``: never on confidence)."""
+
+    @property
+    def samples_saved(self) -> int:
+        return self.samples_budget - self.samples_drawn
+
+
 class Consensus(_Frozen):
     """The result of :func:`ensemble.consensus`, :func:`ensemble.score` and ``Ensemble.run``."""
 
@@ -191,6 +266,13 @@ class Consensus(_Frozen):
     supported by sample ``j``; ``None`` where either sample failed."""
     alerts: tuple[Alert, ...] = ()
     threshold: float | None = None
+    weighting: Literal["sample", "model", "custom"] = "sample"
+    """How the samples' support was weighed into confidences: ``"sample"`` (every sample
+    alike), ``"model"`` (each model's samples share one vote) or ``"custom"`` (``weights=``)."""
+    breakdown: AgreementBreakdown | None = None
+    """Intra- and inter-model agreement; ``None`` unless the voters come from 2+ models."""
+    sampling: SamplingReport | None = None
+    """Tiers and samples of an adaptive or escalating run (``None`` for a fixed run)."""
     calibration: CalibrationInfo | None = None
     """The calibration that mapped raw confidences to probabilities (``None``: raw)."""
 

@@ -1,0 +1,606 @@
+"""Agreement diagnostics: who agrees with whom, and an alarm for suspicious uniformity.
+
+Everything here is pure computation on samples and an agreement matrix; the consensus engine
+calls it so that every :class:`~ensemble.Consensus` carries the results. The one exception is
+:class:`BaselineStore`, which reads a JSON file when it is created and writes it in
+:meth:`BaselineStore.save`; the engine only ever *reads* a baseline.
+
+Three ideas (``docs/diagnostics.md`` has the long version):
+
+1. **Agreement breakdown.** Repeats of one model share its mistakes, so agreement *within* a
+   model is weaker evidence than agreement *between* models. :func:`agreement_breakdown` splits
+   the agreement matrix into intra-model and inter-model means, per model and per model pair;
+   :func:`model_support` splits each span's support the same way.
+2. **Independent weighting.** With ``weighting="model"`` (the default) every model's samples
+   share one vote in the confidence: a sample of a model with ``k`` samples among the evidence
+   weighs ``1 / k``. When all evidence comes from one model (or from samples without a model
+   name) every weight is equal and this *is* the plain rule, bit for bit.
+3. **Uniformity alarm.** Different models that agree beyond what is plausible (long verbatim
+   runs, identical rare strings such as URLs, code or long numbers, inter-model agreement above
+   intra-model agreement, agreement far above a pair's history) raise an ``Alert`` of kind
+   ``"uniformity"``. The alarm never changes a confidence or the consensus text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from ensemble.errors import InvalidInputError
+from ensemble.metrics.base import FloatArray
+from ensemble.types import (
+    AgreementBreakdown,
+    Alert,
+    AlertEvidence,
+    Consensus,
+    ModelAgreement,
+    Sample,
+)
+
+__all__ = [
+    "AgreementBaseline",
+    "BaselineStore",
+    "UniformityAlarm",
+    "agreement_breakdown",
+    "independence_weights",
+    "model_support",
+    "rare_strings",
+]
+
+#: Name used for samples that carry no model name (all of them count as one source).
+UNNAMED = "?"
+
+PairAgreement = Sequence[Sequence[float | None]]
+
+
+def _model(sample: Sample) -> str:
+    return sample.model if sample.model is not None else UNNAMED
+
+
+# --- 1. agreement breakdown ------------------------------------------------------------------
+
+
+def _sym(agreement: PairAgreement, i: int, j: int) -> float | None:
+    a, b = agreement[i][j], agreement[j][i]
+    if a is None or b is None:
+        return None
+    return (a + b) / 2.0
+
+
+def agreement_breakdown(
+    samples: Sequence[Sample], agreement: PairAgreement
+) -> AgreementBreakdown | None:
+    """Intra- and inter-model agreement from a ``Consensus``-style agreement matrix.
+
+    Returns ``None`` unless the successful samples come from at least two models (samples
+    without a model name count as one model, ``"?"``). Each sample pair's agreement is the
+    symmetrised ``(A[i][j] + A[j][i]) / 2``.
+    """
+    n = len(samples)
+    if len(agreement) != n:
+        return None
+    groups: dict[str, list[int]] = {}
+    for i, s in enumerate(samples):
+        if s.ok:
+            groups.setdefault(_model(s), []).append(i)
+    if len(groups) < 2:
+        return None
+    names = sorted(groups)
+    intra: list[ModelAgreement] = []
+    for m in names:
+        vals = [_sym(agreement, i, j) for i, j in combinations(groups[m], 2)]
+        got = [v for v in vals if v is not None]
+        if got:
+            intra.append(
+                ModelAgreement(models=(m, m), mean=_clip(sum(got) / len(got)), pairs=len(got))
+            )
+    inter: list[ModelAgreement] = []
+    for a, b in combinations(names, 2):
+        vals = [_sym(agreement, i, j) for i in groups[a] for j in groups[b]]
+        got = [v for v in vals if v is not None]
+        if got:
+            inter.append(
+                ModelAgreement(models=(a, b), mean=_clip(sum(got) / len(got)), pairs=len(got))
+            )
+    return AgreementBreakdown(
+        samples_per_model={m: len(groups[m]) for m in names},
+        intra=tuple(intra),
+        inter=tuple(inter),
+        intra_mean=_mean([x.mean for x in intra]),
+        inter_mean=_mean([x.mean for x in inter]),
+    )
+
+
+def _clip(x: float) -> float:
+    return min(1.0, max(0.0, float(x)))
+
+
+def _mean(xs: Sequence[float]) -> float | None:
+    return _clip(sum(xs) / len(xs)) if xs else None
+
+
+def model_support(
+    samples: Sequence[Sample], support: Sequence[float | None], supporters: Iterable[int]
+) -> tuple[tuple[str, ...], dict[str, float]]:
+    """A span's support split by model: the distinct supporting models, and each model's
+    mean support over its voting samples. Both are empty when no sample has a model name."""
+    if not any(s.model is not None for s in samples):
+        return (), {}
+    per: dict[str, list[float]] = {}
+    for s, v in zip(samples, support, strict=False):
+        if v is not None:
+            per.setdefault(_model(s), []).append(v)
+    means = {m: _clip(sum(v) / len(v)) for m, v in sorted(per.items())}
+    models = tuple(sorted({_model(samples[i]) for i in supporters}))
+    return models, means
+
+
+# --- 2. independent weighting ----------------------------------------------------------------
+
+
+def independence_weights(samples: Sequence[Sample]) -> FloatArray | None:
+    """Weights giving each model's samples one vote in total: ``1 / (samples of that model)``.
+
+    ``None`` when every weight would be equal (one model, or one sample per model), so the
+    caller uses the plain unweighted rule exactly.
+    """
+    counts: dict[str, int] = {}
+    for s in samples:
+        counts[_model(s)] = counts.get(_model(s), 0) + 1
+    if len(set(counts.values())) <= 1:
+        return None
+    return np.array([1.0 / counts[_model(s)] for s in samples], dtype=np.float64)
+
+
+# --- 3. the uniformity alarm -----------------------------------------------------------------
+
+_URL = r"(?:https?://|www\.)[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}]"
+_EMAIL = r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+_CODE = r"`[^`\n]{3,}`"
+_TOKEN = re.compile(rf"{_URL}|{_EMAIL}|{_CODE}|[^\W_]+(?:[.,'\u2019\-/_][^\W_]+)*", re.UNICODE)
+_RARE_URL = re.compile(rf"^(?:{_URL}|{_EMAIL})$", re.IGNORECASE)
+_RARE_CODE = re.compile(rf"^{_CODE}$|[(){{}}\[\];=<>]|::|[a-z]_[a-z]|[a-z][A-Z]")
+_DIGITS = re.compile(r"\d")
+
+
+def _tokens(text: str) -> list[tuple[str, int, int]]:
+    return [(m.group().casefold(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
+
+
+def _rare_kind(token: str) -> str | None:
+    """``"url"``, ``"code"`` or ``"number"`` for a token that two models rarely share by chance."""
+    if _RARE_URL.match(token):
+        return "url"
+    if token.startswith("`") or _RARE_CODE.search(token):
+        return "code"
+    if len(_DIGITS.findall(token)) >= 6:
+        return "number"
+    return None
+
+
+def rare_strings(text: str) -> list[tuple[str, str, int, int]]:
+    """The rare strings of ``text`` as ``(kind, string, start, end)``: URLs and e-mail
+    addresses, inline code, and numbers with at least six digits (``1,234,567``)."""
+    out = []
+    for m in _TOKEN.finditer(text):
+        kind = _rare_kind(m.group())
+        if kind is not None:
+            out.append((kind, m.group(), m.start(), m.end()))
+    return out
+
+
+@dataclass
+class _PairStat:
+    n: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+
+    def add(self, x: float) -> None:
+        self.n += 1
+        d = x - self.mean
+        self.mean += d / self.n
+        self.m2 += d * (x - self.mean)
+
+    @property
+    def std(self) -> float:
+        return math.sqrt(self.m2 / (self.n - 1)) if self.n > 1 else 0.0
+
+
+def _pair_key(a: str, b: str) -> str:
+    x, y = sorted((a, b))
+    return f"{x}\t{y}"
+
+
+class AgreementBaseline:
+    """Each model pair's usual inter-model agreement (running mean and variance, Welford).
+
+    Held in memory; :class:`BaselineStore` keeps one in a JSON file. The alarm compares a run's
+    agreement with this history as a z-score once a pair has ``min_history`` observations.
+    """
+
+    def __init__(self, pairs: Mapping[str, Mapping[str, float]] | None = None) -> None:
+        self._pairs: dict[str, _PairStat] = {}
+        for key, st in (pairs or {}).items():
+            self._pairs[key] = _PairStat(int(st["n"]), float(st["mean"]), float(st["m2"]))
+
+    def observe(self, result: Consensus) -> None:
+        """Add each model pair's inter-model agreement of ``result`` to the history."""
+        if result.breakdown is None:
+            return
+        for pair in result.breakdown.inter:
+            self._pairs.setdefault(_pair_key(*pair.models), _PairStat()).add(pair.mean)
+
+    def stats(self, a: str, b: str) -> tuple[int, float, float]:
+        """``(observations, mean, standard deviation)`` of the pair's agreement so far."""
+        st = self._pairs.get(_pair_key(a, b))
+        return (0, 0.0, 0.0) if st is None else (st.n, st.mean, st.std)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "version": 1,
+            "pairs": {
+                k: {"n": v.n, "mean": v.mean, "m2": v.m2} for k, v in sorted(self._pairs.items())
+            },
+        }
+
+
+class BaselineStore(AgreementBaseline):
+    """An :class:`AgreementBaseline` kept in a small JSON file that the user names.
+
+    The file is read when the store is created (a missing file is an empty history) and
+    written atomically by :meth:`save`. :meth:`update` observes a result and saves.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        pairs: Mapping[str, Mapping[str, float]] = {}
+        if self.path.exists():
+            try:
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+                pairs = data["pairs"]
+                super().__init__(pairs)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise InvalidInputError(
+                    f"{self.path} is not an ensemble agreement baseline: {exc}"
+                ) from exc
+        else:
+            super().__init__()
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".baseline-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(self.to_dict(), fh, indent=1)
+        os.replace(tmp, self.path)
+
+    def update(self, result: Consensus) -> None:
+        self.observe(result)
+        self.save()
+
+
+@dataclass(frozen=True)
+class UniformityAlarm:
+    """Settings of the uniformity alarm (see ``docs/diagnostics.md`` for the rules).
+
+    - ``min_run``: a verbatim run of this many words, shared by samples of different models
+      and not found in the prompt, scores 0.5 (fires); the score grows to 1 at
+      ``min_run + 4`` and falls to 0 at ``min_run - 4``.
+    - A rare string (URL, e-mail, inline code, a number of 6+ digits) shared by different
+      models scores 0.7 when only some of three or more models produce it, and 0.35 otherwise
+      (so with two models it fires only together with a shared run around it).
+    - ``margin``: inter-model agreement at least this much above *both* models' own
+      intra-model agreement (each with 2+ samples, inter at least 0.5), and unlikely under a
+      permutation test of the model labels (p at most ``p_value``), scores 0.5 and up. With
+      few samples the test cannot reach ``p_value`` (3 + 3 samples: p >= 0.1), so this rule
+      needs about five samples per model.
+    - ``baseline`` with ``z`` and ``min_history``: agreement ``z`` standard deviations above
+      the pair's history (and at least ``margin`` above its mean) scores 0.5 and up.
+
+    An alert is raised for each group of models whose best score reaches ``fire_at``.
+    """
+
+    min_run: int = 12
+    margin: float = 0.15
+    p_value: float = 0.01
+    baseline: AgreementBaseline | None = field(default=None, compare=False)
+    z: float = 3.0
+    min_history: int = 5
+    fire_at: float = 0.5
+    prompt_ngram: int = 4
+    max_evidence: int = 12
+
+    def check(
+        self,
+        samples: Sequence[Sample],
+        *,
+        agreement: PairAgreement = (),
+        breakdown: AgreementBreakdown | None = None,
+        prompt: str | None = None,
+    ) -> tuple[Alert, ...]:
+        """The uniformity alerts for these samples (empty when nothing is suspicious)."""
+        return _check(self, samples, agreement, breakdown, prompt)
+
+
+DEFAULT_ALARM = UniformityAlarm()
+
+
+@dataclass
+class _Finding:
+    score: float
+    reasons: list[str] = field(default_factory=list)
+    runs: list[tuple[tuple[str, ...], float]] = field(default_factory=list)
+
+
+def _prompt_cover(
+    tokens: list[tuple[str, int, int]], prompt_grams: set[tuple[str, ...]], n: int
+) -> list[bool]:
+    covered = [False] * len(tokens)
+    if not prompt_grams:
+        return covered
+    words = [t[0] for t in tokens]
+    for p in range(len(words) - n + 1):
+        if tuple(words[p : p + n]) in prompt_grams:
+            for q in range(p, p + n):
+                covered[q] = True
+    return covered
+
+
+def _shared_runs(a: list[str], b: list[str], min_len: int) -> list[tuple[int, int]]:
+    """Maximal runs ``(start, length)`` in ``a`` that also occur contiguously in ``b``."""
+    where: dict[str, list[int]] = {}
+    for q, w in enumerate(b):
+        where.setdefault(w, []).append(q)
+    best: dict[int, int] = {}
+    for p, w in enumerate(a):
+        for q in where.get(w, ()):
+            if p and q and a[p - 1] == b[q - 1]:
+                continue  # not the start of a maximal run
+            k = 1
+            while p + k < len(a) and q + k < len(b) and a[p + k] == b[q + k]:
+                k += 1
+            if k >= min_len and k > best.get(p, 0):
+                best[p] = k
+    # Drop runs inside longer runs of the same sample.
+    out: list[tuple[int, int]] = []
+    for p in sorted(best):
+        k = best[p]
+        if out and p + k <= out[-1][0] + out[-1][1]:
+            continue
+        out.append((p, k))
+    return out
+
+
+def _find(seq: list[str], run: tuple[str, ...]) -> int:
+    n = len(run)
+    first = run[0]
+    for p in range(len(seq) - n + 1):
+        if seq[p] == first and tuple(seq[p : p + n]) == run:
+            return p
+    return -1
+
+
+def _excess(sym: FloatArray, labels: npt.NDArray[np.bool_]) -> float:
+    """Inter-model mean agreement minus the larger of the two intra-model means."""
+    a = labels
+    b = ~labels
+    inter = sym[np.ix_(a, b)].mean()
+    intra = []
+    for m in (a, b):
+        k = int(m.sum())
+        block = sym[np.ix_(m, m)]
+        intra.append((block.sum() - np.trace(block)) / (k * (k - 1)))
+    return float(inter - max(intra))
+
+
+def _permutation_p(
+    agreement: PairAgreement, members: Sequence[int], labels: Sequence[bool]
+) -> float | None:
+    """One-sided permutation p-value of the inter-above-intra excess for two models.
+
+    Under the null that the two models' samples are exchangeable (one model under two names),
+    every assignment of the labels is equally likely; for models that merely answer alike the
+    test is conservative, since cross-model agreement cannot exceed within-model agreement in
+    expectation. Exact when there are at most 5000 assignments, else 5000 fixed-seed draws.
+    """
+    n = len(members)
+    sym = np.zeros((n, n), dtype=np.float64)
+    for x, i in enumerate(members):
+        for y, j in enumerate(members):
+            v = _sym(agreement, i, j) if i != j else 1.0
+            if v is None:
+                return None
+            sym[x, y] = v
+    lab = np.array(labels, dtype=bool)
+    k = int(lab.sum())
+    if k < 2 or n - k < 2:
+        return None
+    observed = _excess(sym, lab)
+    total = math.comb(n, k)
+    if total <= 5000:
+        draws: Iterable[tuple[int, ...]] = combinations(range(n), k)
+    else:
+        rng = np.random.default_rng(0)
+        draws = (tuple(rng.choice(n, size=k, replace=False)) for _ in range(5000))
+        total = 5000
+    hits = 0
+    for chosen in draws:
+        perm = np.zeros(n, dtype=bool)
+        perm[list(chosen)] = True
+        if _excess(sym, perm) >= observed - 1e-12:
+            hits += 1
+    return hits / total
+
+
+def _run_score(run: tuple[str, ...], min_run: int) -> float:
+    return _clip((len(run) - (min_run - 4)) / 8.0)
+
+
+def _check(
+    cfg: UniformityAlarm,
+    samples: Sequence[Sample],
+    agreement: PairAgreement,
+    breakdown: AgreementBreakdown | None,
+    prompt: str | None,
+) -> tuple[Alert, ...]:
+    voters = [i for i, s in enumerate(samples) if s.ok and s.model is not None]
+    models = sorted({_model(samples[i]) for i in voters})
+    if len(models) < 2:
+        return ()
+    toks = {i: _tokens(samples[i].text or "") for i in voters}
+    words = {i: [t[0] for t in toks[i]] for i in voters}
+    n = max(1, cfg.prompt_ngram)
+    pwords = [t[0] for t in _tokens(prompt or "")]
+    prompt_grams = {tuple(pwords[p : p + n]) for p in range(len(pwords) - n + 1)}
+    prompt_rare = {w for w in pwords if _rare_kind(w)}
+    cover = {i: _prompt_cover(toks[i], prompt_grams, n) for i in voters}
+
+    findings: dict[frozenset[str], _Finding] = {}
+
+    def add(group: frozenset[str], score: float, reason: str, run: tuple[str, ...] | None) -> None:
+        f = findings.setdefault(group, _Finding(0.0))
+        f.score = max(f.score, score)
+        if reason not in f.reasons:
+            f.reasons.append(reason)
+        if run is not None and all(r != run for r, _ in f.runs):
+            f.runs.append((run, score))
+
+    def producers(run: tuple[str, ...]) -> frozenset[str]:
+        return frozenset(_model(samples[i]) for i in voters if _find(words[i], run) >= 0)
+
+    # (a) verbatim runs and rare strings shared across different models.
+    min_considered = 1  # a lone rare string counts; plain words need a long run (scored below)
+    seen: set[tuple[str, ...]] = set()
+    for i, j in combinations(voters, 2):
+        if _model(samples[i]) == _model(samples[j]):
+            continue
+        for p, k in _shared_runs(words[i], words[j], min_considered):
+            # Split the run where the prompt explains it.
+            piece: list[str] = []
+            for q in range(p, p + k + 1):
+                if q < p + k and not cover[i][q]:
+                    piece.append(words[i][q])
+                    continue
+                run = tuple(piece)
+                piece = []
+                if len(run) < min_considered or run in seen:
+                    continue
+                seen.add(run)
+                rare = [w for w in run if _rare_kind(w) and w not in prompt_rare]
+                score = _run_score(run, cfg.min_run)
+                if score <= 0.0 and not rare:
+                    continue
+                group = producers(run)
+                if len(group) < 2:
+                    continue
+                if rare:
+                    some = len(models) >= 3 and len(group) < len(models)
+                    rare_score = 0.7 if some else 0.35
+                    score = 1.0 - (1.0 - score) * (1.0 - rare_score)
+                if score > 0.0:
+                    why = f"{len(run)}-word verbatim run"
+                    if rare:
+                        why += f" with rare string {rare[0]!r}"
+                    add(group, score, why, run)
+
+    # (b) inter-model agreement above both models' own agreement, (c) above history.
+    if breakdown is not None:
+        intra = {x.models[0]: x.mean for x in breakdown.intra}
+        for pair in breakdown.inter:
+            a, b = pair.models
+            group = frozenset((a, b))
+            if a in intra and b in intra and pair.mean >= 0.5:
+                excess = pair.mean - max(intra[a], intra[b])
+                if excess >= cfg.margin:
+                    members = [i for i in voters if _model(samples[i]) in group]
+                    labels = [_model(samples[i]) == a for i in members]
+                    p_val = _permutation_p(agreement, members, labels)
+                    if p_val is not None and p_val <= cfg.p_value:
+                        add(
+                            group,
+                            _clip(0.5 + (excess - cfg.margin) / (2 * cfg.margin)),
+                            f"inter-model agreement {pair.mean:.2f} above intra-model "
+                            f"{max(intra[a], intra[b]):.2f} (permutation p = {p_val:.3f})",
+                            None,
+                        )
+            if cfg.baseline is not None:
+                hist_n, mean, std = cfg.baseline.stats(a, b)
+                if hist_n >= cfg.min_history and pair.mean - mean >= cfg.margin:
+                    z = (pair.mean - mean) / max(std, 0.02)
+                    if z >= cfg.z:
+                        add(
+                            group,
+                            _clip(0.5 + (z - cfg.z) / (2 * cfg.z)),
+                            f"agreement {pair.mean:.2f} is {z:.1f} sd above this pair's "
+                            f"history ({mean:.2f} over {hist_n} runs)",
+                            None,
+                        )
+
+    alerts: list[Alert] = []
+    for group, f in sorted(findings.items(), key=lambda kv: (-kv[1].score, sorted(kv[0]))):
+        if f.score < cfg.fire_at:
+            continue
+        names = tuple(sorted(group))
+        evidence = _evidence(cfg, samples, voters, toks, words, group, f, agreement)
+        shown = f': "{evidence[0].text}"' if f.runs and evidence else ""
+        alerts.append(
+            Alert(
+                kind="uniformity",
+                message=(
+                    f"models {', '.join(names)} agree beyond what is plausible "
+                    f"({'; '.join(f.reasons[:3])}){shown}"
+                ),
+                score=round(f.score, 6),
+                models=names,
+                evidence=evidence,
+                severity="critical" if f.score >= 0.9 else "warning",
+            )
+        )
+    return tuple(alerts)
+
+
+def _evidence(
+    cfg: UniformityAlarm,
+    samples: Sequence[Sample],
+    voters: Sequence[int],
+    toks: Mapping[int, list[tuple[str, int, int]]],
+    words: Mapping[int, list[str]],
+    group: frozenset[str],
+    finding: _Finding,
+    agreement: PairAgreement,
+) -> tuple[AlertEvidence, ...]:
+    out: list[AlertEvidence] = []
+    runs = [r for r, _ in sorted(finding.runs, key=lambda r: (-r[1], -len(r[0])))]
+    if not runs:
+        # Agreement-based finding: show the longest run the group's samples share, if any.
+        members = [i for i in voters if _model(samples[i]) in group]
+        longest: tuple[str, ...] = ()
+        for i, j in combinations(members, 2):
+            if _model(samples[i]) == _model(samples[j]):
+                continue
+            for p, k in _shared_runs(words[i], words[j], 3):
+                if k > len(longest):
+                    longest = tuple(words[i][p : p + k])
+        runs = [longest] if longest else []
+    for run in runs:
+        for i in voters:
+            if _model(samples[i]) not in group:
+                continue
+            p = _find(words[i], run)
+            if p < 0:
+                continue
+            start, end = toks[i][p][1], toks[i][p + len(run) - 1][2]
+            text = samples[i].text or ""
+            out.append(AlertEvidence(text=text[start:end], sample=i, start=start, end=end))
+            if len(out) >= cfg.max_evidence:
+                return tuple(out)
+    return tuple(out)
