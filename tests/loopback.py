@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import collections
 import json
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -60,6 +62,10 @@ class LoopbackServer:
         self.default = default or Reply()
         self.requests: list[Recorded] = []
         self.connections = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.client_gone = 0
+        """Delayed or hanging requests whose client closed the connection while waiting."""
         self._scripts: dict[str | None, collections.deque[Reply]] = collections.defaultdict(
             collections.deque
         )
@@ -134,6 +140,19 @@ class LoopbackServer:
                 for r in self.requests
                 if (model is None or r.model == model) and (path is None or r.path == path)
             )
+
+    def _enter(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+    def _client_left(self) -> None:
+        with self._lock:
+            self.client_gone += 1
 
     def _next(self, rec: Recorded) -> tuple[Reply, int]:
         with self._lock:
@@ -238,11 +257,38 @@ class _Handler(BaseHTTPRequestHandler):
             time=time.monotonic(),
         )
         reply, n = owner._next(rec)
+        owner._enter()
+        try:
+            self._answer(owner, reply, body, n)
+        finally:
+            owner._leave()
+
+    def _wait(self, owner: LoopbackServer, seconds: float | None) -> bool:
+        """Wait ``seconds`` (``None``: until stop); False if the server stops or the client
+        goes away first (then counted in ``client_gone``)."""
+        end = None if seconds is None else time.monotonic() + seconds
+        while not owner._stop.is_set():
+            left = 0.05 if end is None else min(0.05, end - time.monotonic())
+            if left <= 0:
+                return True
+            readable, _, _ = select.select([self.connection], [], [], left)
+            if readable:
+                try:
+                    peek = self.connection.recv(1, socket.MSG_PEEK)
+                except OSError:
+                    peek = b""
+                if peek == b"":
+                    owner._client_left()
+                    return False
+                time.sleep(left)  # pipelined bytes: not a disconnect
+        return False
+
+    def _answer(self, owner: LoopbackServer, reply: Reply, body: Any, n: int) -> None:
         if reply.hang:
-            owner._stop.wait()
+            self._wait(owner, None)
             self.close_connection = True
             return
-        if reply.delay and owner._stop.wait(reply.delay):
+        if reply.delay and not self._wait(owner, reply.delay):
             self.close_connection = True
             return
         if reply.drop:

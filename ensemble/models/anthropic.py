@@ -111,7 +111,8 @@ class AnthropicModel(Model):
         temperature = request.temperature if request.temperature is not None else self.temperature
         if temperature is not None:
             # Anthropic accepts [0, 1]; OpenAI-style values above 1 are clipped, not rejected.
-            params["temperature"] = min(temperature, 1.0)
+            # Recent SDKs no longer type the field, so it travels in the JSON body as is.
+            params["extra_body"] = {"temperature": min(temperature, 1.0)}
         if request.stop:
             params["stop_sequences"] = list(request.stop)
         return params
