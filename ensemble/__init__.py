@@ -41,6 +41,7 @@ __all__ = [
     "Consensus",
     "Ensemble",
     "FunctionModel",
+    "LocalModel",
     "Metric",
     "MetricInfo",
     "MetricScores",
@@ -66,11 +67,13 @@ __all__ = [
 # The vendor SDKs take a while to import: load their adapters on first use.
 _LAZY = {
     "AnthropicModel": "ensemble.models.anthropic",
+    "LocalModel": "ensemble.models.local",
     "OpenAIModel": "ensemble.models.openai",
 }
 
 if TYPE_CHECKING:
     from ensemble.models.anthropic import AnthropicModel
+    from ensemble.models.local import LocalModel
     from ensemble.models.openai import OpenAIModel
 
 
