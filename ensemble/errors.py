@@ -12,7 +12,8 @@ how the library is called (:class:`UsageError`) is kept apart from a failure of 
     │   ├── ConfigurationError         invalid settings (repeats, quorum, base_url, ...)
     │   │   └── CalibrationMismatchError   a calibrator fitted for another metric's confidences
     │   ├── MissingAPIKeyError         no key given; names the environment variable to set
-    │   └── MissingDependencyError     an optional extra is not installed; also an ImportError
+    │   ├── MissingDependencyError     an optional extra is not installed; also an ImportError
+    │   └── ModelNotAvailableError     a named model (e.g. NLI weights) is not on disk or cached
     ├── ProviderError                  the provider's failure (model_name on every instance)
     │   ├── ProviderConnectionError    could not connect, or the connection broke
     │   ├── ProviderTimeoutError       one attempt exceeded its timeout
@@ -47,6 +48,7 @@ __all__ = [
     "LocalServerError",
     "MissingAPIKeyError",
     "MissingDependencyError",
+    "ModelNotAvailableError",
     "ProviderConnectionError",
     "ProviderError",
     "ProviderHTTPError",
@@ -127,6 +129,27 @@ class MissingDependencyError(UsageError, ImportError):
         self.what = what
         self.install = install
         super().__init__(f"{what} is not installed; install it with: {install}")
+
+
+class ModelNotAvailableError(UsageError):
+    """A model named by the user (e.g. NLI weights) is neither a local directory nor in the local
+    cache, and downloading was not allowed or failed. The message says how to fix it."""
+
+    def __init__(
+        self, model: str, *, local_dir: bool, allow_download: bool, reason: str = ""
+    ) -> None:
+        self.model = model
+        if local_dir:
+            fix = "the directory exists but does not hold a loadable model and tokenizer"
+        elif allow_download:
+            fix = "it could not be downloaded either (check the name and the network)"
+        else:
+            fix = (
+                "give the path of a directory that holds the model, put it in the Hugging Face "
+                "cache, or pass allow_download=True to let transformers fetch it"
+            )
+        detail = f" ({reason})" if reason else ""
+        super().__init__(f"model {model!r} is not available locally: {fix}{detail}")
 
 
 # --- their failure ------------------------------------------------------------------------

@@ -183,8 +183,10 @@ MetricFactory = Callable[[], Metric]
 
 #: Built-in metrics, imported only when first asked for (heavy backends stay unloaded).
 _BUILTIN: dict[str, str] = {
+    "entailment": "ensemble.metrics.entailment:EntailmentMetric",
     "ngram": "ensemble.metrics.ngram:NgramMetric",
     "prefix": "ensemble.metrics.prefix:PrefixMetric",
+    "semantic": "ensemble.metrics.semantic:SemanticMetric",
     "vote": "ensemble.metrics.vote:VoteMetric",
 }
 _REGISTERED: dict[str, MetricFactory] = {}

@@ -1,0 +1,150 @@
+"""The offline default backend of ``entailment``: similarity plus contradiction cues.
+
+**This is an approximation of entailment, not an NLI model.** It needs no download and no key:
+the packaged all-MiniLM-L6-v2 embeddings (extra ``[similarity]``) say whether a sample talks
+about what a span says, and three surface cues catch what a similarity model misses, because
+"born in 1820" and "born in 1902" embed almost alike:
+
+- **values**: the span's numbers (``1,820`` = ``1820``; ``3.5`` stays whole) and names
+  (capitalised words that are not common function words, e.g. ``London``, ``March``,
+  ``Oxford``) must each occur somewhere in the sample (case and accents ignored);
+- **a competing value**: the sample's sentence closest to the span holds a number (for a missing
+  number) or a name (for a missing name) that the span does not;
+- **negation**: exactly one of the span and that closest sentence is negated (``not``,
+  ``never``, ``no``, ``n't``, ...).
+
+The verdict for a span and a sample, with ``s`` the highest cosine similarity between the span
+and a sentence of the sample and ``t = clip((s - 0.3) / 0.6, 0, 1)`` (0 for unrelated
+sentences, which MiniLM scores below about 0.3; 1 for restatements, about 0.9 and above):
+
+==============================================  =========  ==========  ==============
+case                                            P(entail)  P(neutral)  P(contradict)
+==============================================  =========  ==========  ==============
+every value found, no negation mismatch         t          1 - t       0
+a value missing, and a competing value          0          1 - t       t
+a value missing, nothing competing              0          1           0
+every value found, negation mismatch            0          1 - t       t
+==============================================  =========  ==========  ==============
+
+so under the metric's ``max(0, P(e) - P(c))`` a span is supported by a sample exactly when
+every number and name in it appears in the sample, in proportion to how closely the sample
+restates it. Known blind spots: numbers written as words, wrong common nouns ("actor" for
+"singer"), wrong relations between right names, and paraphrased negation ("failed to").
+The five constants (0.3, 0.9, and the three cue rules) are round and were checked on both
+halves of the WikiBio dev passages; see ``docs/metrics/entailment.md`` for the figures.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import ClassVar
+
+import numpy as np
+
+from ensemble.metrics._embed import MODEL_ID
+from ensemble.metrics.base import FloatArray
+from ensemble.metrics.entailment import CONTRADICT, ENTAIL, NEUTRAL, EntailmentBackend
+from ensemble.metrics.ngram import STOPWORDS
+from ensemble.metrics.semantic import sentence_similarities
+from ensemble.types import SettingValue
+
+__all__ = ["SimilarityBackend", "Values", "values"]
+
+#: Cosine at or below which a sentence is unrelated, and at or above which it restates.
+LOW, HIGH = 0.3, 0.9
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_WORD = re.compile(r"[^\W_]+")
+_NEGATION = re.compile(
+    r"\b(?:not|no|never|neither|nor|none|nobody|nothing|nowhere|without|cannot)\b|n['\u2019]t\b",
+    re.IGNORECASE,
+)
+
+
+def _fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+class Values:
+    """The checkable content of a text: numbers, names, all words, and whether it negates."""
+
+    __slots__ = ("names", "negated", "numbers", "words")
+
+    def __init__(self, text: str) -> None:
+        folded = _fold(text)
+        self.numbers = frozenset(n.replace(",", "") for n in _NUMBER.findall(folded))
+        words = _WORD.findall(folded)
+        self.words = frozenset(w.lower() for w in words)
+        self.names = frozenset(
+            w.lower()
+            for w in words
+            if w[0].isupper() and not w[0].isdigit() and w.lower() not in STOPWORDS
+        )
+        self.negated = _NEGATION.search(folded) is not None
+
+
+@lru_cache(maxsize=1 << 14)
+def values(text: str) -> Values:
+    """:class:`Values` of ``text`` (cached: samples and spans repeat across calls)."""
+    return Values(text)
+
+
+def verdict(
+    span: Values, sample: Values, closest: Values | None, similarity: float
+) -> tuple[float, float, float]:
+    """``(P(entail), P(neutral), P(contradict))`` by the table in the module docstring."""
+    if closest is None:  # a blank sample says nothing
+        return (0.0, 1.0, 0.0)
+    t = min(max((similarity - LOW) / (HIGH - LOW), 0.0), 1.0)
+    missing_numbers = span.numbers - sample.numbers
+    missing_names = span.names - sample.words
+    if missing_numbers or missing_names:
+        competing = bool(missing_numbers and closest.numbers - span.numbers) or bool(
+            missing_names and closest.names - span.names
+        )
+        return (0.0, 1.0 - t, t) if competing else (0.0, 1.0, 0.0)
+    if span.negated != closest.negated:
+        return (0.0, 1.0 - t, t)
+    return (t, 1.0 - t, 0.0)
+
+
+class SimilarityBackend(EntailmentBackend):
+    """Approximate entailment from MiniLM similarity and contradiction cues (offline).
+
+    See the module docstring for the exact rule. Batches all samples of one call into one
+    embedding pass.
+    """
+
+    name: ClassVar[str] = "similarity"
+    version: ClassVar[str] = "1"
+
+    def settings(self) -> dict[str, SettingValue]:
+        return {"model": MODEL_ID, "low": LOW, "high": HIGH}
+
+    def judge(self, spans: Sequence[str], sample: str, *, text: str | None = None) -> FloatArray:
+        return self.judge_samples(spans, [sample], text=text)[:, 0, :]
+
+    def judge_samples(
+        self, spans: Sequence[str], samples: Sequence[str], *, text: str | None = None
+    ) -> FloatArray:
+        out = np.zeros((len(spans), len(samples), 3), dtype=np.float64)
+        if not spans or not samples:
+            return out
+        _, sentences, sims = sentence_similarities(spans, samples)
+        span_values = [values(s) for s in spans]
+        for j, sample in enumerate(samples):
+            sample_values = values(sample)
+            sim = sims[j]
+            for k, sv in enumerate(span_values):
+                if sim.shape[1] == 0:
+                    closest, s = None, 0.0
+                else:
+                    best = int(sim[k].argmax())
+                    closest, s = values(sentences[j][best]), float(sim[k, best])
+                p = verdict(sv, sample_values, closest, s)
+                out[k, j, ENTAIL], out[k, j, NEUTRAL], out[k, j, CONTRADICT] = p
+        return out

@@ -1,0 +1,352 @@
+"""``entailment``: is each span entailed, contradicted, or not addressed by each sample?
+
+A *backend* judges one sample against all the spans of the candidate at once and returns, for
+each span, three probabilities ``(entail, neutral, contradict)`` that sum to 1, or an
+*abstention* (a row of NaN) when it has no verdict (for example an LLM judge whose answer did
+not parse). The metric turns verdicts into support:
+
+    support = max(0, P(entail) - P(contradict))
+
+so a span is supported only as far as the sample entails it, and a contradiction takes away as
+much as an entailment gives: a sample that contradicts a span gives 0, exactly like a sample
+that says nothing about it, but a sample that is split between entailing and contradicting
+counts for less than one that only entails. (SelfCheckGPT's ``P(e) / (P(e) + P(c))`` ignores
+the neutral mass: a sample that does not mention the fact at all would then count as
+half-support, which is not what "supported" means here; it is available as
+``formula="ratio"``.)
+
+The confidence of a span is the (weighted) mean support over the samples that gave a verdict.
+An abstention is never counted as 0.5 or as 0: it is left out of the mean, shows as ``None`` in
+``Span.support``, and is reported in ``Consensus.alerts``. A span on which every sample
+abstained gets confidence 0 (nothing supports it).
+
+Backends (``backend=``):
+
+- ``"similarity"`` (the default, :class:`SimilarityBackend`, extra ``[similarity]``): an
+  **approximation** of entailment from sentence embeddings plus contradiction cues; no download,
+  no key. See :mod:`ensemble.metrics._similarity`.
+- ``"nli:MODEL"`` or ``NLIBackend(MODEL)`` (extra ``[nli]``): any MNLI-style cross-encoder
+  from Hugging Face transformers, by name (from the local cache unless you allow downloads) or
+  by local path. See :mod:`ensemble.metrics._nli`.
+- any :class:`EntailmentBackend` instance, for example an LLM judge.
+
+Writing a backend: subclass :class:`EntailmentBackend` and implement
+:meth:`~EntailmentBackend.judge` (synchronous), or subclass :class:`AsyncEntailmentBackend`
+and implement :meth:`~AsyncEntailmentBackend.ajudge` (a coroutine; the synchronous calls run
+it on an event loop of their own). Either may override the many-sample methods to batch or
+run concurrently.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import concurrent.futures
+from collections.abc import Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+
+import numpy as np
+
+from ensemble.errors import ConfigurationError
+from ensemble.metrics.base import FloatArray, Granularity, Metric, MetricScores
+from ensemble.types import SettingValue
+
+if TYPE_CHECKING:
+    from ensemble.metrics._nli import NLIBackend
+    from ensemble.metrics._similarity import SimilarityBackend
+
+__all__ = [
+    "CONTRADICT",
+    "ENTAIL",
+    "NEUTRAL",
+    "AsyncEntailmentBackend",
+    "EntailmentBackend",
+    "EntailmentMetric",
+    "NLIBackend",
+    "SimilarityBackend",
+    "abstention",
+    "check_verdicts",
+    "support_from_verdicts",
+]
+
+#: Column of each verdict: P(entail), P(neutral), P(contradict).
+ENTAIL, NEUTRAL, CONTRADICT = 0, 1, 2
+
+Formula = Literal["difference", "ratio"]
+_T = TypeVar("_T")
+
+
+def abstention(n_spans: int) -> FloatArray:
+    """Verdicts that abstain on every one of ``n_spans`` spans (rows of NaN)."""
+    return np.full((n_spans, 3), np.nan, dtype=np.float64)
+
+
+def check_verdicts(verdicts: object, n_spans: int, who: str = "backend") -> FloatArray:
+    """Validate a backend's answer: shape ``(n_spans, 3)``, each row a probability vector (it
+    is renormalised to sum 1) or all NaN (an abstention). Raises ``ValueError`` otherwise."""
+    v = np.asarray(verdicts, dtype=np.float64)
+    if v.shape != (n_spans, 3):
+        raise ValueError(f"{who} returned verdicts of shape {v.shape}, expected {(n_spans, 3)}")
+    nan = np.isnan(v)
+    partial = nan.any(axis=1) & ~nan.all(axis=1)
+    if partial.any():
+        raise ValueError(f"{who} returned a verdict with some but not all values NaN")
+    given = ~nan.all(axis=1)
+    rows = v[given]
+    if not np.isfinite(rows).all() or (rows < 0).any() or (rows.sum(axis=1) <= 0).any():
+        raise ValueError(f"{who} returned probabilities that are negative, infinite or all zero")
+    v[given] = rows / rows.sum(axis=1, keepdims=True)
+    return v
+
+
+def support_from_verdicts(verdicts: FloatArray, formula: Formula = "difference") -> FloatArray:
+    """Support in [0, 1] from verdicts ``(..., 3)``; NaN where the backend abstained.
+
+    ``"difference"``: ``max(0, P(e) - P(c))``. ``"ratio"``: ``P(e) / (P(e) + P(c))``, and 0.5
+    for a purely neutral verdict (SelfCheckGPT's NLI score, as support).
+    """
+    pe = verdicts[..., ENTAIL]
+    pc = verdicts[..., CONTRADICT]
+    if formula == "difference":
+        return np.clip(pe - pc, 0.0, 1.0)
+    eps = 1e-6
+    return np.clip((pe + eps) / (pe + pc + 2 * eps), 0.0, 1.0)
+
+
+def _run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run a coroutine to completion from synchronous code, even inside a running loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    # Called from inside an event loop (e.g. a notebook): run it on a loop in another thread.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+class EntailmentBackend(abc.ABC):
+    """Judges spans against samples. Subclasses implement :meth:`judge`.
+
+    Class attributes: ``name`` (shown in the metric's signature) and ``version`` (bumped when
+    the same settings would give different verdicts).
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "1"
+
+    def settings(self) -> dict[str, SettingValue]:
+        """Settings that, with ``name`` and ``version``, reproduce this backend's verdicts."""
+        return {}
+
+    @abc.abstractmethod
+    def judge(self, spans: Sequence[str], sample: str, *, text: str | None = None) -> FloatArray:
+        """Verdicts on every span given one sample: shape ``(len(spans), 3)``.
+
+        Row ``k`` is ``(P(entail), P(neutral), P(contradict))`` for ``spans[k]`` given
+        ``sample`` as the evidence, or all NaN to abstain. ``text`` is the whole text the spans
+        come from (context for pronouns), when known.
+        """
+
+    async def ajudge(
+        self, spans: Sequence[str], sample: str, *, text: str | None = None
+    ) -> FloatArray:
+        """:meth:`judge` as a coroutine; the default runs it in a worker thread."""
+        return await asyncio.to_thread(self.judge, spans, sample, text=text)
+
+    def judge_samples(
+        self, spans: Sequence[str], samples: Sequence[str], *, text: str | None = None
+    ) -> FloatArray:
+        """Verdicts on every span for every sample: shape ``(len(spans), len(samples), 3)``.
+
+        The default calls :meth:`judge` once per sample; override it to batch across samples.
+        """
+        out = np.empty((len(spans), len(samples), 3), dtype=np.float64)
+        for j, sample in enumerate(samples):
+            out[:, j, :] = self.judge(spans, sample, text=text)
+        return out
+
+    async def ajudge_samples(
+        self, spans: Sequence[str], samples: Sequence[str], *, text: str | None = None
+    ) -> FloatArray:
+        """:meth:`judge_samples` as a coroutine; the default judges the samples concurrently
+        with :meth:`ajudge` (one call per sample)."""
+        parts = await asyncio.gather(*(self.ajudge(spans, s, text=text) for s in samples))
+        out = np.empty((len(spans), len(samples), 3), dtype=np.float64)
+        for j, part in enumerate(parts):
+            out[:, j, :] = part
+        return out
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.settings().items())
+        return f"{type(self).__name__}({args})"
+
+
+class AsyncEntailmentBackend(EntailmentBackend):
+    """A backend whose natural form is a coroutine (e.g. a model call). Implement :meth:`ajudge`
+    (and, to control concurrency across samples, :meth:`ajudge_samples`); the synchronous
+    methods run them on an event loop of their own."""
+
+    @abc.abstractmethod
+    async def ajudge(
+        self, spans: Sequence[str], sample: str, *, text: str | None = None
+    ) -> FloatArray:
+        """See :meth:`EntailmentBackend.judge`."""
+
+    def judge(self, spans: Sequence[str], sample: str, *, text: str | None = None) -> FloatArray:
+        return _run_sync(self.ajudge(spans, sample, text=text))
+
+    def judge_samples(
+        self, spans: Sequence[str], samples: Sequence[str], *, text: str | None = None
+    ) -> FloatArray:
+        return _run_sync(self.ajudge_samples(spans, samples, text=text))
+
+
+def _make_backend(backend: str | EntailmentBackend) -> EntailmentBackend:
+    if isinstance(backend, EntailmentBackend):
+        return backend
+    if backend == "similarity":
+        from ensemble.metrics._similarity import SimilarityBackend
+
+        return SimilarityBackend()
+    if isinstance(backend, str) and backend.startswith("nli:") and backend[4:].strip():
+        from ensemble.metrics._nli import NLIBackend
+
+        return NLIBackend(backend[4:].strip())
+    raise ConfigurationError(
+        f"unknown entailment backend {backend!r}; give 'similarity', 'nli:MODEL' (a Hugging "
+        "Face model name or a local path) or an EntailmentBackend instance"
+    )
+
+
+def __getattr__(name: str) -> Any:
+    # The backends load their heavy dependencies only when first named.
+    if name == "SimilarityBackend":
+        from ensemble.metrics._similarity import SimilarityBackend
+
+        return SimilarityBackend
+    if name == "NLIBackend":
+        from ensemble.metrics._nli import NLIBackend
+
+        return NLIBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class EntailmentMetric(Metric):
+    """Support = ``max(0, P(entail) - P(contradict))`` per span and sample; confidence = mean
+    support over the samples that gave a verdict. See the module docstring."""
+
+    name: ClassVar[str] = "entailment"
+    granularity: ClassVar[Granularity] = "sentence"
+    symmetric: ClassVar[bool] = False
+    version: ClassVar[str] = "1"
+
+    def __init__(
+        self,
+        *,
+        backend: str | EntailmentBackend = "similarity",
+        formula: Formula = "difference",
+    ) -> None:
+        if formula not in ("difference", "ratio"):
+            raise ConfigurationError(f"formula must be 'difference' or 'ratio', not {formula!r}")
+        self.backend = _make_backend(backend)
+        self.formula: Formula = formula
+
+    def settings(self) -> dict[str, SettingValue]:
+        out: dict[str, SettingValue] = {
+            "backend": self.backend.name,
+            "backend_version": self.backend.version,
+            "formula": self.formula,
+        }
+        for key, value in self.backend.settings().items():
+            out[f"backend.{key}"] = value
+        return out
+
+    def verdicts(
+        self, text: str, spans: Sequence[tuple[int, int]], samples: Sequence[str]
+    ) -> FloatArray:
+        """The backend's checked verdicts, shape ``(len(spans), len(samples), 3)``."""
+        pieces = [text[a:b] for a, b in spans]
+        if not pieces or not samples:
+            return np.zeros((len(pieces), len(samples), 3), dtype=np.float64)
+        raw = np.asarray(self.backend.judge_samples(pieces, samples, text=text), dtype=np.float64)
+        return self._check(raw, len(pieces), len(samples))
+
+    async def averdicts(
+        self, text: str, spans: Sequence[tuple[int, int]], samples: Sequence[str]
+    ) -> FloatArray:
+        """:meth:`verdicts` from async code (an LLM judge then shares the caller's loop)."""
+        pieces = [text[a:b] for a, b in spans]
+        if not pieces or not samples:
+            return np.zeros((len(pieces), len(samples), 3), dtype=np.float64)
+        raw = await self.backend.ajudge_samples(pieces, samples, text=text)
+        return self._check(np.asarray(raw, dtype=np.float64), len(pieces), len(samples))
+
+    def _check(self, raw: FloatArray, n_spans: int, n_samples: int) -> FloatArray:
+        who = type(self.backend).__name__
+        if raw.shape != (n_spans, n_samples, 3):
+            raise ValueError(
+                f"{who} returned verdicts of shape {raw.shape}, expected {(n_spans, n_samples, 3)}"
+            )
+        out = np.empty_like(raw)
+        for j in range(n_samples):
+            out[:, j, :] = check_verdicts(raw[:, j, :], n_spans, who)
+        return out
+
+    def support(
+        self, text: str, spans: Sequence[tuple[int, int]], samples: Sequence[str]
+    ) -> FloatArray:
+        """Support per span and sample; NaN where the backend abstained."""
+        return support_from_verdicts(self.verdicts(text, spans, samples), self.formula)
+
+    def scores_from_support(self, support: FloatArray, weights: FloatArray | None) -> MetricScores:
+        """Confidence = weighted mean of support over the samples that gave a verdict."""
+        given = ~np.isnan(support)
+        w = np.ones(support.shape[1]) if weights is None else np.asarray(weights, np.float64)
+        mass = given * w[None, :]
+        total = mass.sum(axis=1)
+        conf = np.where(
+            total > 0, (np.nan_to_num(support) * mass).sum(axis=1) / np.maximum(total, 1e-300), 0.0
+        )
+        return MetricScores(support, np.clip(conf, 0.0, 1.0))
+
+    def evaluate(
+        self,
+        text: str,
+        spans: Sequence[tuple[int, int]],
+        samples: Sequence[str],
+        weights: FloatArray | None = None,
+    ) -> MetricScores:
+        return self.scores_from_support(self.support(text, spans, samples), weights)
+
+    async def aevaluate(
+        self,
+        text: str,
+        spans: Sequence[tuple[int, int]],
+        samples: Sequence[str],
+        weights: FloatArray | None = None,
+    ) -> MetricScores:
+        """:meth:`evaluate` from async code."""
+        sup = support_from_verdicts(await self.averdicts(text, spans, samples), self.formula)
+        return self.scores_from_support(sup, weights)
+
+    def agreement(self, texts: Sequence[str]) -> FloatArray:
+        """Pairwise agreement as in :meth:`Metric.agreement`, leaving abstentions out."""
+        n = len(texts)
+        out = np.eye(n, dtype=np.float64)
+        for i, text in enumerate(texts):
+            others = [j for j in range(n) if j != i]
+            if not others:
+                continue
+            spans = self.segment(text)
+            if not spans:
+                out[i, others] = [1.0 if not texts[j].strip() else 0.0 for j in others]
+                continue
+            sup = self.support(text, spans, [texts[j] for j in others])
+            lengths = np.array([max(b - a, 1) for a, b in spans], dtype=np.float64)
+            mass = ~np.isnan(sup) * lengths[:, None]
+            total = mass.sum(axis=0)
+            row = np.where(
+                total > 0, (np.nan_to_num(sup) * mass).sum(axis=0) / np.maximum(total, 1e-300), 0.0
+            )
+            out[i, others] = row
+        return out
