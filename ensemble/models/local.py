@@ -188,6 +188,12 @@ class LocalModel(Model):
         self._client_url: str | None = None
         self._retired: list[OpenAIModel] = []
 
+    @property
+    def endpoint(self) -> str:
+        """One endpoint per server: models sharing a server share the runner's limits."""
+        c = self.config
+        return f"local@{c.model_path}?slots={c.slots}&threads={c.threads}&ctx={c.ctx_size}"
+
     # --- the server -------------------------------------------------------------------------
 
     @property
