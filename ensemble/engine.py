@@ -97,7 +97,9 @@ def _spans(
     for k, (a, b) in enumerate(offsets):
         per_sample: list[float | None] = [None] * n_samples
         for col, idx in enumerate(columns):
-            per_sample[idx] = float(support[k, col])
+            value = float(support[k, col])
+            # NaN: the metric's judge abstained on this (span, sample); it did not vote.
+            per_sample[idx] = value if not np.isnan(value) else None
         conf = float(np.clip(confidence[k], 0.0, 1.0))
         if threshold is not None and conf < threshold:
             continue
@@ -124,6 +126,24 @@ def _no_evidence_alert(n_voters: int) -> tuple[Alert, ...]:
             kind="no_evidence",
             message="no other successful sample to compare with: every confidence is 0",
             severity="info",
+        ),
+    )
+
+
+def _abstention_alert(support: FloatArray) -> tuple[Alert, ...]:
+    """An alert counting the (span, sample) verdicts the metric abstained on (NaN support)."""
+    missing = int(np.isnan(support).sum())
+    if missing == 0:
+        return ()
+    return (
+        Alert(
+            kind="abstention",
+            message=(
+                f"the metric gave no verdict on {missing} of {support.size} (span, sample) "
+                "pairs; they are left out of the confidences (Span.support shows None)"
+            ),
+            score=missing / support.size,
+            severity="warning",
         ),
     )
 
@@ -267,7 +287,7 @@ def consensus(
         candidate=cand,
         metric=metric_obj.info,
         agreement=_full_agreement(matrix, voters, len(all_samples)),
-        alerts=_no_evidence_alert(len(evidence)),
+        alerts=_no_evidence_alert(len(evidence)) + _abstention_alert(scores.support),
         threshold=threshold,
         calibration=None if cal is None else cal.info_for(metric_obj.info),
     )
@@ -343,7 +363,7 @@ def score(
         samples=all_samples,
         candidate=None,
         metric=metric_obj.info,
-        alerts=_no_evidence_alert(len(evidence)),
+        alerts=_no_evidence_alert(len(evidence)) + _abstention_alert(scores.support),
         threshold=threshold,
         calibration=None if cal is None else cal.info_for(metric_obj.info),
     )
