@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -135,3 +139,52 @@ def test_bad_input_is_rejected() -> None:
         selfcheck_figures([np.array([0.3])], [np.array([0.1])])
     with pytest.raises(InvalidInputError):
         selfcheck_figures([], [])
+
+
+def test_wikibio_benchmark_runs_on_a_small_file(tmp_path: Path) -> None:
+    """The benchmark script itself, on a made-up file of the same shape (not the real data)."""
+    facts = ["Ada was born in London.", "She wrote notes on engines.", "She liked tea."]
+    wrong = ["Ada was born in Paris.", "She built ships.", "She hated music."]
+    samples = [" ".join(facts)] * 3 + ["Ada was born in London. She wrote about engines."]
+    passages = [
+        {
+            "gpt3_sentences": facts[:2] + wrong[i % 3 : i % 3 + 1],
+            "annotation": ["accurate", "minor_inaccurate", "major_inaccurate"],
+            "gpt3_text_samples": samples,
+        }
+        for i in range(4)
+    ]
+    passages.append(
+        {
+            "gpt3_sentences": wrong,
+            "annotation": ["major_inaccurate"] * 3,
+            "gpt3_text_samples": samples,
+        }
+    )
+    data = tmp_path / "mini.json"
+    data.write_text(json.dumps(passages), encoding="utf-8")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "wikibio.py"
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--data",
+            str(data),
+            "--metric",
+            "ngram",
+            "--repeats",
+            "1",
+            "--split-check",
+            "--random-splits",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert "5 passages, 15 sentences" in out
+    line = next(x for x in out.splitlines() if x.startswith("ngram "))
+    nonfact, nonfact_star, factual = (float(v) for v in line.split()[1:4])
+    assert 0 <= nonfact <= 100 and 0 <= nonfact_star <= 100 and 0 <= factual <= 100
+    assert "5 random half-splits" in out
