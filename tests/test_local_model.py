@@ -297,3 +297,22 @@ async def test_end_to_end_prefix_shows_agreement_then_divergence(shared: LocalMo
     # The confidence holds over the shared start and drops only after it.
     drop = next(i for i, c in enumerate(confidences) if c < confidences[0])
     assert result.spans[drop].start >= len("23, 24, 25,")
+
+
+@pytest.mark.local
+async def test_proxy_settings_are_ignored_and_the_key_stays_hidden(
+    shared: LocalModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A proxy from the environment must not see loopback traffic (nor the server's key): the
+    # "proxy" here is a closed loopback port, so any attempt to use it would fail the call.
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    async with LocalModel(**SHARED) as model:  # type: ignore[arg-type]
+        c = await model.agenerate(Request(prompt="Say hi.", max_tokens=4, seed=5))
+        assert c.text
+        handle = model.server
+        assert handle is not None
+        key = handle.api_key
+        assert key and key not in repr(model) and key not in repr(handle)

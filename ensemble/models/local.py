@@ -27,8 +27,11 @@ import asyncio
 import importlib.util
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
+
+import httpx
 
 from ensemble.errors import (
     ConfigurationError,
@@ -104,6 +107,24 @@ def _check_dependencies(model_path: str | os.PathLike[str] | None) -> Path:
     if not path.is_file():
         raise ConfigurationError(f"LocalModel: the GGUF model file {str(path)!r} does not exist")
     return path.resolve()
+
+
+@dataclass
+class _Client:
+    """The OpenAIModel that talks to one server from one event loop, with its own HTTP client.
+
+    The HTTP client ignores proxy settings from the environment (``trust_env=False``): traffic
+    to the loopback server must never be sent to a proxy, with the server's key.
+    """
+
+    openai: OpenAIModel
+    http: httpx.AsyncClient
+    base_url: str
+    loop: asyncio.AbstractEventLoop
+
+    async def aclose(self) -> None:
+        await self.openai.aclose()
+        await self.http.aclose()
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -184,9 +205,8 @@ class LocalModel(Model):
         )
         self._lock = threading.Lock()
         self._handle: ServerHandle | None = None
-        self._client: OpenAIModel | None = None
-        self._client_url: str | None = None
-        self._retired: list[OpenAIModel] = []
+        self._client: _Client | None = None
+        self._retired: list[_Client] = []
 
     @property
     def endpoint(self) -> str:
@@ -233,18 +253,28 @@ class LocalModel(Model):
         return self
 
     def _client_for(self, handle: ServerHandle) -> OpenAIModel:
+        loop = asyncio.get_running_loop()
         client = self._client
-        if client is None or self._client_url != handle.base_url:
-            if client is not None:
-                self._retired.append(client)
-            client = OpenAIModel(
+        if client is None or client.base_url != handle.base_url or client.loop is not loop:
+            if client is not None and client.loop is loop:
+                self._retired.append(client)  # closed below, on its own loop
+            # (A client of another loop is dropped: its connections died with that loop.)
+            http = httpx.AsyncClient(
+                trust_env=False,
+                follow_redirects=False,
+                timeout=httpx.Timeout(600.0, connect=5.0),
+                limits=httpx.Limits(max_connections=max(8, 2 * self.slots)),
+            )
+            model = OpenAIModel(
                 self.config.alias,
                 base_url=f"{handle.base_url}/v1",
                 api_key=handle.api_key,
                 name=self.name,
+                http_client=http,
             )
-            self._client, self._client_url = client, handle.base_url
-        return client
+            client = _Client(openai=model, http=http, base_url=handle.base_url, loop=loop)
+            self._client = client
+        return client.openai
 
     # --- the adapter interface ----------------------------------------------------------------
 
@@ -282,8 +312,8 @@ class LocalModel(Model):
         seconds after its last user let go). The model stays usable: the next call starts or
         joins a server again."""
         await self._close_retired()
-        client, self._client, self._client_url = self._client, None, None
-        if client is not None:
+        client, self._client = self._client, None
+        if client is not None and client.loop is asyncio.get_running_loop():
             await client.aclose()
         with self._lock:
             handle, self._handle = self._handle, None
