@@ -221,10 +221,13 @@ class InvalidResponseError(ProviderError):
 class LocalServerError(ProviderError):
     """The embedded llama.cpp server behind ``LocalModel`` failed to start or died.
 
-    The message ends with the tail of the server's own log when there is one.
+    The message ends with llama.cpp's own error lines when there are any. A server that died
+    during a call is ``retryable`` (the next call starts a new one); one that cannot start is
+    not.
     """
 
-    def __init__(self, message: str, *, model_name: str = "local") -> None:
+    def __init__(self, message: str, *, model_name: str = "local", retryable: bool = False) -> None:
+        self.retryable = retryable
         super().__init__(message, model_name=model_name)
 
 

@@ -212,6 +212,28 @@ def test_keep_alive_then_stop_and_restart_after_a_crash() -> None:
 
 
 @pytest.mark.local
+@needs_local
+async def test_server_dying_mid_call_is_a_retryable_error_and_is_replaced() -> None:
+    model = LocalModel(keep_alive=0, ctx_size=640)
+    try:
+        await model.astart()
+        doomed = model.server
+        assert doomed is not None
+        story = Request(prompt="Write a long story about a dragon.", max_tokens=400, seed=1)
+        call = asyncio.create_task(model.agenerate(story))
+        await asyncio.sleep(0.5)  # the answer is being decoded (400 tokens take seconds)
+        doomed.process.kill()
+        with pytest.raises(LocalServerError, match="stopped during the call") as info:
+            await call
+        assert info.value.retryable  # the runner's retry gets a new server
+        again = await model.agenerate(Request(prompt="Say hi.", max_tokens=4, seed=1))
+        assert again.text
+        assert model.server is not None and model.server is not doomed
+    finally:
+        await model.aclose()
+
+
+@pytest.mark.local
 async def test_models_with_the_same_settings_share_one_server(shared: LocalModel) -> None:
     a = LocalModel(**SHARED)  # type: ignore[arg-type]
     b = LocalModel(name="local-b", **SHARED)  # type: ignore[arg-type]

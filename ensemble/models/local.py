@@ -293,7 +293,7 @@ class LocalModel(Model):
         try:
             return await client.agenerate(request)
         except ProviderConnectionError:
-            if handle.alive:
+            if not await _has_died(handle):
                 raise
             # The server died under us. The next call starts a new one; say what happened.
             raise LocalServerError(
@@ -301,6 +301,7 @@ class LocalModel(Model):
                 f"{handle.process.returncode}); the next call starts a new one\n"
                 f"--- llama.cpp log ---\n{handle.log_tail()}",
                 model_name=self.name,
+                retryable=True,
             ) from None
 
     async def _close_retired(self) -> None:
@@ -328,6 +329,18 @@ class LocalModel(Model):
             f"LocalModel(name={self.name!r}, model_path={str(self.model_path)!r}, "
             f"slots={self.slots}, threads={self.threads}, ctx_size={self.ctx_size})"
         )
+
+
+async def _has_died(handle: ServerHandle, within: float = 1.0) -> bool:
+    """Whether the server process ended (a killed process closes its sockets a moment before
+    the OS reports it gone, so look for up to ``within`` seconds)."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + within
+    while handle.alive:
+        if loop.time() >= until:
+            return False
+        await asyncio.sleep(0.02)
+    return True
 
 
 def stop_all_servers() -> None:
