@@ -178,6 +178,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    request_queue_size = 256  # the fan-out opens many connections at once
     owner: LoopbackServer
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -241,6 +242,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # silence stderr
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        # Answer in one segment without Nagle's delay (which would add ~40 ms per answer).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def do_POST(self) -> None:
         owner = self.server.owner
@@ -316,7 +322,7 @@ class _Handler(BaseHTTPRequestHandler):
             for k, v in headers.items():
                 self.send_header(k, v)
             self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            self._headers_buffer.append(b"\r\n" + payload)  # headers and body in one write
+            self.flush_headers()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True

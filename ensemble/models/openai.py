@@ -124,7 +124,10 @@ class OpenAIModel(Model):
         logger.debug("%s: request (seed=%s)", self.name, request.seed)
         started = time.perf_counter()
         try:
-            raw = await client.chat.completions.with_raw_response.create(**params)
+            # The SDK's documented raw route (auth, headers, error types, no retries) without
+            # its per-call parameter transform, which costs ~3 ms of CPU per call: the body is
+            # plain JSON we built ourselves, and we validate the answer ourselves.
+            raw = await client.post("/chat/completions", body=params, cast_to=httpx.Response)
             content = raw.content
         except openai.APIStatusError as exc:
             raise http_error(
