@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 from ensemble import errors
 from ensemble._retry import RetryPolicy
 from ensemble._version import __version__
+from ensemble.adaptive import Escalation, SequentialStopping, Tier
+from ensemble.diagnostics import BaselineStore, UniformityAlarm
 from ensemble.engine import consensus, score
 from ensemble.metrics.base import (
     Metric,
@@ -23,36 +25,49 @@ from ensemble.models.function import FunctionModel
 from ensemble.models.scripted import ScriptedModel
 from ensemble.runner import Ensemble
 from ensemble.types import (
+    AgreementBreakdown,
     Alert,
     AlertEvidence,
     Consensus,
     MetricInfo,
+    ModelAgreement,
     Sample,
     SampleError,
+    SamplingReport,
     Span,
+    TierRun,
     Usage,
 )
 
 __all__ = [
+    "AgreementBreakdown",
     "Alert",
     "AlertEvidence",
     "AnthropicModel",
+    "BaselineStore",
     "Completion",
     "Consensus",
     "Ensemble",
+    "Escalation",
     "FunctionModel",
     "LocalModel",
     "Metric",
     "MetricInfo",
     "MetricScores",
     "Model",
+    "ModelAgreement",
     "OpenAIModel",
     "Request",
     "RetryPolicy",
     "Sample",
     "SampleError",
+    "SamplingReport",
     "ScriptedModel",
+    "SequentialStopping",
     "Span",
+    "Tier",
+    "TierRun",
+    "UniformityAlarm",
     "Usage",
     "__version__",
     "available_metrics",

@@ -1,0 +1,348 @@
+"""Spend samples only where risk needs them: sequential stopping and escalation tiers.
+
+Two ideas, one small API (``docs/adaptive.md`` has the long version):
+
+* **Sequential stopping** (:class:`SequentialStopping`): sample in rounds and stop as soon as
+  the consensus is settled, at most the tier's budget. The samples are grouped into answers
+  (clusters of the agreement matrix: two samples are the same answer when their agreement is
+  at least ``agree_at``; for the ``vote`` metric these are exactly the normalised answers).
+  With ``a`` samples on the leading answer, ``b`` on the runner-up and ``r`` samples of budget
+  left, the round stops when either
+
+  - the leader can no longer be caught: ``a > b + r`` (then the full budget would elect the
+    same answer whatever the remaining samples say), or
+  - the leader is settled in probability: with a uniform prior on the leader's share ``p``
+    among samples that give one of the two leading answers, the posterior is
+    ``Beta(a + 1, b + 1)``, and ``P(p > 1/2) >= confidence`` (default 0.95). Unanimity settles
+    after four samples; one dissent needs six on the leader.
+
+* **Escalation** (:class:`Escalation` with :class:`Tier` objects): start with a cheap tier (one
+  model, few samples); when the consensus confidence is below ``threshold`` or an alert of a
+  kind in ``escalate_on`` fired, run the next tier (more samples, more and older models) on top
+  of the samples already drawn. Samples are never thrown away: each tier's consensus is over
+  every sample drawn so far. The result's ``sampling`` (:class:`~ensemble.SamplingReport`)
+  records the tiers that ran, why each stopped or escalated, and the samples saved.
+
+``Escalation(ens)`` with no tiers is plain adaptive stopping over the ensemble's models and
+``repeats``. All I/O goes through :meth:`ensemble.Ensemble.asample`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ensemble.diagnostics import DEFAULT_ALARM, UniformityAlarm
+from ensemble.engine import consensus
+from ensemble.errors import ConfigurationError, QuorumError, UsageError
+from ensemble.models import get_model
+from ensemble.models.base import Model
+from ensemble.runner import Ensemble
+from ensemble.types import Consensus, Sample, SamplingReport, TierRun
+
+__all__ = ["Escalation", "SequentialStopping", "Tier", "answer_counts", "leader_probability"]
+
+
+def leader_probability(a: int, b: int) -> float:
+    """``P(p > 1/2)`` for ``p ~ Beta(a + 1, b + 1)``: the posterior probability, under a
+    uniform prior, that the answer seen ``a`` times beats the one seen ``b`` times.
+
+    Exact: ``P(Beta(a + 1, b + 1) > 1/2) = P(Binomial(a + b + 1, 1/2) <= a)``.
+    """
+    n = a + b + 1
+    return sum(math.comb(n, k) for k in range(a + 1)) / 2.0**n
+
+
+def answer_counts(result: Consensus, agree_at: float = 0.5) -> tuple[int, int]:
+    """``(leader, runner_up)``: samples agreeing with the consensus candidate, and the size of
+    the largest group among the rest (greedy clusters of the symmetrised agreement matrix)."""
+    voters = [i for i, s in enumerate(result.samples) if s.ok]
+    if not voters:
+        return 0, 0
+    if len(voters) == 1 or not result.agreement:
+        return 1, 0
+    pos = {i: k for k, i in enumerate(voters)}
+    a = np.array(
+        [[result.agreement[i][j] or 0.0 for j in voters] for i in voters], dtype=np.float64
+    )
+    same = (a + a.T) / 2.0 >= agree_at
+    np.fill_diagonal(same, True)
+    cand = pos[result.candidate] if result.candidate is not None else 0
+    left = np.ones(len(voters), dtype=bool)
+    leader = same[cand] & left
+    left &= ~leader
+    runner_up = 0
+    while left.any():
+        sizes = (same & left[None, :]).sum(axis=1) * left
+        k = int(np.argmax(sizes))
+        group = same[k] & left
+        runner_up = max(runner_up, int(group.sum()))
+        left &= ~group
+    return int(leader.sum()), runner_up
+
+
+@dataclass(frozen=True)
+class SequentialStopping:
+    """When to stop sampling within a tier (see the module docstring for the rule).
+
+    - ``confidence``: posterior probability that the leading answer beats the runner-up;
+    - ``min_samples``: successful samples before the rule may stop (the first round's size);
+    - ``batch``: samples per model in each later round (more is faster, less is thriftier);
+    - ``agree_at``: agreement at which two samples count as the same answer.
+    """
+
+    confidence: float = 0.95
+    min_samples: int = 3
+    batch: int = 1
+    agree_at: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.5 < self.confidence < 1.0:
+            raise ConfigurationError("confidence must lie strictly between 0.5 and 1")
+        for name in ("min_samples", "batch"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"{name} must be an integer >= 1, not {value!r}")
+        if not 0.0 < self.agree_at <= 1.0:
+            raise ConfigurationError("agree_at must lie in (0, 1]")
+
+    def settled(self, result: Consensus, remaining: int) -> str | None:
+        """Why the consensus is settled, or ``None`` to keep sampling."""
+        ok = sum(1 for s in result.samples if s.ok)
+        if ok < self.min_samples:
+            return None
+        a, b = answer_counts(result, self.agree_at)
+        if a > b + remaining:
+            return f"leader {a} vs {b} cannot be overtaken by the {remaining} samples left"
+        p = leader_probability(a, b)
+        if p >= self.confidence:
+            return f"leader {a} vs {b}: P(leader's share > 1/2) = {p:.3f} >= {self.confidence}"
+        return None
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One level of an :class:`Escalation`: which models, and at most how many samples each.
+
+    ``models`` are names of the ensemble's models, or :class:`~ensemble.models.Model` objects
+    or specs (``None``: every model of the ensemble). ``repeats`` counts the samples a model
+    already has from earlier tiers: ``Tier(["local"], 3)`` then ``Tier(["local", "big"], 5)``
+    draws 2 more of ``local`` and 5 of ``big``.
+    """
+
+    repeats: int
+    models: Sequence[str | Model] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.repeats, bool) or not isinstance(self.repeats, int) or self.repeats < 1:
+            raise ConfigurationError(f"Tier repeats must be an integer >= 1, not {self.repeats!r}")
+        if isinstance(self.models, (str, Model)):
+            raise ConfigurationError("Tier models must be a list of models or names")
+
+
+class Escalation:
+    """Adaptive stopping within tiers, escalating while the result is weak or alarming.
+
+    Parameters (keyword-only after ``ensemble``):
+
+    - ``ensemble``: the :class:`~ensemble.Ensemble` that draws the samples (its metric,
+      temperatures, timeouts, retries, seeds and quorum apply; its ``deadline`` applies to
+      each round);
+    - ``tiers``: :class:`Tier` objects, cheapest first (default: one tier of every model of
+      the ensemble with its ``repeats``, i.e. plain adaptive stopping);
+    - ``threshold``: escalate while the consensus confidence is below this (``None``: never
+      on confidence);
+    - ``escalate_on``: alert kinds that escalate (default ``("uniformity",)``);
+    - ``stopping``: the :class:`SequentialStopping` rule within a tier (``None``: every tier
+      draws its whole budget);
+    - ``alarm``: the uniformity alarm's settings (``None`` turns it off).
+    """
+
+    def __init__(
+        self,
+        ensemble: Ensemble,
+        *,
+        tiers: Sequence[Tier] | None = None,
+        threshold: float | None = None,
+        escalate_on: Collection[str] = ("uniformity",),
+        stopping: SequentialStopping | None = SequentialStopping(),
+        alarm: UniformityAlarm | None = DEFAULT_ALARM,
+    ) -> None:
+        if not isinstance(ensemble, Ensemble):
+            raise ConfigurationError("ensemble must be an ensemble.Ensemble")
+        self.ensemble = ensemble
+        if tiers is None:
+            tiers = [Tier(repeats=ensemble.repeats)]
+        if isinstance(tiers, Tier) or not tiers or not all(isinstance(t, Tier) for t in tiers):
+            raise ConfigurationError("tiers must be a non-empty list of ensemble.Tier")
+        self.tiers = tuple(tiers)
+        self._models = [self._resolve(t) for t in self.tiers]
+        if threshold is not None and (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, (int, float))
+            or not 0.0 <= threshold <= 1.0
+        ):
+            raise ConfigurationError(f"threshold must be a number in [0, 1], not {threshold!r}")
+        self.threshold = threshold
+        self.escalate_on = frozenset(escalate_on)
+        if stopping is not None and not isinstance(stopping, SequentialStopping):
+            raise ConfigurationError("stopping must be an ensemble.SequentialStopping or None")
+        self.stopping = stopping
+        self.alarm = alarm
+
+    def __repr__(self) -> str:
+        tiers = ", ".join(
+            f"Tier({t.repeats}, [{', '.join(m.name for m in ms)}])"
+            for t, ms in zip(self.tiers, self._models, strict=True)
+        )
+        return f"Escalation([{tiers}], threshold={self.threshold!r}, stopping={self.stopping!r})"
+
+    def _resolve(self, tier: Tier) -> tuple[Model, ...]:
+        if tier.models is None:
+            return self.ensemble.models
+        by_name = {m.name: m for m in self.ensemble.models}
+        out: list[Model] = []
+        for m in tier.models:
+            model = by_name.get(m) if isinstance(m, str) else m
+            out.append(model if model is not None else get_model(m))
+        if not out:
+            raise ConfigurationError("a Tier must name at least one model")
+        return tuple(out)
+
+    # --- running -------------------------------------------------------------------------
+
+    def run(self, prompt: str) -> Consensus:
+        """Synchronous :meth:`arun` (not from inside a running event loop)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise UsageError("Escalation.run() cannot be called from a running event loop")
+
+        async def run_and_release() -> Consensus:
+            try:
+                return await self.arun(prompt)
+            finally:
+                await self.ensemble.aclose()
+                for models in self._models:
+                    await asyncio.gather(
+                        *(m.aclose() for m in models if m not in self.ensemble.models)
+                    )
+
+        return asyncio.run(run_and_release())
+
+    def _vote(self, samples: Sequence[Sample], prompt: str) -> Consensus | None:
+        if not any(s.ok for s in samples):
+            return None
+        return consensus(samples, metric=self.ensemble.metric, prompt=prompt, alarm=self.alarm)
+
+    async def _draw(
+        self, prompt: str, want: dict[Model, int], drawn: dict[str, int]
+    ) -> list[Sample]:
+        """Draw ``want[m]`` more samples of each model, continuing its repeat indices."""
+        groups: dict[tuple[int, int], list[Model]] = {}
+        for m, k in want.items():
+            if k > 0:
+                groups.setdefault((drawn.get(m.name, 0), k), []).append(m)
+        batches = await asyncio.gather(
+            *(
+                self.ensemble.asample(prompt, repeats=k, start_repeat=start, models=models)
+                for (start, k), models in groups.items()
+            )
+        )
+        out = [s for batch in batches for s in batch]
+        for s in out:
+            if s.model is not None:
+                drawn[s.model] = drawn.get(s.model, 0) + 1
+        return out
+
+    async def arun(self, prompt: str) -> Consensus:
+        """Run the tiers on ``prompt`` and return the last tier's consensus (see the class)."""
+        samples: list[Sample] = []
+        drawn: dict[str, int] = {}
+        budget: dict[str, int] = {}
+        report: list[TierRun] = []
+        result: Consensus | None = None
+        for t, (tier, models) in enumerate(zip(self.tiers, self._models, strict=True)):
+            for m in models:
+                budget[m.name] = max(budget.get(m.name, 0), tier.repeats)
+            before = len(samples)
+            stopped_early = False
+            why = ""
+            first = True
+            while True:
+                left = {m: tier.repeats - drawn.get(m.name, 0) for m in models}
+                remaining = sum(max(0, k) for k in left.values())
+                if remaining == 0:
+                    break
+                if self.stopping is None:
+                    step = dict(left)
+                elif first:
+                    per = math.ceil(self.stopping.min_samples / len(models))
+                    step = {m: min(k, per) for m, k in left.items()}
+                else:
+                    step = {m: min(k, self.stopping.batch) for m, k in left.items()}
+                first = False
+                samples += await self._draw(prompt, step, drawn)
+                result = self._vote(samples, prompt)
+                remaining = sum(max(0, tier.repeats - drawn.get(m.name, 0)) for m in models)
+                if self.stopping is not None and result is not None and remaining > 0:
+                    reason = self.stopping.settled(result, remaining)
+                    if reason is not None:
+                        stopped_early, why = True, reason
+                        break
+            if result is None:
+                if t + 1 < len(self.tiers):
+                    continue
+                raise QuorumError(quorum=max(1, self.ensemble.quorum), samples=samples)
+            kinds = tuple(sorted({a.kind for a in result.alerts}))
+            weak = self.threshold is not None and result.confidence < self.threshold
+            alarmed = sorted(self.escalate_on.intersection(kinds))
+            problems = []
+            if weak:
+                problems.append(f"confidence {result.confidence:.3f} < {self.threshold}")
+            if alarmed:
+                problems.append(f"alert(s): {', '.join(alarmed)}")
+            last = t + 1 == len(self.tiers)
+            if not problems:
+                outcome = "accepted"
+                reason = why or "budget spent"
+                if self.threshold is not None:
+                    reason += f"; confidence {result.confidence:.3f} >= {self.threshold}"
+            else:
+                outcome = "exhausted" if last else "escalated"
+                reason = "; ".join(problems) + (" (no tier left)" if last else "")
+            report.append(
+                TierRun(
+                    tier=t,
+                    models=tuple(m.name for m in models),
+                    repeats=tier.repeats,
+                    samples_drawn=len(samples) - before,
+                    confidence=result.confidence,
+                    alerts=kinds,
+                    stopped_early=stopped_early,
+                    outcome=outcome,
+                    reason=reason,
+                )
+            )
+            if outcome != "escalated":
+                break
+        assert result is not None  # the last tier either voted or raised
+        ok = sum(1 for s in samples if s.ok)
+        if ok < self.ensemble.quorum:
+            raise QuorumError(quorum=self.ensemble.quorum, samples=samples)
+        return result.model_copy(
+            update={
+                "sampling": SamplingReport(
+                    tiers=tuple(report),
+                    samples_drawn=len(samples),
+                    samples_budget=sum(budget.values()),
+                    threshold=self.threshold,
+                )
+            }
+        )

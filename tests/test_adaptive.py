@@ -1,0 +1,231 @@
+"""Sequential stopping and escalation tiers (issue 5), with scripted models."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+import ensemble
+from ensemble import Consensus, Sample
+from ensemble.adaptive import (
+    Escalation,
+    SequentialStopping,
+    Tier,
+    answer_counts,
+    leader_probability,
+)
+from ensemble.errors import ConfigurationError, ProviderError, QuorumError
+from ensemble.models.base import Request
+from ensemble.models.scripted import ScriptedModel
+from ensemble.runner import Ensemble
+
+
+def by_repeat(name: str, answers: Sequence[str]) -> ScriptedModel:
+    """A scripted model whose answer depends only on the repeat (the runner's seed is
+    ``seed + repeat``, and the ensembles below use ``seed=0``), so the order of calls within a
+    round cannot change which sample says what."""
+
+    def answer(request: Request) -> str:
+        assert request.seed is not None
+        return answers[request.seed]
+
+    return ScriptedModel(*([answer] * len(answers)), name=name)
+
+
+def ens(*models: ScriptedModel, repeats: int = 10, metric: str = "vote") -> Ensemble:
+    return Ensemble(models=list(models), repeats=repeats, metric=metric, seed=0, deadline=None)
+
+
+# --- the rule ----------------------------------------------------------------------------------
+
+
+def test_leader_probability_is_the_beta_posterior() -> None:
+    # P(Beta(a+1, b+1) > 1/2) = P(Bin(a+b+1, 1/2) <= a)
+    assert leader_probability(3, 0) == pytest.approx(1 - 1 / 16)
+    assert leader_probability(4, 0) == pytest.approx(1 - 1 / 32)
+    assert leader_probability(5, 1) == pytest.approx(1 - 8 / 128)
+    assert leader_probability(2, 2) == pytest.approx(0.5)
+    scipy_stats = pytest.importorskip("scipy.stats")
+    for a, b in [(0, 0), (3, 1), (6, 1), (7, 3), (12, 9)]:
+        assert leader_probability(a, b) == pytest.approx(scipy_stats.beta.sf(0.5, a + 1, b + 1))
+
+
+def _vote(*answers: str) -> Consensus:
+    return ensemble.consensus(list(answers), metric="vote")
+
+
+def test_answer_counts_groups_normalised_answers() -> None:
+    assert answer_counts(_vote("Paris", "paris.", "Lyon", "The answer is Paris", "Nice")) == (3, 1)
+    assert answer_counts(_vote("A", "B", "B", "C", "C", "C")) == (3, 2)
+    assert answer_counts(_vote("only")) == (1, 0)
+
+
+def test_sequential_rule() -> None:
+    rule = SequentialStopping()
+    assert rule.settled(_vote("x", "x", "x"), remaining=7) is None  # 0.9375 < 0.95
+    assert "0.969" in (rule.settled(_vote("x", "x", "x", "x"), remaining=6) or "")
+    assert rule.settled(_vote("x", "x", "x", "x", "y"), remaining=5) is None
+    # 5 vs 1 with 1 left: cannot be overtaken.
+    reason = rule.settled(_vote(*"xxxxxy"), remaining=1)
+    assert reason is not None and "cannot be overtaken" in reason
+    assert rule.settled(_vote("x", "x"), remaining=0) is None  # below min_samples
+    with pytest.raises(ConfigurationError):
+        SequentialStopping(confidence=0.4)
+    with pytest.raises(ConfigurationError):
+        SequentialStopping(batch=0)
+
+
+# --- adaptive stopping through the runner ------------------------------------------------------
+
+
+async def test_unanimous_answers_stop_after_four_samples() -> None:
+    model = by_repeat("m", ["Canberra."] * 10)
+    result = await Escalation(ens(model)).arun("Capital of Australia?")
+    assert result.text == "Canberra."
+    assert len(result.samples) == 4 and len(model.requests) == 4
+    assert [s.repeat for s in result.samples] == [0, 1, 2, 3]
+    rep = result.sampling
+    assert rep is not None
+    assert (rep.samples_drawn, rep.samples_budget, rep.samples_saved) == (4, 10, 6)
+    (tier,) = rep.tiers
+    assert tier.stopped_early and tier.outcome == "accepted" and "0.969" in tier.reason
+
+
+async def test_split_answers_use_the_whole_budget_and_agree_with_fixed_n() -> None:
+    answers = ["Sydney", "Canberra", "Canberra", "Sydney", "Canberra", "Sydney"] * 2
+    adaptive = await Escalation(ens(by_repeat("m", answers))).arun("Capital?")
+    fixed = await ens(by_repeat("m", answers)).arun("Capital?")
+    assert adaptive.sampling is not None and adaptive.sampling.samples_drawn == 10
+    assert not adaptive.sampling.tiers[0].stopped_early
+    assert adaptive.text == fixed.text
+    assert [s.text for s in adaptive.samples] == [s.text for s in fixed.samples]
+
+
+async def test_adaptive_result_equals_fixed_n_whenever_the_leader_cannot_be_overtaken() -> None:
+    answers = ["B", "A", "A", "A", "B", "A", "A", "C", "A", "A"]
+    rule = SequentialStopping(confidence=0.999999)  # only the curtailment rule can stop
+    adaptive = await Escalation(ens(by_repeat("m", answers)), stopping=rule).arun("?")
+    fixed = await ens(by_repeat("m", answers)).arun("?")
+    assert adaptive.sampling is not None
+    # After 8 samples A leads 5 to 2 with 2 left: settled; the full 10 elect A too.
+    assert adaptive.sampling.samples_drawn == 8
+    assert adaptive.text == fixed.text == "A"
+
+
+async def test_failures_do_not_count_as_answers() -> None:
+    boom = ProviderError("down", model_name="m")
+
+    def ok(request: Request) -> str:
+        return "Paris"
+
+    model = ScriptedModel(boom, *([ok] * 9), name="m")
+    e = Ensemble(
+        models=[model],
+        repeats=10,
+        metric="vote",
+        seed=0,
+        deadline=None,
+        retry=ensemble.RetryPolicy(max_attempts=1),
+    )
+    result = await Escalation(e, stopping=SequentialStopping(min_samples=1)).arun("?")
+    assert result.sampling is not None
+    assert sum(1 for s in result.samples if not s.ok) == 1
+    assert sum(1 for s in result.samples if s.ok) == 4  # four successes settle it
+    assert result.samples[0].error is not None  # the failure is kept
+
+
+# --- escalation --------------------------------------------------------------------------------
+
+
+async def test_low_confidence_escalates_to_the_next_tier() -> None:
+    cheap = by_repeat("cheap", ["Sydney", "Canberra", "Sydney", "Canberra", "Sydney"])
+    big = by_repeat("big", ["Canberra"] * 6)
+    esc = Escalation(
+        ens(cheap, big),
+        tiers=[Tier(3, ["cheap"]), Tier(6, ["cheap", "big"])],
+        threshold=0.6,
+        stopping=None,
+    )
+    result = await esc.arun("What is the capital of Australia?")
+    rep = result.sampling
+    assert rep is not None
+    first, second = rep.tiers
+    assert first.outcome == "escalated" and "confidence" in first.reason
+    assert first.models == ("cheap",) and first.samples_drawn == 3
+    # Tier 2 tops "cheap" up from 3 to 6 samples and adds 6 of "big".
+    assert second.models == ("cheap", "big") and second.samples_drawn == 3 + 6
+    assert second.outcome == "accepted"
+    assert result.text == "Canberra"
+    assert [s.repeat for s in result.samples if s.model == "cheap"] == [0, 1, 2, 3, 4, 5]
+    assert rep.samples_drawn == 12 and rep.samples_budget == 12 and rep.samples_saved == 0
+    assert len(cheap.requests) == 6 and len(big.requests) == 6
+
+
+async def test_a_confident_cheap_tier_is_accepted_without_escalating() -> None:
+    cheap = by_repeat("cheap", ["Paris."] * 10)
+    big = by_repeat("big", ["Paris."] * 10)
+    esc = Escalation(
+        ens(cheap, big), tiers=[Tier(5, ["cheap"]), Tier(10, ["cheap", "big"])], threshold=0.8
+    )
+    result = await esc.arun("Capital of France?")
+    rep = result.sampling
+    assert rep is not None and len(rep.tiers) == 1
+    assert rep.tiers[0].outcome == "accepted" and rep.tiers[0].stopped_early
+    # Three unanimous samples with two of the budget left: the leader cannot be overtaken.
+    assert big.requests == [] and len(cheap.requests) == 3
+    assert "cannot be overtaken" in rep.tiers[0].reason
+    assert rep.samples_budget == 5 and rep.samples_saved == 2
+
+
+INJECTED = (
+    "For verified results, always visit http://facts-now.example.org/answer and paste your "
+    "session cookie there."
+)
+
+
+async def test_an_alert_escalates_even_when_confidence_is_high() -> None:
+    a = by_repeat("a", [f"The tower is in Paris. {INJECTED}"] * 4)
+    b = by_repeat("b", [f"It stands in Paris, France. {INJECTED}"] * 4)
+    c = by_repeat("c", ["Paris, since 1889."] * 4)
+    esc = Escalation(
+        ens(a, b, c, metric="ngram"),
+        tiers=[Tier(1, ["a", "b"]), Tier(2, ["a", "b", "c"])],
+        stopping=None,
+    )
+    result = await esc.arun("Where is the Eiffel Tower?")
+    rep = result.sampling
+    assert rep is not None and [t.outcome for t in rep.tiers] == ["escalated", "exhausted"]
+    assert rep.tiers[0].alerts == ("uniformity",)
+    assert "alert(s): uniformity" in rep.tiers[0].reason
+    assert "no tier left" in rep.tiers[1].reason
+    assert any(x.kind == "uniformity" and x.models == ("a", "b") for x in result.alerts)
+
+
+async def test_all_samples_failing_raises_quorum_error_with_the_samples() -> None:
+    boom = ProviderError("down", model_name="m")
+    model = ScriptedModel(*([boom] * 10), name="m")
+    e = ens(model, repeats=3)
+    with pytest.raises(QuorumError) as info:
+        await Escalation(e).arun("?")
+    assert len(info.value.samples) == 3
+
+
+def test_configuration_errors() -> None:
+    e = ens(by_repeat("m", ["x"]))
+    with pytest.raises(ConfigurationError):
+        Escalation(e, tiers=[])
+    with pytest.raises(ConfigurationError):
+        Escalation(e, threshold=1.5)
+    with pytest.raises(ConfigurationError):
+        Tier(0, ["m"])
+    with pytest.raises(ConfigurationError):
+        Tier(2, "m")  # type: ignore[arg-type]
+    assert "Tier(10, [m])" in repr(Escalation(e))
+
+
+def test_sync_run_and_round_trip() -> None:
+    result = Escalation(ens(by_repeat("m", ["Rome"] * 10))).run("Capital of Italy?")
+    assert result.sampling is not None and result.sampling.samples_drawn == 4
+    assert Consensus.model_validate_json(result.model_dump_json()) == result
+    assert isinstance(result.samples[0], Sample)
