@@ -183,6 +183,7 @@ MetricFactory = Callable[[], Metric]
 
 #: Built-in metrics, imported only when first asked for (heavy backends stay unloaded).
 _BUILTIN: dict[str, str] = {
+    "combined": "ensemble.metrics.combined:CombinedMetric",
     "entailment": "ensemble.metrics.entailment:EntailmentMetric",
     "ngram": "ensemble.metrics.ngram:NgramMetric",
     "prefix": "ensemble.metrics.prefix:PrefixMetric",
