@@ -2,6 +2,8 @@
 
 ``ensemble demo`` runs the consensus engine on an example that ships with the package and
 prints the consensus with each sentence's confidence; no model, key or network is needed.
+``ensemble ask PROMPT -m SPEC ... -n REPEATS`` asks real models (default: ``local``) and prints
+their consensus the same way, with the models behind each span and any failures.
 """
 
 from __future__ import annotations
@@ -79,6 +81,26 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ask(args: argparse.Namespace) -> int:
+    from ensemble.runner import Ensemble
+
+    ens = Ensemble(
+        models=args.models or ["local"],
+        repeats=args.repeats,
+        metric=args.metric,
+        temperature=args.temperature,
+        quorum=args.quorum,
+        timeout=args.timeout,
+        deadline=args.deadline,
+    )
+    result = ens.run(args.prompt)
+    if args.json:
+        print(result.model_dump_json(indent=2))
+    else:
+        render(result, stream=sys.stdout)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ensemble",
@@ -92,6 +114,31 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--threshold", type=float, default=None, help="keep spans at or above this")
     demo.add_argument("--json", action="store_true", help="print the Consensus as JSON")
     demo.set_defaults(func=_demo)
+
+    ask = sub.add_parser(
+        "ask",
+        help="ask models several times each and print the consensus",
+        description="Ask each model REPEATS times, vote, and print the consensus with each "
+        "span's confidence, the models that support it, and any failures.",
+    )
+    ask.add_argument("prompt", metavar="PROMPT")
+    ask.add_argument(
+        "-m",
+        "--model",
+        dest="models",
+        action="append",
+        metavar="SPEC",
+        help="model spec, e.g. openai:gpt-4o-mini, anthropic:claude-3-5-haiku-latest, local "
+        "(repeatable; default: local)",
+    )
+    ask.add_argument("-n", "--repeats", type=int, default=5, help="calls per model (default 5)")
+    ask.add_argument("--metric", default="ngram", help=f"one of {', '.join(available_metrics())}")
+    ask.add_argument("--temperature", type=float, default=None, help="for every model")
+    ask.add_argument("--quorum", type=int, default=None, help="fewest successful samples")
+    ask.add_argument("--timeout", type=float, default=30.0, help="seconds per attempt")
+    ask.add_argument("--deadline", type=float, default=120.0, help="seconds for the whole run")
+    ask.add_argument("--json", action="store_true", help="print the Consensus as JSON")
+    ask.set_defaults(func=_ask)
     return parser
 
 
