@@ -107,7 +107,7 @@ class NLIBackend(EntailmentBackend):
             self._model: Any = AutoModelForSequenceClassification.from_pretrained(
                 self.model_name, **options
             )
-        except OSError as exc:  # transformers' "not found / not cached / not reachable"
+        except (OSError, ValueError) as exc:  # not found, not cached, not loadable
             raise ModelNotAvailableError(
                 self.model_name,
                 local_dir=local_dir,
@@ -124,16 +124,18 @@ class NLIBackend(EntailmentBackend):
     def _probabilities(self, premises: Sequence[str], hypotheses: Sequence[str]) -> FloatArray:
         torch = self._torch
         out = np.empty((len(premises), 3), dtype=np.float64)
+        # Pairs of similar length share a batch, so little of it is padding.
+        order = np.argsort([len(p) + len(h) for p, h in zip(premises, hypotheses, strict=True)])
         threads = torch.get_num_threads()
         if self.threads is not None:
             torch.set_num_threads(self.threads)
         try:
             with torch.inference_mode():
                 for start in range(0, len(premises), self.batch_size):
-                    stop = start + self.batch_size
+                    rows = order[start : start + self.batch_size]
                     batch = self._tokenizer(
-                        list(premises[start:stop]),
-                        list(hypotheses[start:stop]),
+                        [premises[i] for i in rows],
+                        [hypotheses[i] for i in rows],
                         padding=True,
                         truncation="only_first",
                         max_length=self.max_length,
@@ -144,7 +146,7 @@ class NLIBackend(EntailmentBackend):
                     ordered = np.zeros((probs.shape[0], 3), dtype=np.float64)
                     for index, column in enumerate(self._columns):
                         ordered[:, column] = probs[:, index]
-                    out[start:stop] = ordered
+                    out[rows] = ordered
         finally:
             if self.threads is not None:
                 torch.set_num_threads(threads)

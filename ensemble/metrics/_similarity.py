@@ -7,31 +7,33 @@ about what a span says, and three surface cues catch what a similarity model mis
 
 - **values**: the span's numbers (``1,820`` = ``1820``; ``3.5`` stays whole) and names
   (capitalised words that are not common function words, e.g. ``London``, ``March``,
-  ``Oxford``) must each occur somewhere in the sample (case and accents ignored);
+  ``Oxford``), each looked for anywhere in the sample (case and accents ignored);
 - **a competing value**: the sample's sentence closest to the span holds a number (for a missing
   number) or a name (for a missing name) that the span does not;
 - **negation**: exactly one of the span and that closest sentence is negated (``not``,
   ``never``, ``no``, ``n't``, ...).
 
 The verdict for a span and a sample, with ``s`` the highest cosine similarity between the span
-and a sentence of the sample and ``t = clip((s - 0.3) / 0.6, 0, 1)`` (0 for unrelated
-sentences, which MiniLM scores below about 0.3; 1 for restatements, about 0.9 and above):
+and a sentence of the sample, ``t = clip((s - 0.3) / 0.6, 0, 1)`` (0 for unrelated sentences,
+which MiniLM scores below about 0.3; 1 for restatements, about 0.9 and above), and ``f`` the
+share of the span's values (numbers and names) found in the sample (1 when it has none):
 
-==============================================  =========  ==========  ==============
-case                                            P(entail)  P(neutral)  P(contradict)
-==============================================  =========  ==========  ==============
-every value found, no negation mismatch         t          1 - t       0
-a value missing, and a competing value          0          1 - t       t
-a value missing, nothing competing              0          1           0
-every value found, negation mismatch            0          1 - t       t
-==============================================  =========  ==========  ==============
+=============================================  =========  ==============  ===============
+case                                           P(entail)  P(contradict)   P(neutral)
+=============================================  =========  ==============  ===============
+no competing value, no negation mismatch       t * f      0               the rest
+a value missing, and a competing value         t * f      t * (1 - f)     the rest
+every value found, negation mismatch           0          t               the rest
+=============================================  =========  ==============  ===============
 
-so under the metric's ``max(0, P(e) - P(c))`` a span is supported by a sample exactly when
-every number and name in it appears in the sample, in proportion to how closely the sample
-restates it. Known blind spots: numbers written as words, wrong common nouns ("actor" for
-"singer"), wrong relations between right names, and paraphrased negation ("failed to").
-The five constants (0.3, 0.9, and the three cue rules) are round and were checked on both
-halves of the WikiBio dev passages; see ``docs/metrics/entailment.md`` for the figures.
+Under the metric's ``max(0, P(e) - P(c))`` the support is ``t * f`` when nothing competes (a
+sample that restates the span but holds only half of its values gives half the support),
+``t * (2f - 1)`` clipped at 0 when the closest sentence offers
+another value instead, and 0 on a negation mismatch. Known blind spots: numbers written as
+words, wrong common nouns ("actor" for "singer"), wrong relations between right names, and
+paraphrased negation ("failed to"). The constants (0.3 and 0.9) are round; the rule has no
+fitted weights. It was checked on both halves of the WikiBio dev passages; see
+``docs/metrics/entailment.md`` for the figures.
 """
 
 from __future__ import annotations
@@ -102,11 +104,15 @@ def verdict(
     t = min(max((similarity - LOW) / (HIGH - LOW), 0.0), 1.0)
     missing_numbers = span.numbers - sample.numbers
     missing_names = span.names - sample.words
+    n_values = len(span.numbers) + len(span.names)
     if missing_numbers or missing_names:
+        found = 1.0 - (len(missing_numbers) + len(missing_names)) / n_values
         competing = bool(missing_numbers and closest.numbers - span.numbers) or bool(
             missing_names and closest.names - span.names
         )
-        return (0.0, 1.0 - t, t) if competing else (0.0, 1.0, 0.0)
+        entail = t * found
+        contradict = t * (1.0 - found) if competing else 0.0
+        return (entail, 1.0 - entail - contradict, contradict)
     if span.negated != closest.negated:
         return (0.0, 1.0 - t, t)
     return (t, 1.0 - t, 0.0)
