@@ -19,10 +19,12 @@ import math
 import random
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from ensemble._retry import CallOutcome, CallState, RetryPolicy, call_with_retries
+from ensemble.calibration import Calibrator, load_calibration
 from ensemble.engine import consensus
 from ensemble.errors import (
     ConfigurationError,
@@ -98,6 +100,9 @@ class Ensemble:
       are distinct samples and a run can be reproduced; ``None`` draws a fresh base per run
       (recorded on every sample).
     - ``max_tokens`` / ``system``: passed to every request.
+    - ``calibration``: a :class:`~ensemble.calibration.Calibrator`, the name of a packaged one
+      (``"ngram-wikibio"``) or a calibration file, applied to the vote's confidences (checked
+      against ``metric`` here, at construction; see ``docs/calibration.md``).
     """
 
     def __init__(
@@ -116,6 +121,7 @@ class Ensemble:
         seed: int | None = None,
         max_tokens: int | None = None,
         system: str | None = None,
+        calibration: Calibrator | str | Path | None = None,
     ) -> None:
         if isinstance(models, (str, Model)) or not isinstance(models, Sequence):
             raise ConfigurationError("models must be a list of models or model specs")
@@ -171,6 +177,9 @@ class Ensemble:
         if system is not None and not isinstance(system, str):
             raise ConfigurationError("system must be a string")
         self.system = system
+        self.calibration = load_calibration(calibration)
+        if self.calibration is not None:
+            self.calibration.check(self._metric.info)
 
     def __repr__(self) -> str:
         names = ", ".join(m.name for m in self.models)
@@ -217,7 +226,7 @@ class Ensemble:
         ok = sum(1 for s in samples if s.ok)
         if (check_quorum and ok < self.quorum) or ok == 0:
             raise QuorumError(quorum=self.quorum if check_quorum else 1, samples=samples)
-        return consensus(samples, metric=self._metric)
+        return consensus(samples, metric=self._metric, calibration=self.calibration)
 
     def _temperature_for(self, model: Model) -> float | None:
         if isinstance(self.temperature, Mapping):

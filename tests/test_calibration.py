@@ -290,3 +290,20 @@ def test_packaged_calibration_loads_by_name_and_fits_ngram() -> None:
     assert out[-1] > out[0]
     result = ensemble.score(text=_samples()[0], samples=_samples()[1:], calibration="ngram-wikibio")
     assert result.calibration is not None and result.calibration.name == "ngram-wikibio"
+
+
+def test_ensemble_applies_calibration_to_its_vote() -> None:
+    from ensemble.models.scripted import ScriptedModel
+
+    answers = _samples()[:3]
+    model = ScriptedModel(*answers, name="fake")
+    ens = ensemble.Ensemble(models=[model], repeats=3, calibration="ngram-wikibio")
+    result = ens.run("Who was Ada Lovelace?")
+    assert result.calibration is not None and result.calibration.name == "ngram-wikibio"
+    raw = ensemble.consensus(list(result.samples), metric="ngram")
+    cal = Calibrator.load("ngram-wikibio")
+    assert [s.confidence for s in result.spans] == pytest.approx(
+        cal(np.array([s.confidence for s in raw.spans])).tolist()
+    )
+    with pytest.raises(CalibrationMismatchError):
+        ensemble.Ensemble(models=[model], metric="vote", calibration="ngram-wikibio")
