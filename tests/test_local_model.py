@@ -10,7 +10,11 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import itertools
+import os
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -231,6 +235,46 @@ async def test_server_dying_mid_call_is_a_retryable_error_and_is_replaced() -> N
         assert model.server is not None and model.server is not doomed
     finally:
         await model.aclose()
+
+
+def _process_running(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status  # a zombie has ended
+
+
+@pytest.mark.local
+@needs_local
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_server_ends_when_its_parent_is_killed() -> None:
+    # A parent killed with SIGKILL runs no atexit handler; the server notices its closed stdin.
+    root = Path(ensemble.__file__).resolve().parents[1]
+    script = (
+        "import sys, time, ensemble\n"
+        "m = ensemble.LocalModel(ctx_size=896).start()\n"
+        "print(m.server.process.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        assert _process_running(child)
+    finally:
+        parent.kill()
+        parent.wait()
+        if parent.stdout is not None:
+            parent.stdout.close()
+    deadline = time.monotonic() + 15
+    while _process_running(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _process_running(child)
 
 
 @pytest.mark.local
