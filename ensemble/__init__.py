@@ -10,6 +10,7 @@ from ensemble import errors
 from ensemble._retry import RetryPolicy
 from ensemble._version import __version__
 from ensemble.adaptive import Escalation, SequentialStopping, Tier
+from ensemble.calibration import Calibrator, expected_calibration_error
 from ensemble.diagnostics import BaselineStore, UniformityAlarm
 from ensemble.engine import consensus, score
 from ensemble.metrics.base import (
@@ -28,6 +29,7 @@ from ensemble.types import (
     AgreementBreakdown,
     Alert,
     AlertEvidence,
+    CalibrationInfo,
     Consensus,
     MetricInfo,
     ModelAgreement,
@@ -45,6 +47,8 @@ __all__ = [
     "AlertEvidence",
     "AnthropicModel",
     "BaselineStore",
+    "CalibrationInfo",
+    "Calibrator",
     "Completion",
     "Consensus",
     "Ensemble",
@@ -73,6 +77,7 @@ __all__ = [
     "available_metrics",
     "consensus",
     "errors",
+    "expected_calibration_error",
     "get_metric",
     "get_model",
     "register_metric",
