@@ -358,3 +358,27 @@ async def test_concurrency_is_bounded() -> None:
     assert peak == 3
     assert not np.isnan(out).any()
     assert out[:, :, CONTRADICT].sum() + out[:, :, NEUTRAL].sum() + out[:, :, ENTAIL].sum() == 24
+
+
+def test_example_reports_20_calls_and_resists_the_injection() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "judge_calls.py"
+    done = subprocess.run(
+        [sys.executable, str(example)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "judge calls for 10 sentences x 20 samples: 20" in done.stdout
+    assert "one call per (sentence, sample) = 200" in done.stdout
+    before, after = (
+        line.split(":", 1)[1]
+        for line in done.stdout.splitlines()
+        if line.startswith(("confidence", "with an"))
+    )
+    # The injected sample supports nothing it does not say: no confidence goes up.
+    assert all(
+        float(a) <= float(b)
+        for a, b in zip(re.findall(r"[\d.]+", after), re.findall(r"[\d.]+", before), strict=True)
+    )
