@@ -382,3 +382,21 @@ def test_example_reports_20_calls_and_resists_the_injection() -> None:
         float(a) <= float(b)
         for a, b in zip(re.findall(r"[\d.]+", after), re.findall(r"[\d.]+", before), strict=True)
     )
+
+
+def test_abstentions_reach_the_result_as_none_and_an_alert() -> None:
+    def answer(request: Request) -> str:
+        if "GARBLE" in (request.prompt or ""):
+            return "Sorry, I cannot help with that."
+        return json.dumps({"verdicts": {"c1": "supported", "c2": "contradicted"}})
+
+    metric = EntailmentMetric(backend=JudgeBackend(scripted(answer), retry=FAST))
+    result = ensemble.score(
+        sentences=["One thing.", "Two things."], samples=["GARBLE", "x", "y"], metric=metric
+    )
+    assert result.spans[0].support == (None, 1.0, 1.0)
+    assert result.spans[1].support == (None, 0.0, 0.0)
+    assert [s.confidence for s in result.spans] == [1.0, 0.0]
+    assert [a.kind for a in result.alerts if a.kind == "abstention"] == ["abstention"]
+    again = ensemble.Consensus.model_validate_json(result.model_dump_json())
+    assert again == result
