@@ -336,4 +336,20 @@ def stop_all() -> None:
         handle.stop()
 
 
+def _forget_after_fork() -> None:
+    """In a forked child: the parent's servers are the parent's to stop. Close our copies of
+    their stdin pipes (else a server would not see its parent's end-of-file while the child
+    lives) and start with an empty registry."""
+    global _lock
+    _lock = threading.Lock()
+    for handle in _servers.values():
+        stdin = handle.process.stdin
+        if stdin is not None:
+            with contextlib.suppress(OSError):
+                stdin.close()
+    _servers.clear()
+
+
 atexit.register(stop_all)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
