@@ -202,3 +202,19 @@ def test_missing_onnxruntime_names_the_extra(monkeypatch: pytest.MonkeyPatch) ->
     with pytest.raises(MissingDependencyError, match=r"ensemble-consensus\[similarity\]") as info:
         Embedder()
     assert isinstance(info.value, ImportError)
+
+
+def test_building_the_metrics_without_the_extra_fails_early(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ensemble.metrics import _embed
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        _embed.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "onnxruntime" else real(name, *a),
+    )
+    for name in ("semantic", "entailment"):
+        with pytest.raises(MissingDependencyError, match=r"onnxruntime.*\[similarity\]"):
+            ensemble.get_metric(name)

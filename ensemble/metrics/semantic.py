@@ -30,7 +30,13 @@ from typing import ClassVar
 import numpy as np
 
 from ensemble import segment
-from ensemble.metrics._embed import MODEL_ID, EmbeddingCache, Float32Array, get_embedder
+from ensemble.metrics._embed import (
+    MODEL_ID,
+    EmbeddingCache,
+    Float32Array,
+    check_available,
+    get_embedder,
+)
 from ensemble.metrics.base import FloatArray, Granularity, Metric
 from ensemble.types import SettingValue
 
@@ -70,6 +76,7 @@ class SemanticMetric(Metric):
     version: ClassVar[str] = "1"
 
     def __init__(self) -> None:
+        check_available()  # a missing extra fails here, naming the install command
         self._cache = EmbeddingCache()
 
     def settings(self) -> dict[str, SettingValue]:
