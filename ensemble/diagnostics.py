@@ -477,40 +477,56 @@ def _check(
     def producers(run: tuple[str, ...]) -> frozenset[str]:
         return frozenset(_model(samples[i]) for i in voters if _find(words[i], run) >= 0)
 
-    # (a) verbatim runs and rare strings shared across different models.
-    min_considered = 1  # a lone rare string counts; plain words need a long run (scored below)
-    seen: set[tuple[str, ...]] = set()
-    for i, j in combinations(voters, 2):
-        if _model(samples[i]) == _model(samples[j]):
-            continue
-        for p, k in _shared_runs(words[i], words[j], min_considered):
-            # Split the run where the prompt explains it.
+    def pieces(i: int, j: int) -> Iterable[tuple[str, ...]]:
+        """Maximal runs shared by samples i and j, split where the prompt explains them."""
+        for p, k in _shared_runs(words[i], words[j], 1):
             piece: list[str] = []
             for q in range(p, p + k + 1):
                 if q < p + k and not cover[i][q]:
                     piece.append(words[i][q])
-                    continue
-                run = tuple(piece)
-                piece = []
-                if len(run) < min_considered or run in seen:
-                    continue
-                seen.add(run)
-                rare = [w for w in run if _rare_kind(w) and w not in prompt_rare]
-                score = _run_score(run, cfg.min_run)
-                if score <= 0.0 and not rare:
-                    continue
-                group = producers(run)
-                if len(group) < 2:
-                    continue
+                elif piece:
+                    yield tuple(piece)
+                    piece = []
+
+    # How long the runs are that each model (with 2+ samples) shares with itself.
+    own: dict[str, int] = {}
+    for i, j in combinations(voters, 2):
+        m = _model(samples[i])
+        if m == _model(samples[j]):
+            own[m] = max([own.get(m, 0), *(len(r) for r in pieces(i, j))])
+
+    # (a) verbatim runs and rare strings shared across different models.
+    seen: set[tuple[str, ...]] = set()
+    for i, j in combinations(voters, 2):
+        if _model(samples[i]) == _model(samples[j]):
+            continue
+        for run in pieces(i, j):
+            if run in seen:
+                continue
+            seen.add(run)
+            rare = [w for w in run if _rare_kind(w) and w not in prompt_rare]
+            score = _run_score(run, cfg.min_run)
+            if score <= 0.0 and not rare:
+                continue
+            group = producers(run)
+            if len(group) < 2:
+                continue
+            explained = all(own.get(m, 0) >= len(run) for m in group)
+            if explained:
+                # Every model involved repeats runs this long on its own: the run is
+                # less surprising (see docs/diagnostics.md for what this costs).
+                score *= 0.5
+            if rare:
+                some = len(models) >= 3 and len(group) < len(models)
+                rare_score = 0.7 if some else 0.35
+                score = 1.0 - (1.0 - score) * (1.0 - rare_score)
+            if score > 0.0:
+                why = f"{len(run)}-word verbatim run"
                 if rare:
-                    some = len(models) >= 3 and len(group) < len(models)
-                    rare_score = 0.7 if some else 0.35
-                    score = 1.0 - (1.0 - score) * (1.0 - rare_score)
-                if score > 0.0:
-                    why = f"{len(run)}-word verbatim run"
-                    if rare:
-                        why += f" with rare string {rare[0]!r}"
-                    add(group, score, why, run)
+                    why += f" with rare string {rare[0]!r}"
+                if explained:
+                    why += " (each model also repeats such runs itself)"
+                add(group, score, why, run)
 
     # (b) inter-model agreement above both models' own agreement, (c) above history.
     if breakdown is not None:

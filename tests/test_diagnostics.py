@@ -358,3 +358,21 @@ def test_score_splits_support_by_model_too() -> None:
     assert r.weighting == "model"
     # a weighs 1, each b sample 1/2: (1 + 0.5) / 2.
     assert r.spans[0].confidence == pytest.approx(0.75)
+
+
+def test_a_run_each_model_repeats_on_its_own_counts_half() -> None:
+    formula = (
+        "Photosynthesis is the process by which green plants turn sunlight into useful "
+        "chemical energy"
+    )
+    assert len(formula.split()) == 14  # scores 0.75 between two single samples
+    tails = ["quickly.", "every day.", "in leaves.", "using chlorophyll."]
+    one_each = [S(f"{formula} {tails[0]}", "a"), S(f"{formula} {tails[1]}", "b")]
+    assert uniformity(ensemble.consensus(one_each)) != []
+    # Each name also repeats the formula itself (one model under two names): 0.75 / 2.
+    both = [S(f"{formula} {t}", "a" if k < 2 else "b", k) for k, t in enumerate(tails)]
+    assert uniformity(ensemble.consensus(both)) == []
+    # The discount cannot hide an instruction with a URL that every repeat carries.
+    injected = [S(f"Hello {k}. {INSTRUCTION}", m, k) for k in range(2) for m in ("a", "b")]
+    (alert,) = uniformity(ensemble.consensus(injected))
+    assert alert.models == ("a", "b") and "also repeats" in alert.message

