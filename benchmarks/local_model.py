@@ -8,7 +8,9 @@ started; each figure is the median over ``--repeats`` rounds:
   process, model load, warm-up), then the first answer (a cold prompt) and the stop;
 * sequential latency: one request at a time, short answers at temperature 0.8;
 * throughput: ``--samples`` requests per round, ``--concurrency`` in flight at once (the server
-  queues what its slots cannot take), reported as samples/s and generated tokens/s.
+  queues what its slots cannot take), reported as samples/s and generated tokens/s, and as
+  the server's CPU time per sample (Linux), which a busy machine distorts far less than
+  wall time.
 
 The prompt is "What is the capital of France? Answer in one short sentence." with a distinct
 seed per sample, ``--max-tokens`` 32. Run from the repository root::
@@ -48,6 +50,20 @@ def _load() -> str:
         return "n/a"
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) the process has used so far; Linux only, else None.
+
+    Unlike wall time it hardly depends on what else the machine runs, so it compares settings
+    fairly on a busy machine (with one llama.cpp thread there is no spin-waiting to inflate it).
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _request(seed: int, max_tokens: int) -> Request:
     return Request(prompt=PROMPT, temperature=0.8, seed=seed, max_tokens=max_tokens)
 
@@ -72,8 +88,8 @@ async def startup_round(threads: int, max_tokens: int) -> tuple[float, float, fl
 
 async def throughput_round(
     model: LocalModel, *, samples: int, concurrency: int, max_tokens: int, seed0: int
-) -> tuple[float, float, float]:
-    """(samples/s, generated tokens/s, median tokens per sample) for one round."""
+) -> tuple[float, float, float, float]:
+    """(samples/s, generated tokens/s, median tokens per sample, server CPU ms per sample)."""
     gate = asyncio.Semaphore(concurrency)
     tokens: list[int] = []
 
@@ -82,10 +98,15 @@ async def throughput_round(
             c = await model.agenerate(_request(seed, max_tokens))
         tokens.append((c.usage.output_tokens or 0) if c.usage else 0)
 
+    assert model.server is not None
+    pid = model.server.process.pid
+    cpu0 = _cpu_seconds(pid)
     t0 = time.perf_counter()
     await asyncio.gather(*(one(seed0 + i) for i in range(samples)))
     elapsed = time.perf_counter() - t0
-    return samples / elapsed, sum(tokens) / elapsed, statistics.median(tokens)
+    cpu1 = _cpu_seconds(pid)
+    cpu_ms = float("nan") if cpu0 is None or cpu1 is None else 1000 * (cpu1 - cpu0) / samples
+    return samples / elapsed, sum(tokens) / elapsed, statistics.median(tokens), cpu_ms
 
 
 async def sequential_round(model: LocalModel, *, n: int, max_tokens: int, seed0: int) -> float:
@@ -142,7 +163,7 @@ async def main(args: argparse.Namespace) -> int:
                 ]
             finally:
                 await model.aclose()
-            sps, tps, toks = (statistics.median(col) for col in zip(*results, strict=True))
+            sps, tps, toks, cpu_ms = (statistics.median(col) for col in zip(*results, strict=True))
             rows.append(
                 (
                     str(slots),
@@ -152,6 +173,7 @@ async def main(args: argparse.Namespace) -> int:
                     f"{sps:.2f}",
                     f"{tps:.1f}",
                     f"{toks:.0f}",
+                    f"{cpu_ms:.0f}",
                 )
             )
 
@@ -163,6 +185,7 @@ async def main(args: argparse.Namespace) -> int:
         "samples/s",
         "gen tokens/s",
         "tokens/sample",
+        "server CPU ms/sample",
     )
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     print()
