@@ -27,6 +27,7 @@ from ensemble.errors import (
     EnsembleError,
     LocalServerError,
     MissingDependencyError,
+    ProviderHTTPError,
 )
 from ensemble.models import _llama_process, local
 from ensemble.models.base import Message, Request
@@ -382,3 +383,15 @@ async def test_proxy_settings_are_ignored_and_the_key_stays_hidden(
         assert handle is not None
         key = handle.api_key
         assert key and key not in repr(model) and key not in repr(handle)
+
+
+@pytest.mark.local
+async def test_prompt_longer_than_the_context_is_a_clear_non_retryable_error(
+    shared: LocalModel,
+) -> None:
+    async with LocalModel(**SHARED) as model:  # type: ignore[arg-type]
+        with pytest.raises(ProviderHTTPError) as info:
+            await model.agenerate(Request(prompt="apple " * 2500, max_tokens=8))
+    assert info.value.status_code == 400
+    assert not info.value.retryable
+    assert "context size" in str(info.value)
