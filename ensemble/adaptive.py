@@ -239,7 +239,13 @@ class Escalation:
     def _vote(self, samples: Sequence[Sample], prompt: str) -> Consensus | None:
         if not any(s.ok for s in samples):
             return None
-        return consensus(samples, metric=self.ensemble.metric, prompt=prompt, alarm=self.alarm)
+        return consensus(
+            samples,
+            metric=self.ensemble.metric,
+            calibration=self.ensemble.calibration,
+            prompt=prompt,
+            alarm=self.alarm,
+        )
 
     async def _draw(
         self, prompt: str, want: dict[Model, int], drawn: dict[str, int]

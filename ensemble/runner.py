@@ -213,20 +213,23 @@ class Ensemble:
 
     async def arun(self, prompt: str) -> Consensus:
         """Ask every model ``repeats`` times and vote. See the class docstring."""
-        return self.vote(await self.asample(prompt))
+        return self.vote(await self.asample(prompt), prompt=prompt)
 
-    def vote(self, samples: Sequence[Sample], *, check_quorum: bool = True) -> Consensus:
+    def vote(
+        self, samples: Sequence[Sample], *, check_quorum: bool = True, prompt: str | None = None
+    ) -> Consensus:
         """The consensus of ``samples`` by this ensemble's metric.
 
         Raises :class:`~ensemble.errors.QuorumError` (keeping every sample) when fewer than
         ``quorum`` samples succeeded, unless ``check_quorum`` is false; with no successful
-        sample at all it always raises.
+        sample at all it always raises. ``prompt`` (when known) keeps text copied from the
+        prompt out of the uniformity alarm's evidence (``docs/diagnostics.md``).
         """
         samples = tuple(samples)
         ok = sum(1 for s in samples if s.ok)
         if (check_quorum and ok < self.quorum) or ok == 0:
             raise QuorumError(quorum=self.quorum if check_quorum else 1, samples=samples)
-        return consensus(samples, metric=self._metric, calibration=self.calibration)
+        return consensus(samples, metric=self._metric, calibration=self.calibration, prompt=prompt)
 
     def _temperature_for(self, model: Model) -> float | None:
         if isinstance(self.temperature, Mapping):
