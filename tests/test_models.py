@@ -433,3 +433,18 @@ async def test_scripted_model_delay_is_cancellable() -> None:
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(model.agenerate(Request(prompt="x")), 0.1)
     assert time.monotonic() - started < 1.0
+
+
+def test_unclosed_model_releases_connections_when_its_loop_ends(server: LoopbackServer) -> None:
+    import gc
+    import warnings
+
+    server.default = Reply(text="ok")
+    model = make("openai", server)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):  # two loops, never closed by hand
+            assert asyncio.run(model.agenerate(Request(prompt="x"))).text == "ok"
+        gc.collect()
+    assert [str(w.message) for w in caught] == []
+    assert server.count() == 2

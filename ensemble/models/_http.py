@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -122,21 +122,37 @@ class LoopBound:
     """Holds one SDK client per event loop: the client's connections belong to that loop.
 
     When a call comes from a different loop than the client was made on, a fresh client is
-    made (the old loop's connections cannot be reused there).
+    made (the old loop's connections cannot be reused there). A client we own is closed by
+    :meth:`aclose`, or, if nobody calls it, when its loop shuts down: a suspended async
+    generator holds it, and ``asyncio.run`` (like every ``asyncio.Runner``) closes the async
+    generators of a loop before closing the loop, which runs the generator's ``finally``.
     """
 
     def __init__(self) -> None:
         self.client: Any = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self._keeper: AsyncGenerator[None, None] | None = None
 
-    def get(self, factory: Any) -> Any:
+    async def get(self, factory: Callable[[], Any], *, owned: bool = True) -> Any:
         loop = asyncio.get_running_loop()
         if self.client is None or self.loop is not loop:
             self.client = factory()
             self.loop = loop
+            self._keeper = None
+            if owned:
+                self._keeper = _close_at_shutdown(self.client)
+                await self._keeper.__anext__()
         return self.client
 
     async def aclose(self) -> None:
-        client, self.client, self.loop = self.client, None, None
-        if client is not None:
-            await client.close()
+        keeper, loop = self._keeper, self.loop
+        self.client, self.loop, self._keeper = None, None, None
+        if keeper is not None and loop is asyncio.get_running_loop():
+            await keeper.aclose()  # runs its finally: closes the client
+
+
+async def _close_at_shutdown(client: Any) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        await client.close()

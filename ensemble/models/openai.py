@@ -119,7 +119,7 @@ class OpenAIModel(Model):
         return params
 
     async def agenerate(self, request: Request) -> Completion:
-        client = self._clients.get(self._make_client)
+        client = await self._clients.get(self._make_client, owned=self._user_client is None)
         params = self._params(request)
         logger.debug("%s: request (seed=%s)", self.name, request.seed)
         started = time.perf_counter()
@@ -197,10 +197,7 @@ class OpenAIModel(Model):
             ) from None
 
     async def aclose(self) -> None:
-        if self._user_client is not None:
-            self._clients.client = None  # the caller's http client is theirs to close
-            self._clients.loop = None
-            return
+        # A caller's http_client is theirs to close: then only our reference is dropped.
         await self._clients.aclose()
 
 
