@@ -117,3 +117,20 @@ def test_ask_missing_key_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> 
     )
     assert proc.returncode == 2
     assert "OPENAI_API_KEY" in proc.stderr
+
+
+def test_ask_is_coloured_on_a_terminal(
+    loop_prefix: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    loop_prefix.default = Reply(text="Paris is the capital of France.")
+    out = Tty()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert main(["ask", "q", "-m", "loop:a", "-n", "2"]) == 0
+    assert "\033[32m" in out.getvalue()  # a well-supported span is green
