@@ -18,6 +18,10 @@ Run from the repository root (needs the ``similarity`` extra for semantic / enta
 
     python benchmarks/combine.py
     python benchmarks/combine.py --metrics ngram semantic
+    python benchmarks/combine.py --cache /tmp/combine.npz   # keep scores between runs
+
+The cache is keyed by each metric's signature: delete it after changing a metric's code
+without bumping its version.
 """
 
 from __future__ import annotations
