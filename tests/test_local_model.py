@@ -395,3 +395,14 @@ async def test_prompt_longer_than_the_context_is_a_clear_non_retryable_error(
     assert info.value.status_code == 400
     assert not info.value.retryable
     assert "context size" in str(info.value)
+
+
+@needs_local
+def test_from_spec_builds_the_default_or_a_named_gguf(tmp_path: Path) -> None:
+    default = local.from_spec(None)
+    assert default.name == "local" and default.model_path == local.default_model_path()
+    named = local.from_spec(str(local.default_model_path()))
+    assert named.name == "local:SmolLM2-135M-Instruct.Q4_1"
+    assert named.config == default.config  # same file and settings: they would share a server
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        local.from_spec(str(tmp_path / "missing.gguf"))

