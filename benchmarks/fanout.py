@@ -11,7 +11,10 @@ Printed figures (medians over ``--runs`` runs after one warm-up run):
 - fan-out: wall time of ``Ensemble.asample`` for all 64 calls, and its ratio to one call
   (target <= 1.25x) and to the injected latency;
 - client CPU seconds per call (``time.process_time`` of this process / 64);
-- run with vote: ``Ensemble.arun`` (fan-out + ngram consensus over the 64 samples).
+- run with vote: ``Ensemble.arun`` (fan-out + ngram consensus over the 64 samples);
+- client CPU per call of each layer, one call at a time: plain ``httpx``, the ``openai`` SDK,
+  ``OpenAIModel`` (the fan-out cannot be faster than sending 64 requests one after another on
+  one core, so these set the floor of the ratio).
 
 Run: ``.venv/bin/python benchmarks/fanout.py [--latency 0.2] [--runs 7]``
 """
@@ -95,7 +98,7 @@ async def _serve(latency: float) -> None:
 # --- the client ----------------------------------------------------------------------------
 
 
-async def _measure(url: str, runs: int) -> dict[str, float]:
+async def _measure(url: str, layers_url: str, runs: int) -> dict[str, float]:
     from ensemble import Ensemble, OpenAIModel, Request
 
     models = [OpenAIModel(f"m{i}", base_url=url, api_key="bench") for i in range(MODELS)]
@@ -128,7 +131,9 @@ async def _measure(url: str, runs: int) -> dict[str, float]:
             result = await ens.arun("What is the capital of France?")
             votes.append(time.perf_counter() - started)
             assert result.text in _ANSWERS
+    layers = await _layers(layers_url)
     return {
+        **layers,
         "single": statistics.median(singles),
         "fanout": statistics.median(walls),
         "fanout_min": min(walls),
@@ -136,6 +141,58 @@ async def _measure(url: str, runs: int) -> dict[str, float]:
         "cpu_per_call": statistics.median(cpus) / (MODELS * REPEATS),
         "with_vote": statistics.median(votes),
     }
+
+
+async def _layers(url: str, calls: int = 200) -> dict[str, float]:
+    """Client CPU per sequential call of each layer: where the fan-out's CPU goes."""
+    import httpx
+    import openai
+
+    from ensemble import OpenAIModel, Request
+
+    body = {"model": "m", "messages": [{"role": "user", "content": "q"}], "seed": 1}
+    raw = json.dumps(body).encode()
+    plain = httpx.AsyncClient(follow_redirects=False)
+    sdk = openai.AsyncOpenAI(api_key="bench", base_url=url, max_retries=0)
+    model = OpenAIModel("m", base_url=url, api_key="bench")
+
+    async def transport() -> None:
+        response = await plain.post(
+            url + "/chat/completions", content=raw, headers={"content-type": "application/json"}
+        )
+        json.loads(response.content)
+
+    async def sdk_call() -> None:
+        await sdk.post("/chat/completions", body=body, cast_to=httpx.Response)
+
+    async def adapter() -> None:
+        await model.agenerate(Request(prompt="q", seed=1))
+
+    out: dict[str, float] = {}
+    try:
+        for name, fn in (("cpu_httpx", transport), ("cpu_sdk", sdk_call), ("cpu_adapter", adapter)):
+            for _ in range(10):
+                await fn()
+            cpu = time.process_time()
+            for _ in range(calls):
+                await fn()
+            out[name] = (time.process_time() - cpu) / calls
+    finally:
+        await plain.aclose()
+        await sdk.close()
+        await model.aclose()
+    return out
+
+
+def _start_server(latency: float) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve", "--latency", str(latency)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    return proc, int(proc.stdout.readline())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,22 +204,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve:
         asyncio.run(_serve(args.latency))
         return 0
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--serve", "--latency", str(args.latency)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    servers = [_start_server(args.latency), _start_server(0.0)]  # the second for the layers
     try:
-        assert server.stdout is not None
-        port = int(server.stdout.readline())
-        figures = asyncio.run(_measure(f"http://127.0.0.1:{port}/v1", args.runs))
+        urls = [f"http://127.0.0.1:{port}/v1" for _proc, port in servers]
+        figures = asyncio.run(_measure(urls[0], urls[1], args.runs))
     finally:
-        assert server.stdin is not None
-        server.stdin.close()
-        server.wait(10)
-        if server.stdout is not None:
-            server.stdout.close()
+        for proc, _port in servers:
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.close()
+            proc.wait(10)
+            proc.stdout.close()
     calls = MODELS * REPEATS
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"machine: {os.cpu_count()} CPU(s), load average {load:.2f} (other work skews the wall)")
@@ -180,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  ratio to the latency     {figures['fanout'] / args.latency:8.2f} x")
     print(f"  client CPU per call      {figures['cpu_per_call'] * 1000:8.2f} ms")
     print(f"  run with ngram vote      {figures['with_vote'] * 1000:8.1f} ms")
+    print("client CPU per call, one call at a time, by layer (server without latency):")
+    print(f"  httpx transport alone    {figures['cpu_httpx'] * 1000:8.2f} ms")
+    print(f"  openai SDK (client.post) {figures['cpu_sdk'] * 1000:8.2f} ms")
+    print(f"  OpenAIModel.agenerate    {figures['cpu_adapter'] * 1000:8.2f} ms")
     return 0
 
 
