@@ -448,3 +448,27 @@ def test_unclosed_model_releases_connections_when_its_loop_ends(server: Loopback
         gc.collect()
     assert [str(w.message) for w in caught] == []
     assert server.count() == 2
+
+
+def test_local_spec_imports_local_model_lazily() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from ensemble.models import get_model\n"
+        "assert 'ensemble.models.local' not in sys.modules\n"
+        "try:\n"
+        "    m = get_model('local')\n"
+        "except ImportError as exc:\n"  # MissingDependencyError is an ImportError
+        "    print('missing', exc)\n"
+        "else:\n"
+        "    print(type(m).__module__, type(m).__name__, m.name, m.needs_key)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    out = proc.stdout.strip()
+    if out.startswith("missing"):
+        pytest.skip(out)
+    assert out == "ensemble.models.local LocalModel local False"
