@@ -511,3 +511,19 @@ def test_network_outside_loopback_is_blocked() -> None:
         pass
     with pytest.raises(OSError):
         socket.getaddrinfo("example.com", 443)
+
+
+def test_function_models_example_runs_offline() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "function_models.py"
+    proc = subprocess.run(
+        [sys.executable, str(path)], capture_output=True, text=True, timeout=120, check=True
+    )
+    out = proc.stdout
+    assert "consensus: Canberra is the capital of Australia." in out
+    assert "6 of 9 samples came back" in out
+    assert "'busy' was called 4 times" in out
+    assert out.count("failed: broken#") == 3
