@@ -527,3 +527,16 @@ def test_function_models_example_runs_offline() -> None:
     assert "6 of 9 samples came back" in out
     assert "'busy' was called 4 times" in out
     assert out.count("failed: broken#") == 3
+
+
+async def test_cancelling_the_run_cancels_every_call(server: LoopbackServer) -> None:
+    server.default = Reply(text="late", delay=30.0)
+    e = ens([oai(server, "a"), oai(server, "b")], repeats=2)
+    async with e:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(e.arun("q"), 0.5)
+    for _ in range(40):
+        if server.client_gone == 4:
+            break
+        await asyncio.sleep(0.05)
+    assert server.client_gone == 4  # all four connections were closed by the client
