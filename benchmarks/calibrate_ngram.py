@@ -55,6 +55,7 @@ DESCRIPTION = (
     "license CC-BY-SA-3.0): 30 passages (dataset indices 0-29 of the dev file), 256 sentences "
     "written by text-davinci-003, each scored against 20 samples of the same prompt at "
     "temperature 1.0. Label 1 = annotated accurate, 0 = minor or major inaccurate. "
+    "Method: {method}, each block shrunk toward the base rate by {prior:g} pseudo-labels. "
     "Domain: English Wikipedia-style biographies written by GPT-3; other domains, models, "
     "sample counts or temperatures need their own calibration."
 )
@@ -132,6 +133,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         default="centered-isotonic",
         help="method written by --write (default centered-isotonic)",
     )
+    parser.add_argument(
+        "--prior",
+        type=float,
+        default=2.0,
+        help="pseudo-labels at the base rate per isotonic block, for --write (default 2)",
+    )
     parser.add_argument("--write", action="store_true", help=f"write {OUT.relative_to(ROOT)}")
     args = parser.parse_args(argv)
 
@@ -150,16 +157,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     fitters: dict[str, Fitter] = {
         m: (lambda x, y, m=m: Calibrator.fit(x, y, method=m, metric=sig)) for m in METHODS
     }
+    for prior in (1.0, 2.0, 4.0):
+        fitters[f"centered-isotonic, prior {prior:g}"] = lambda x, y, prior=prior: Calibrator.fit(
+            x, y, method="centered-isotonic", metric=sig, prior=prior
+        )
     b = args.bins
     print(
         f"\nECE ({b} bins) and Brier score; calibrated = {args.folds}-fold cross-validation "
         "over passages, out-of-fold predictions pooled"
     )
     print(
-        f"{'confidence':<34} {'ECE':>7} {'Brier':>7} {'floor':>7}   ECE over 20 other fold splits"
+        f"{'confidence':<46} {'ECE':>7} {'Brier':>7} {'floor':>7}   ECE over 20 other fold splits"
     )
     print(
-        f"{'raw (as a probability)':<34} {expected_calibration_error(s_all, y_all, b):7.4f} "
+        f"{'raw (as a probability)':<46} {expected_calibration_error(s_all, y_all, b):7.4f} "
         f"{brier(s_all, y_all):7.4f} {ece_floor(s_all, b):7.4f}"
     )
     for name, fit in fitters.items():
@@ -169,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             for s in range(1, 21)
         ]
         print(
-            f"{name + ' (CV, seed 0)':<34} {expected_calibration_error(p, y, b):7.4f} "
+            f"{name + ' (CV, seed 0)':<46} {expected_calibration_error(p, y, b):7.4f} "
             f"{brier(p, y):7.4f} {ece_floor(p, b):7.4f}   "
             f"median {statistics.median(others):.4f}, "
             f"range {min(others):.4f}-{max(others):.4f}"
@@ -177,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name, fit in fitters.items():
         cal = fit(s_all, y_all)
         print(
-            f"{name + ' (in-sample, all 30)':<34} "
+            f"{name + ' (in-sample, all 30)':<46} "
             f"{expected_calibration_error(cal(s_all), y_all, b):7.4f} "
             f"{brier(cal(s_all), y_all):7.4f}"
         )
@@ -191,10 +202,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             method=args.method,
             metric=sig,
             name="ngram-wikibio",
-            description=DESCRIPTION,
+            description=DESCRIPTION.format(method=args.method, prior=args.prior),
+            prior=args.prior if args.method != "platt" else 0.0,
         )
         cal.save(OUT)
-        print(f"\nwrote {OUT.relative_to(ROOT)} ({args.method}, fitted on {y_all.size} sentences)")
+        print(
+            f"\nwrote {OUT.relative_to(ROOT)} ({args.method}, prior {args.prior:g}, "
+            f"fitted on {y_all.size} sentences)"
+        )
 
 
 if __name__ == "__main__":

@@ -103,6 +103,7 @@ def pav(
     w: Sequence[float] | FloatArray | None = None,
     *,
     centered: bool = False,
+    prior: float = 0.0,
 ) -> tuple[FloatArray, FloatArray]:
     """Isotonic (non-decreasing) least-squares fit of ``y`` on ``x`` by pool-adjacent-violators.
 
@@ -113,6 +114,11 @@ def pav(
     its weighted mean ``x`` (centred isotonic regression, Oron & Flournoy 2017: linear between
     block centres, which overfits less on small data). Ties in ``x`` are pooled first (a
     function takes one value at one point).
+
+    ``prior > 0`` shrinks each block's mean toward the overall mean of ``y`` as if ``prior``
+    extra labels at that mean were in the block, ``(sum y + prior * mean) / (n + prior)``
+    (then the values are made non-decreasing again): small blocks at the ends no longer give
+    probabilities of exactly 0 or 1.
     """
     xs = np.asarray(x, dtype=np.float64)
     ys = np.asarray(y, dtype=np.float64)
@@ -146,12 +152,17 @@ def pav(
         b_sx.append(sx)
         b_lo.append(lo)
         b_hi.append(i)
+    values = np.array(b_mean)
+    if prior > 0:
+        overall = float(ysum.sum() / wsum.sum())
+        weight = np.array(b_w)
+        values = np.maximum.accumulate((values * weight + prior * overall) / (weight + prior))
     if centered:
         centres = np.array(b_sx) / np.array(b_w)
-        return centres, np.array(b_mean)
+        return centres, values
     kx: list[float] = []
     ky: list[float] = []
-    for m, lo, hi in zip(b_mean, b_lo, b_hi, strict=True):
+    for m, lo, hi in zip(values.tolist(), b_lo, b_hi, strict=True):
         for idx in (lo, hi) if hi > lo else (lo,):
             kx.append(float(ux[idx]))
             ky.append(m)
@@ -327,19 +338,24 @@ class Calibrator:
         metric: str | MetricInfo | None = None,
         name: str | None = None,
         description: str = "",
+        prior: float = 0.0,
     ) -> Calibrator:
         """Fit on raw confidences ``scores`` and ``labels`` (1 = accurate, 0 = not).
 
         ``metric`` is the metric (signature, :class:`~ensemble.MetricInfo` or metric object)
         that produced ``scores``; the calibrator will refuse other metrics' confidences.
+        ``prior`` (isotonic methods only) shrinks each block toward the base rate by that many
+        pseudo-labels (see :func:`pav`), so no probability is exactly 0 or 1.
         """
         x = _as_scores(scores, "scores")
         y = _as_labels(labels, x.size)
         if x.size < 2:
             raise InvalidInputError("calibration needs at least two labelled scores")
         sig = _signature(metric)
+        if not (isinstance(prior, (int, float)) and math.isfinite(prior) and prior >= 0):
+            raise InvalidInputError("prior must be a non-negative number of pseudo-labels")
         if method in ("isotonic", "centered-isotonic"):
-            kx, ky = pav(x, y, centered=method == "centered-isotonic")
+            kx, ky = pav(x, y, centered=method == "centered-isotonic", prior=prior)
             return cls(
                 method=method,
                 metric=sig,

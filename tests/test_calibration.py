@@ -307,3 +307,21 @@ def test_ensemble_applies_calibration_to_its_vote() -> None:
     )
     with pytest.raises(CalibrationMismatchError):
         ensemble.Ensemble(models=[model], metric="vote", calibration="ngram-wikibio")
+
+
+def test_prior_keeps_probabilities_off_0_and_1_and_monotone() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.uniform(size=300)
+    y = (x > 0.5).astype(float)  # separable: plain isotonic says exactly 0 and 1
+    plain = Calibrator.fit(x, y, method="centered-isotonic")
+    assert float(plain(0.0)) == 0.0 and float(plain(1.0)) == 1.0
+    smooth = Calibrator.fit(x, y, method="centered-isotonic", prior=2)
+    grid = np.linspace(0, 1, 101)
+    out = smooth(grid)
+    assert 0.0 < out.min() < 0.02 and 0.98 < out.max() < 1.0
+    assert np.all(np.diff(out) >= 0)
+    # A huge prior pulls everything to the base rate.
+    flat = Calibrator.fit(x, y, method="isotonic", prior=1e9)
+    assert np.allclose(flat(grid), y.mean(), atol=1e-6)
+    with pytest.raises(InvalidInputError, match="prior"):
+        Calibrator.fit(x, y, prior=-1)
