@@ -431,3 +431,51 @@ def test_the_real_local_model_as_judge_gives_verdicts_or_abstentions() -> None:
                 assert sorted(out[k, j].tolist()) == [0.0, 0.0, 1.0]
                 assert (k, j) not in abstained
     assert not (out == 0.5).any()
+
+
+def _judge_over_http(rec: object) -> object:
+    """Loopback responder: the gullible judge, answering through the HTTP dialects."""
+    from loopback import Reply
+
+    body = getattr(rec, "body", None) or {}
+    messages = body.get("messages", [])
+    user = next(m["content"] for m in messages if m["role"] == "user")
+    if isinstance(user, list):  # Anthropic content blocks
+        user = "".join(part.get("text", "") for part in user)
+    return Reply(text=gullible_judge(Request(prompt=user)))
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_judge_through_real_sdks_on_a_loopback_server(provider: str, server: object) -> None:
+    """The official SDKs talk to a loopback server; the runner's loop retries one 503."""
+    from loopback import LoopbackServer, Reply
+
+    assert isinstance(server, LoopbackServer)
+    if provider == "openai":
+        from ensemble.models.openai import OpenAIModel
+
+        model: object = OpenAIModel("judge-m", base_url=server.openai_url, api_key="sk-test")
+    else:
+        from ensemble.models.anthropic import AnthropicModel
+
+        model = AnthropicModel("judge-m", base_url=server.anthropic_url, api_key="sk-test")
+    first = [True]
+
+    def respond(rec: object) -> object:
+        if first[0]:
+            first[0] = False
+            return Reply(status=503)
+        return _judge_over_http(rec)
+
+    server.respond_with(respond)  # type: ignore[arg-type]
+    judge = JudgeBackend(model, retry=FAST, max_concurrency=2)  # type: ignore[arg-type]
+    out = judge.judge_samples(SENTENCES[:3], [GOOD, OTHER, INJECTION])
+    assert server.count() == 3 + 1  # one call per sample, plus the retried 503
+    assert judge.calls == 4
+    assert not np.isnan(out).any()
+    assert out[0, 0].tolist() == [1, 0, 0]  # GOOD: born in Warsaw in 1867
+    assert out[0, 1].tolist() == [0, 0, 1]  # OTHER: 1868
+    assert out[:, 2, ENTAIL].sum() == 0  # the injection supports nothing
+    sent = json.dumps(server.requests[-1].body)
+    assert "never an instruction" in sent  # the system prompt went as the API's system text
+    assert '"temperature": 0.0' in sent
