@@ -5,11 +5,12 @@ Each question ("What is the capital of Kenya? ...") is answered by the embedded 
 
 * **fixed**: ``Ensemble(repeats=10).arun(q)``, ten samples, one vote;
 * **adaptive**: ``Escalation(Ensemble(repeats=10)).arun(q)``, the default
-  :class:`~ensemble.SequentialStopping` (leader cannot be overtaken, or Beta posterior
-  ``P(leader's share > 1/2) >= 0.95``), drawing samples one at a time after a first round
-  of three;
+  :class:`~ensemble.SequentialStopping` (the leader cannot be overtaken, or the Bayesian
+  predictive probability that the full ten samples keep the leader is at least 0.95),
+  drawing samples one at a time after a first round of three;
 * **replay**: the same rule applied to the fixed run's samples in order (no new calls). Both
-  runs use the same seeds, so this shows what the rule does on exactly the fixed samples.
+  runs use the same seeds (``1000 * question index + repeat``), so this shows what the rule
+  does on exactly the fixed samples.
 
 The answer of a sample is the city it names: the small model answers in a sentence ("The
 capital of Kenya is Nairobi."), so the vote uses ``capital_vote``, the ``vote`` metric applied
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import re
 import sys
 import time
@@ -100,16 +102,31 @@ CAPITALS: dict[str, tuple[str, ...]] = {
 
 PROMPT = "What is the capital of {country}? Answer with the name of the city only."
 
-_AFTER_IS = re.compile(
-    r"\b(?:is|was|:)\s+(?:called\s+|named\s+|the\s+city\s+of\s+)?([^,.;:!?()\n]+)", re.IGNORECASE
+_NAME = r"([^,.;:!?()\n]+)"
+_PATTERNS = (
+    # "The capital (city) of Kenya is (called) Nairobi." / "Kenya's capital is Nairobi."
+    re.compile(
+        r"capital(?:\s+city)?(?:\s+of\s+[^,.;:!?\n]*?)?\s+is\s+"
+        r"(?:called\s+|named\s+|the\s+city\s+of\s+)?" + _NAME,
+        re.IGNORECASE,
+    ),
+    # "Nairobi is the capital of Kenya."
+    re.compile(
+        r"^\s*([A-Z][\w\-\u00c0-\u024f]*(?:\s+[A-Z][\w\-\u00c0-\u024f]*)*)\s+is\s+the\s+capital"
+    ),
 )
 
 
 def city(text: str) -> str:
-    """The city a sample names: the phrase after "is" ("The capital of Kenya is Nairobi."),
-    else the whole text, normalised like the ``vote`` metric."""
-    m = _AFTER_IS.search(text)
-    return normalize_answer(m.group(1) if m else text)
+    """The city a sample names, normalised like the ``vote`` metric: the phrase after
+    "capital (of X) is" ("The capital of Kenya is Nairobi."), or the name before "is the
+    capital" ("Nairobi is the capital of Kenya."); otherwise the whole text, so an answer
+    that names no city in these forms votes only with identical answers."""
+    for pattern in _PATTERNS:
+        m = pattern.search(text)
+        if m:
+            return normalize_answer(m.group(1))
+    return normalize_answer(text)
 
 
 class CapitalVote(VoteMetric):
@@ -154,32 +171,36 @@ def replay(samples: Sequence[ensemble.Sample], rule: ensemble.SequentialStopping
     return n
 
 
-async def run(countries: Sequence[str], n: int, temperature: float, max_tokens: int) -> None:
+async def run(
+    countries: Sequence[str], n: int, temperature: float, max_tokens: int, save: Path | None
+) -> None:
     model = LocalModel(name="local", slots=2, threads=1)
     rule = ensemble.SequentialStopping()
     rows = []
+    saved: dict[str, list[dict[str, object]]] = {}
     started = time.perf_counter()
 
-    def make() -> ensemble.Ensemble:
+    def make(seed: int) -> ensemble.Ensemble:
         return ensemble.Ensemble(
             models=[model],
             repeats=n,
             metric=CapitalVote(),
             temperature=temperature,
             max_tokens=max_tokens,
-            seed=20261124,
+            seed=seed,
             deadline=None,
             timeout=120,
         )
 
-    fixed_ens, adaptive_ens = make(), make()
-    escalation = ensemble.Escalation(adaptive_ens, stopping=rule)
     try:
-        for country in countries:
+        for i, country in enumerate(countries):
             q = PROMPT.format(country=country)
-            fixed = await fixed_ens.arun(q)
-            adaptive = await escalation.arun(q)
+            # Both runs use the same seeds (so the same samples where llama.cpp is
+            # deterministic); each question gets its own seeds.
+            fixed = await make(1000 * i).arun(q)
+            adaptive = await ensemble.Escalation(make(1000 * i), stopping=rule).arun(q)
             assert adaptive.sampling is not None
+            saved[country] = [s.model_dump(mode="json") for s in fixed.samples]
             drawn = adaptive.sampling.samples_drawn
             k = replay(fixed.samples, rule)
             replayed = ensemble.consensus(list(fixed.samples[:k]), metric=CapitalVote())
@@ -205,6 +226,8 @@ async def run(countries: Sequence[str], n: int, temperature: float, max_tokens: 
             )
     finally:
         await model.aclose()
+    if save is not None:
+        save.write_text(json.dumps(saved, indent=1), encoding="utf-8")
     seconds = time.perf_counter() - started
     q = len(rows)
     acc_fixed = 100 * sum(r[1] for r in rows) / q
@@ -235,9 +258,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--n", type=int, default=10, help="the fixed N (and the adaptive budget)")
     ap.add_argument("--temperature", type=float, default=0.8)
     ap.add_argument("--max-tokens", type=int, default=16)
+    ap.add_argument("--save", type=Path, help="write the fixed run's samples to this JSON file")
     args = ap.parse_args(argv)
     countries = list(CAPITALS)[: args.questions]
-    asyncio.run(run(countries, args.n, args.temperature, args.max_tokens))
+    asyncio.run(run(countries, args.n, args.temperature, args.max_tokens, args.save))
 
 
 if __name__ == "__main__":

@@ -6,15 +6,21 @@ Two ideas, one small API (``docs/adaptive.md`` has the long version):
   the consensus is settled, at most the tier's budget. The samples are grouped into answers
   (clusters of the agreement matrix: two samples are the same answer when their agreement is
   at least ``agree_at``; for the ``vote`` metric these are exactly the normalised answers).
-  With ``a`` samples on the leading answer, ``b`` on the runner-up and ``r`` samples of budget
-  left, the round stops when either
+  With ``a`` successful samples on the leading answer, ``b`` on the runner-up, ``d`` on any
+  other answer (so ``d >= b``) and ``r`` samples of budget left, the round stops when either
 
   - the leader can no longer be caught: ``a > b + r`` (then the full budget would elect the
     same answer whatever the remaining samples say), or
-  - the leader is settled in probability: with a uniform prior on the leader's share ``p``
-    among samples that give one of the two leading answers, the posterior is
-    ``Beta(a + 1, b + 1)``, and ``P(p > 1/2) >= confidence`` (default 0.95). Unanimity settles
-    after four samples; one dissent needs six on the leader.
+  - the full budget would most probably keep the leader (``rule="predictive"``, the default):
+    with a uniform prior on the leader's share ``p`` of all answers, the posterior is
+    ``Beta(a + 1, d + 1)``; the leader's count ``X`` among the ``r`` samples left is then
+    Beta-binomial, and the round stops when ``P(a + X > b + r - X) >= confidence`` (default
+    0.95): the leader still leads even if every other new sample went to the runner-up. That
+    is a Bayesian bound on the chance that stopping now changes the answer a fixed ``N``
+    would give. With ``N = 10``: unanimity stops after 3 samples, one dissent after 6.
+  - or, with ``rule="share"``, the leader's share among the two leading answers is settled:
+    ``P(Beta(a + 1, b + 1) > 1/2) >= confidence`` (unanimity stops after 4 samples, one
+    dissent after 7), whatever the budget.
 
 * **Escalation** (:class:`Escalation` with :class:`Tier` objects): start with a cheap tier (one
   model, few samples); when the consensus confidence is below ``threshold`` or an alert of a
@@ -33,6 +39,7 @@ import asyncio
 import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -44,7 +51,14 @@ from ensemble.models.base import Model
 from ensemble.runner import Ensemble
 from ensemble.types import Consensus, Sample, SamplingReport, TierRun
 
-__all__ = ["Escalation", "SequentialStopping", "Tier", "answer_counts", "leader_probability"]
+__all__ = [
+    "Escalation",
+    "SequentialStopping",
+    "Tier",
+    "answer_counts",
+    "leader_probability",
+    "predictive_probability",
+]
 
 
 def leader_probability(a: int, b: int) -> float:
@@ -55,6 +69,32 @@ def leader_probability(a: int, b: int) -> float:
     """
     n = a + b + 1
     return sum(math.comb(n, k) for k in range(a + 1)) / 2.0**n
+
+
+def _log_beta(a: float, b: float) -> float:
+    return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+
+
+def predictive_probability(a: int, d: int, remaining: int, b: int | None = None) -> float:
+    """Probability that the answer seen ``a`` times is still the plurality answer once
+    ``remaining`` more samples are drawn, when ``d`` samples gave other answers, ``b`` of them
+    (default: all ``d``) the most common other answer.
+
+    The leader's share has the posterior ``Beta(a + 1, d + 1)`` (uniform prior), so its count
+    ``X`` among the remaining samples is Beta-binomial. In the worst case for the leader every
+    other new sample goes to the runner-up, so the result is ``P(a + X > b + remaining - X)``.
+    """
+    rival = d if b is None else b
+    total = 0.0
+    for x in range(remaining + 1):
+        if a + x > rival + remaining - x:
+            log_pmf = (
+                math.log(math.comb(remaining, x))
+                + _log_beta(x + a + 1, remaining - x + d + 1)
+                - _log_beta(a + 1, d + 1)
+            )
+            total += math.exp(log_pmf)
+    return min(1.0, total)
 
 
 def answer_counts(result: Consensus, agree_at: float = 0.5) -> tuple[int, int]:
@@ -89,7 +129,9 @@ def answer_counts(result: Consensus, agree_at: float = 0.5) -> tuple[int, int]:
 class SequentialStopping:
     """When to stop sampling within a tier (see the module docstring for the rule).
 
-    - ``confidence``: posterior probability that the leading answer beats the runner-up;
+    - ``confidence``: the probability the rule asks for (see ``rule``);
+    - ``rule``: ``"predictive"`` (the full budget would keep the leader) or ``"share"`` (the
+      leader's share beats the runner-up's);
     - ``min_samples``: successful samples before the rule may stop (the first round's size);
     - ``batch``: samples per model in each later round (more is faster, less is thriftier);
     - ``agree_at``: agreement at which two samples count as the same answer.
@@ -99,10 +141,13 @@ class SequentialStopping:
     min_samples: int = 3
     batch: int = 1
     agree_at: float = 0.5
+    rule: Literal["predictive", "share"] = "predictive"
 
     def __post_init__(self) -> None:
         if not 0.5 < self.confidence < 1.0:
             raise ConfigurationError("confidence must lie strictly between 0.5 and 1")
+        if self.rule not in ("predictive", "share"):
+            raise ConfigurationError(f"rule must be 'predictive' or 'share', not {self.rule!r}")
         for name in ("min_samples", "batch"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -118,9 +163,18 @@ class SequentialStopping:
         a, b = answer_counts(result, self.agree_at)
         if a > b + remaining:
             return f"leader {a} vs {b} cannot be overtaken by the {remaining} samples left"
-        p = leader_probability(a, b)
+        if self.rule == "share":
+            p = leader_probability(a, b)
+            if p >= self.confidence:
+                return f"leader {a} vs {b}: P(leader's share > 1/2) = {p:.3f} >= {self.confidence}"
+            return None
+        d = ok - a
+        p = predictive_probability(a, d, remaining, b)
         if p >= self.confidence:
-            return f"leader {a} vs {b}: P(leader's share > 1/2) = {p:.3f} >= {self.confidence}"
+            return (
+                f"leader {a} vs {b} (of {d} other samples): P(still ahead after the "
+                f"{remaining} samples left) = {p:.3f} >= {self.confidence}"
+            )
         return None
 
 

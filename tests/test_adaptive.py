@@ -14,6 +14,7 @@ from ensemble.adaptive import (
     Tier,
     answer_counts,
     leader_probability,
+    predictive_probability,
 )
 from ensemble.errors import ConfigurationError, ProviderError, QuorumError
 from ensemble.models.base import Request
@@ -51,6 +52,31 @@ def test_leader_probability_is_the_beta_posterior() -> None:
         assert leader_probability(a, b) == pytest.approx(scipy_stats.beta.sf(0.5, a + 1, b + 1))
 
 
+def test_predictive_probability_is_the_beta_binomial_tail() -> None:
+    # Unanimous 3 with 7 left: the leader needs X >= 3 of 7, X ~ BetaBinomial(7, 4, 1).
+    # P(X = k) = C(7, k) B(k + 4, 8 - k) / B(4, 1) = 4 C(7, k) B(k + 4, 8 - k).
+    from math import comb, factorial
+
+    def beta(x: int, y: int) -> float:
+        return factorial(x - 1) * factorial(y - 1) / factorial(x + y - 1)
+
+    expected = sum(4 * comb(7, k) * beta(k + 4, 8 - k) for k in range(3, 8))
+    assert predictive_probability(3, 0, 7) == pytest.approx(expected)
+    assert predictive_probability(3, 0, 7) == pytest.approx(0.9545, abs=1e-4)
+    assert predictive_probability(5, 1, 4) == pytest.approx(0.9848, abs=1e-4)
+    assert predictive_probability(4, 1, 5) < 0.95
+    # The rival is the runner-up: scattered dissent (b = 1 of d = 2) threatens less.
+    assert predictive_probability(4, 2, 4, b=1) == pytest.approx(0.9545, abs=1e-4)
+    assert predictive_probability(4, 2, 4, b=2) == pytest.approx(0.8030, abs=1e-4)
+    # Already a majority that the rest cannot reach: certain.
+    assert predictive_probability(6, 2, 2) == pytest.approx(1.0)
+    # Even: a coin flip at best.
+    assert predictive_probability(2, 2, 6) < 0.5
+    # Always a probability.
+    for a, d, r in [(3, 1, 6), (4, 2, 4), (1, 0, 9)]:
+        assert 0.0 <= predictive_probability(a, d, r) <= 1.0
+
+
 def _vote(*answers: str) -> Consensus:
     return ensemble.consensus(list(answers), metric="vote")
 
@@ -62,10 +88,18 @@ def test_answer_counts_groups_normalised_answers() -> None:
 
 
 def test_sequential_rule() -> None:
-    rule = SequentialStopping()
-    assert rule.settled(_vote("x", "x", "x"), remaining=7) is None  # 0.9375 < 0.95
-    assert "0.969" in (rule.settled(_vote("x", "x", "x", "x"), remaining=6) or "")
-    assert rule.settled(_vote("x", "x", "x", "x", "y"), remaining=5) is None
+    rule = SequentialStopping()  # predictive, 0.95
+    assert "0.955" in (rule.settled(_vote("x", "x", "x"), remaining=7) or "")
+    assert rule.settled(_vote("x", "x", "y"), remaining=7) is None
+    assert rule.settled(_vote("x", "x", "x", "x", "y"), remaining=5) is None  # 0.933
+    assert "0.985" in (rule.settled(_vote(*"xxxxxy"), remaining=4) or "")
+    # Two dissents that agree with each other are a real rival; two scattered ones are not.
+    assert rule.settled(_vote(*"xxxxyy"), remaining=4) is None  # 0.803
+    assert "0.955" in (rule.settled(_vote(*"xxxxyz"), remaining=4) or "")
+    share = SequentialStopping(rule="share")
+    assert share.settled(_vote("x", "x", "x"), remaining=7) is None  # 0.9375 < 0.95
+    assert "0.969" in (share.settled(_vote("x", "x", "x", "x"), remaining=6) or "")
+    assert share.settled(_vote("x", "x", "x", "x", "y"), remaining=5) is None
     # 5 vs 1 with 1 left: cannot be overtaken.
     reason = rule.settled(_vote(*"xxxxxy"), remaining=1)
     assert reason is not None and "cannot be overtaken" in reason
@@ -74,22 +108,35 @@ def test_sequential_rule() -> None:
         SequentialStopping(confidence=0.4)
     with pytest.raises(ConfigurationError):
         SequentialStopping(batch=0)
+    with pytest.raises(ConfigurationError):
+        SequentialStopping(rule="guess")  # type: ignore[arg-type]
 
 
 # --- adaptive stopping through the runner ------------------------------------------------------
 
 
-async def test_unanimous_answers_stop_after_four_samples() -> None:
+async def test_unanimous_answers_stop_after_three_samples() -> None:
     model = by_repeat("m", ["Canberra."] * 10)
     result = await Escalation(ens(model)).arun("Capital of Australia?")
     assert result.text == "Canberra."
-    assert len(result.samples) == 4 and len(model.requests) == 4
-    assert [s.repeat for s in result.samples] == [0, 1, 2, 3]
+    assert len(result.samples) == 3 and len(model.requests) == 3
+    assert [s.repeat for s in result.samples] == [0, 1, 2]
     rep = result.sampling
     assert rep is not None
-    assert (rep.samples_drawn, rep.samples_budget, rep.samples_saved) == (4, 10, 6)
+    assert (rep.samples_drawn, rep.samples_budget, rep.samples_saved) == (3, 10, 7)
     (tier,) = rep.tiers
-    assert tier.stopped_early and tier.outcome == "accepted" and "0.969" in tier.reason
+    assert tier.stopped_early and tier.outcome == "accepted" and "0.955" in tier.reason
+    share = SequentialStopping(rule="share")
+    model = by_repeat("m", ["Canberra."] * 10)
+    result = await Escalation(ens(model), stopping=share).arun("Capital of Australia?")
+    assert result.sampling is not None and result.sampling.samples_drawn == 4
+
+
+async def test_one_dissent_stops_after_six_samples() -> None:
+    answers = ["Canberra", "Sydney"] + ["Canberra"] * 8
+    result = await Escalation(ens(by_repeat("m", answers))).arun("Capital of Australia?")
+    assert result.sampling is not None and result.sampling.samples_drawn == 6
+    assert result.text == "Canberra"
 
 
 async def test_split_answers_use_the_whole_budget_and_agree_with_fixed_n() -> None:
@@ -131,7 +178,7 @@ async def test_failures_do_not_count_as_answers() -> None:
     result = await Escalation(e, stopping=SequentialStopping(min_samples=1)).arun("?")
     assert result.sampling is not None
     assert sum(1 for s in result.samples if not s.ok) == 1
-    assert sum(1 for s in result.samples if s.ok) == 4  # four successes settle it
+    assert sum(1 for s in result.samples if s.ok) == 3  # three successes settle it
     assert result.samples[0].error is not None  # the failure is kept
 
 
@@ -226,6 +273,6 @@ def test_configuration_errors() -> None:
 
 def test_sync_run_and_round_trip() -> None:
     result = Escalation(ens(by_repeat("m", ["Rome"] * 10))).run("Capital of Italy?")
-    assert result.sampling is not None and result.sampling.samples_drawn == 4
+    assert result.sampling is not None and result.sampling.samples_drawn == 3
     assert Consensus.model_validate_json(result.model_dump_json()) == result
     assert isinstance(result.samples[0], Sample)
