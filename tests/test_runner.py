@@ -180,7 +180,7 @@ async def test_deadline_cancels_a_30s_straggler_and_votes_on_the_rest(
         result = await arun(e)
         elapsed = time.monotonic() - started
         gc.collect()
-    assert 4.9 <= elapsed < 6.0
+    assert 4.9 <= elapsed < 6.5  # about the deadline, not the 30 s straggler
     slow = by_model(result)["openai:slow"]
     assert slow.error is not None and slow.error.type == "DeadlineExceededError"
     assert slow.error.attempts == 1
