@@ -60,3 +60,11 @@ def test_vote_picks_the_plurality_and_reports_its_share() -> None:
     assert span.confidence == pytest.approx(2 / 4)
     supporters = {normalize_answer(samples[i]) for i in span.supporters}
     assert supporters == {"paris"}
+
+
+def test_prefix_a_sample_that_stopped_early_does_not_win() -> None:
+    samples = ["23, 24, 25,"] + ["23, 24, 25, 26, 27, 28"] * 3 + ["23, 24, 25, 30", "23, 24, 9"]
+    result = ensemble.consensus(samples, metric="prefix")
+    assert result.text == "23, 24, 25, 26, 27, 28"
+    conf = [s.confidence for s in result.spans]
+    assert conf[0] == 1.0 and conf[-1] == pytest.approx(2 / 5)

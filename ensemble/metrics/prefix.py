@@ -9,6 +9,11 @@ first token where it drops is where the samples disagree. Tokens are those of
 Ask "23, 24, 25" ten times: if half the samples continue ", 26, 27, 28" and the rest scatter,
 the consensus continues with ", 26, 27, 28" and the confidence falls from 0.5-ish to the share
 of samples that went on together.
+
+For the choice of the consensus candidate, two samples agree by the length of their shared
+token prefix over the length of the *longer* one. A sample that stopped early is a prefix of
+the others, but it does not agree fully with them, so it does not win the choice just by being
+short.
 """
 
 from __future__ import annotations
@@ -42,7 +47,8 @@ class PrefixMetric(Metric):
 
     name: ClassVar[str] = "prefix"
     granularity: ClassVar[Granularity] = "token"
-    symmetric: ClassVar[bool] = False
+    symmetric: ClassVar[bool] = True
+    version: ClassVar[str] = "2"  # 2: agreement over the longer text (was: over the first)
 
     def support(
         self, text: str, spans: Sequence[tuple[int, int]], samples: Sequence[str]
@@ -60,15 +66,13 @@ class PrefixMetric(Metric):
         return (shared[None, :] >= needed[:, None]).astype(np.float64)
 
     def agreement(self, texts: Sequence[str]) -> FloatArray:
+        """Shared token prefix over the longer of the two texts (two empty texts agree)."""
         toks = [_tokens(t) for t in texts]
         n = len(texts)
         out = np.eye(n, dtype=np.float64)
         for i in range(n):
-            for j in range(n):
-                if i == j:
-                    continue
-                if not toks[i]:
-                    out[i, j] = 1.0 if not toks[j] else 0.0
-                else:
-                    out[i, j] = common_prefix(toks[i], toks[j]) / len(toks[i])
+            for j in range(i + 1, n):
+                longer = max(len(toks[i]), len(toks[j]))
+                value = 1.0 if longer == 0 else common_prefix(toks[i], toks[j]) / longer
+                out[i, j] = out[j, i] = value
         return out
