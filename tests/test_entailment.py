@@ -122,8 +122,10 @@ def test_consensus_with_abstentions_keeps_agreement_finite() -> None:
 
 
 def test_check_verdicts_renormalises_and_rejects_bad_rows() -> None:
-    v = check_verdicts([[2.0, 1.0, 1.0], [np.nan] * 3], 2)
+    raw = np.array([[2.0, 1.0, 1.0], [np.nan] * 3])
+    v = check_verdicts(raw, 2)
     np.testing.assert_allclose(v[0], [0.5, 0.25, 0.25])
+    assert raw[0, 0] == 2.0  # the backend's own array is not modified
     assert np.isnan(v[1]).all()
     with pytest.raises(ValueError, match="shape"):
         check_verdicts([[1.0, 0.0, 0.0]], 2)

@@ -84,7 +84,7 @@ def abstention(n_spans: int) -> FloatArray:
 def check_verdicts(verdicts: object, n_spans: int, who: str = "backend") -> FloatArray:
     """Validate a backend's answer: shape ``(n_spans, 3)``, each row a probability vector (it
     is renormalised to sum 1) or all NaN (an abstention). Raises ``ValueError`` otherwise."""
-    v = np.asarray(verdicts, dtype=np.float64)
+    v = np.array(verdicts, dtype=np.float64)  # a copy: the backend's array is left alone
     if v.shape != (n_spans, 3):
         raise ValueError(f"{who} returned verdicts of shape {v.shape}, expected {(n_spans, 3)}")
     nan = np.isnan(v)
