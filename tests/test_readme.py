@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,3 +32,19 @@ def test_readme_main_job_uses_the_cli_entry_point() -> None:
     command = _commands("**Run the main job**")
     assert "pip install" in command
     assert ".venv/bin/ensemble " in command
+
+
+@pytest.mark.local
+def test_readme_main_job_runs_a_real_ensemble_on_the_local_model() -> None:
+    command = _commands("**Run the main job**")
+    invocation = shlex.split(command.rsplit("&& .venv/bin/ensemble ", 1)[1])
+    done = subprocess.run(
+        [sys.executable, "-m", "ensemble", *invocation],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    first_line = done.stdout.splitlines()[0]
+    assert "Paris" in first_line
+    assert "support: local]" in done.stdout
