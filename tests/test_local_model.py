@@ -406,3 +406,13 @@ def test_from_spec_builds_the_default_or_a_named_gguf(tmp_path: Path) -> None:
     assert named.config == default.config  # same file and settings: they would share a server
     with pytest.raises(ConfigurationError, match="does not exist"):
         local.from_spec(str(tmp_path / "missing.gguf"))
+
+
+def test_local_specs_resolve_through_the_model_registry(tmp_path: Path) -> None:
+    from ensemble.models import get_model
+
+    assert get_model("local").name == "local"
+    path = local.default_model_path()
+    assert get_model(f"local:{path}").name == f"local:{Path(path).stem}"
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        get_model(f"local:{tmp_path / 'missing.gguf'}")

@@ -32,7 +32,7 @@ ModelFactory = Callable[[str | None], Model]
 
 _BUILTIN: dict[str, str] = {
     "anthropic": "ensemble.models.anthropic:AnthropicModel",
-    "local": "ensemble.models.local:LocalModel",
+    "local": "ensemble.models.local:from_spec",
     "openai": "ensemble.models.openai:OpenAIModel",
 }
 #: Prefixes whose spec must name a model (``"openai"`` alone means nothing).
@@ -95,8 +95,6 @@ def get_model(spec: str | Model) -> Model:
                 f"model spec {spec!r} needs a model name, e.g. '{prefix}:MODEL'"
             )
         factory = _load(_BUILTIN[prefix])
-        if prefix == "local":
-            return factory(arg) if arg else factory()
         return factory(arg)
     if factory is None:
         eps = _entry_points()
