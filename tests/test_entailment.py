@@ -326,3 +326,19 @@ def test_value_extraction() -> None:
     assert v.names == {"beatles", "liverpool"}  # "The" is a function word, not a name
     assert v.negated
     assert values("Zoë Ångström won.").names == {"zoe", "angstrom"}
+
+
+@needs_similarity
+def test_similarity_cutoffs_are_settings() -> None:
+    from ensemble.metrics.entailment import SimilarityBackend
+
+    with pytest.raises(ConfigurationError, match="low < high"):
+        SimilarityBackend(low=0.9, high=0.3)
+    metric = EntailmentMetric(backend=SimilarityBackend(low=0.2, high=0.8))
+    assert "backend.low:0.2|" in metric.info.signature
+    assert "backend.high:0.8|" in metric.info.signature
+    # With t = 1 for every cosine only the cues speak: a paraphrase with every value supports 1.
+    cues = EntailmentMetric(backend=SimilarityBackend(low=-2.0, high=-1.0))
+    text = "Ada Lovelace was born in 1815."
+    sup = cues.support(text, [(0, len(text))], ["In 1815, Ada Lovelace was born in London."])
+    assert sup[0, 0] == 1.0

@@ -46,6 +46,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ensemble.errors import ConfigurationError
 from ensemble.metrics._embed import MODEL_ID, EmbeddingCache, check_available
 from ensemble.metrics.base import FloatArray
 from ensemble.metrics.entailment import CONTRADICT, ENTAIL, NEUTRAL, EntailmentBackend
@@ -55,7 +56,7 @@ from ensemble.types import SettingValue
 
 __all__ = ["SimilarityBackend", "Values", "values"]
 
-#: Cosine at or below which a sentence is unrelated, and at or above which it restates.
+#: Default cosines at or below which a sentence is unrelated, and at or above which it restates.
 LOW, HIGH = 0.3, 0.9
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -96,12 +97,17 @@ def values(text: str) -> Values:
 
 
 def verdict(
-    span: Values, sample: Values, closest: Values | None, similarity: float
+    span: Values,
+    sample: Values,
+    closest: Values | None,
+    similarity: float,
+    low: float = LOW,
+    high: float = HIGH,
 ) -> tuple[float, float, float]:
     """``(P(entail), P(neutral), P(contradict))`` by the table in the module docstring."""
     if closest is None:  # a blank sample says nothing
         return (0.0, 1.0, 0.0)
-    t = min(max((similarity - LOW) / (HIGH - LOW), 0.0), 1.0)
+    t = min(max((similarity - low) / (high - low), 0.0), 1.0)
     missing_numbers = span.numbers - sample.numbers
     missing_names = span.names - sample.words
     n_values = len(span.numbers) + len(span.names)
@@ -121,19 +127,24 @@ def verdict(
 class SimilarityBackend(EntailmentBackend):
     """Approximate entailment from MiniLM similarity and contradiction cues (offline).
 
-    See the module docstring for the exact rule. Batches all samples of one call into one
+    See the module docstring for the exact rule; ``low`` and ``high`` are the cosines that map
+    to ``t = 0`` and ``t = 1``. Batches all samples of one call into one
     embedding pass.
     """
 
     name: ClassVar[str] = "similarity"
     version: ClassVar[str] = "1"
 
-    def __init__(self) -> None:
+    def __init__(self, *, low: float = LOW, high: float = HIGH) -> None:
+        if not (isinstance(low, (int, float)) and isinstance(high, (int, float)) and low < high):
+            raise ConfigurationError(f"need numbers low < high, not low={low!r}, high={high!r}")
         check_available()  # a missing extra fails here, naming the install command
+        self.low = float(low)
+        self.high = float(high)
         self._cache = EmbeddingCache()
 
     def settings(self) -> dict[str, SettingValue]:
-        return {"model": MODEL_ID, "low": LOW, "high": HIGH}
+        return {"model": MODEL_ID, "low": self.low, "high": self.high}
 
     def judge(self, spans: Sequence[str], sample: str, *, text: str | None = None) -> FloatArray:
         return self.judge_samples(spans, [sample], text=text)[:, 0, :]
@@ -155,6 +166,6 @@ class SimilarityBackend(EntailmentBackend):
                 else:
                     best = int(sim[k].argmax())
                     closest, s = values(sentences[j][best]), float(sim[k, best])
-                p = verdict(sv, sample_values, closest, s)
+                p = verdict(sv, sample_values, closest, s, self.low, self.high)
                 out[k, j, ENTAIL], out[k, j, NEUTRAL], out[k, j, CONTRADICT] = p
         return out
