@@ -472,3 +472,12 @@ def test_local_spec_imports_local_model_lazily() -> None:
     if out.startswith("missing"):
         pytest.skip(out)
     assert out == "ensemble.models.local LocalModel local False"
+
+
+def test_local_spec_with_a_path_passes_it_as_model_path(tmp_path: Any) -> None:
+    missing = tmp_path / "nowhere.gguf"
+    with pytest.raises(errors.UsageError) as info:  # bad path, or the extra is not installed
+        get_model(f"local:{missing}")
+    assert isinstance(info.value, (errors.ConfigurationError, errors.MissingDependencyError))
+    if isinstance(info.value, errors.ConfigurationError):
+        assert "nowhere.gguf" in str(info.value)
