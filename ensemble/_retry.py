@@ -28,7 +28,12 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ensemble.errors import AuthenticationError, ProviderError, ProviderTimeoutError
+from ensemble.errors import (
+    AuthenticationError,
+    InvalidResponseError,
+    ProviderError,
+    ProviderTimeoutError,
+)
 from ensemble.models.base import Completion, Model, Request
 
 __all__ = ["CallOutcome", "CallState", "RetryPolicy", "call_with_retries"]
@@ -171,10 +176,15 @@ async def call_with_retries(
             except Exception as exc:  # a misbehaving adapter must not sink the run
                 error = exc
             else:
-                out.completion = completion
-                out.error = None
-                out.finished = time.perf_counter()
-                return out
+                if isinstance(completion, Completion):
+                    out.completion = completion
+                    out.error = None
+                    out.finished = time.perf_counter()
+                    return out
+                error = InvalidResponseError(
+                    f"the adapter returned {type(completion).__name__}, not a Completion",
+                    model_name=model.name,
+                )
         out.error = error
         out.finished = time.perf_counter()
         if isinstance(error, AuthenticationError):

@@ -488,11 +488,22 @@ async def test_a_misbehaving_adapter_does_not_sink_the_run() -> None:
         async def agenerate(self, request: ensemble.Request) -> ensemble.Completion:
             raise KeyError("bug")
 
-    e = ens([Broken(), ScriptedModel(default="fine")])
+    class Sloppy(Model):
+        provider = "sloppy"
+
+        def __init__(self) -> None:
+            self.name = "sloppy"
+
+        async def agenerate(self, request: ensemble.Request) -> ensemble.Completion:
+            return "a bare string"  # type: ignore[return-value]
+
+    e = ens([Broken(), Sloppy(), ScriptedModel(default="fine")])
     result = await e.arun("q")
     assert result.text == "fine"
     err = by_model(result)["broken"].error
     assert err is not None and err.type == "KeyError" and err.attempts == 1
+    err = by_model(result)["sloppy"].error
+    assert err is not None and err.type == "InvalidResponseError" and "str" in err.message
 
 
 def test_call_state_creates_semaphores_lazily() -> None:
