@@ -16,7 +16,7 @@ Printed figures (medians over ``--runs`` runs after one warm-up run):
   ``OpenAIModel`` (the fan-out cannot be faster than sending 64 requests one after another on
   one core, so these set the floor of the ratio).
 
-Run: ``.venv/bin/python benchmarks/fanout.py [--latency 0.2] [--runs 7]``
+Run: ``.venv/bin/python benchmarks/fanout.py [--latency 0.2] [--runs 7] [--transport aiohttp]``
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Literal
 
 MODELS = 8
 REPEATS = 8
@@ -98,10 +99,15 @@ async def _serve(latency: float) -> None:
 # --- the client ----------------------------------------------------------------------------
 
 
-async def _measure(url: str, layers_url: str, runs: int) -> dict[str, float]:
+async def _measure(
+    url: str, layers_url: str, runs: int, transport: Literal["httpx", "aiohttp"]
+) -> dict[str, float]:
     from ensemble import Ensemble, OpenAIModel, Request
 
-    models = [OpenAIModel(f"m{i}", base_url=url, api_key="bench") for i in range(MODELS)]
+    models = [
+        OpenAIModel(f"m{i}", base_url=url, api_key="bench", transport=transport)
+        for i in range(MODELS)
+    ]
     ens = Ensemble(
         models=models,
         repeats=REPEATS,
@@ -131,7 +137,7 @@ async def _measure(url: str, layers_url: str, runs: int) -> dict[str, float]:
             result = await ens.arun("What is the capital of France?")
             votes.append(time.perf_counter() - started)
             assert result.text in _ANSWERS
-    layers = await _layers(layers_url)
+    layers = await _layers(layers_url, transport)
     return {
         **layers,
         "single": statistics.median(singles),
@@ -143,7 +149,9 @@ async def _measure(url: str, layers_url: str, runs: int) -> dict[str, float]:
     }
 
 
-async def _layers(url: str, calls: int = 200) -> dict[str, float]:
+async def _layers(
+    url: str, transport: Literal["httpx", "aiohttp"], calls: int = 200
+) -> dict[str, float]:
     """Client CPU per sequential call of each layer: where the fan-out's CPU goes."""
     import httpx
     import openai
@@ -154,7 +162,7 @@ async def _layers(url: str, calls: int = 200) -> dict[str, float]:
     raw = json.dumps(body).encode()
     plain = httpx.AsyncClient(follow_redirects=False)
     sdk = openai.AsyncOpenAI(api_key="bench", base_url=url, max_retries=0)
-    model = OpenAIModel("m", base_url=url, api_key="bench")
+    model = OpenAIModel("m", base_url=url, api_key="bench", transport=transport)
 
     async def transport() -> None:
         response = await plain.post(
@@ -199,6 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.2, help="injected seconds per call")
     parser.add_argument("--runs", type=int, default=7, help="measured runs (median reported)")
+    parser.add_argument(
+        "--transport",
+        choices=["httpx", "aiohttp"],
+        default="httpx",
+        help="OpenAIModel's HTTP transport (aiohttp needs the 'aiohttp' extra)",
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
@@ -207,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     servers = [_start_server(args.latency), _start_server(0.0)]  # the second for the layers
     try:
         urls = [f"http://127.0.0.1:{port}/v1" for _proc, port in servers]
-        figures = asyncio.run(_measure(urls[0], urls[1], args.runs))
+        figures = asyncio.run(_measure(urls[0], urls[1], args.runs, args.transport))
     finally:
         for proc, _port in servers:
             assert proc.stdin is not None and proc.stdout is not None
@@ -221,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         f"fan-out: {calls} calls ({MODELS} models x {REPEATS} repeats), injected latency "
         f"{args.latency * 1000:.0f} ms, {args.runs} runs (medians)"
     )
+    print(f"  transport                {args.transport:>8s}")
     print(f"  one call                 {figures['single'] * 1000:8.1f} ms")
     print(
         f"  fan-out (asample)        {figures['fanout'] * 1000:8.1f} ms "
@@ -234,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     print("client CPU per call, one call at a time, by layer (server without latency):")
     print(f"  httpx transport alone    {figures['cpu_httpx'] * 1000:8.2f} ms")
     print(f"  openai SDK (client.post) {figures['cpu_sdk'] * 1000:8.2f} ms")
-    print(f"  OpenAIModel.agenerate    {figures['cpu_adapter'] * 1000:8.2f} ms")
+    print(f"  OpenAIModel.agenerate    {figures['cpu_adapter'] * 1000:8.2f} ms ({args.transport})")
     return 0
 
 

@@ -481,3 +481,47 @@ def test_local_spec_with_a_path_passes_it_as_model_path(tmp_path: Any) -> None:
     assert isinstance(info.value, (errors.ConfigurationError, errors.MissingDependencyError))
     if isinstance(info.value, errors.ConfigurationError):
         assert "nowhere.gguf" in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+async def test_aiohttp_transport_keeps_the_guarantees(
+    server: LoopbackServer, server2: LoopbackServer, kind: str
+) -> None:
+    pytest.importorskip("aiohttp")
+    import anthropic
+    import openai
+
+    sdk: Any = openai if kind == "openai" else anthropic
+    target = server2.openai_url + "/chat/completions" if kind == "openai" else server2.url
+    server.script(
+        "m",
+        Reply(text="fine"),
+        Reply(status=307, headers={"Location": target}),
+        Reply(status=429, headers={"retry-after-ms": "300"}),
+    )
+    model = make(kind, server, transport="aiohttp")
+    async with model:
+        assert (await model.agenerate(Request(prompt="x"))).text == "fine"
+        assert isinstance(model._clients.client._client, sdk.DefaultAioHttpClient)
+        with pytest.raises(errors.ProviderHTTPError) as info:
+            await model.agenerate(Request(prompt="x"))
+        assert info.value.status_code == 307
+        with pytest.raises(errors.RateLimitError) as limited:
+            await model.agenerate(Request(prompt="x"))
+        assert limited.value.retry_after == 0.3
+    assert server.count() == 3 and server2.count() == 0
+
+
+def test_transport_settings_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    with pytest.raises(errors.ConfigurationError):
+        OpenAIModel("m", api_key="k", transport="curl")  # type: ignore[arg-type]
+    with pytest.raises(errors.ConfigurationError):
+        OpenAIModel("m", api_key="k", transport="aiohttp", http_client=object())
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "aiohttp" else real(name)
+    )
+    with pytest.raises(errors.MissingDependencyError, match=r"ensemble-consensus\[aiohttp\]"):
+        AnthropicModel("m", api_key="k", transport="aiohttp")

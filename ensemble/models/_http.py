@@ -6,6 +6,7 @@ Private: the adapters in ``openai.py`` and ``anthropic.py`` use it; nothing here
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
@@ -17,6 +18,7 @@ from ensemble.errors import (
     AuthenticationError,
     ConfigurationError,
     MissingAPIKeyError,
+    MissingDependencyError,
     ProviderHTTPError,
     RateLimitError,
 )
@@ -40,6 +42,20 @@ def resolve_key(
     if from_env:
         return SecretStr(from_env)
     raise MissingAPIKeyError(provider, env_var)
+
+
+def check_transport(transport: str, http_client: Any) -> str:
+    """``"httpx"`` (the SDKs' default) or ``"aiohttp"`` (needs the ``aiohttp`` extra)."""
+    if transport not in ("httpx", "aiohttp"):
+        raise ConfigurationError(f"transport must be 'httpx' or 'aiohttp', not {transport!r}")
+    if transport == "aiohttp":
+        if http_client is not None:
+            raise ConfigurationError("give either transport='aiohttp' or http_client, not both")
+        if importlib.util.find_spec("aiohttp") is None:
+            raise MissingDependencyError(
+                "aiohttp (transport='aiohttp')", 'pip install "ensemble-consensus[aiohttp]"'
+            )
+    return transport
 
 
 def check_base_url(base_url: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import anthropic
 import httpx
@@ -21,7 +21,14 @@ from ensemble.errors import (
     ProviderConnectionError,
     ProviderTimeoutError,
 )
-from ensemble.models._http import LoopBound, check_base_url, http_error, redact, resolve_key
+from ensemble.models._http import (
+    LoopBound,
+    check_base_url,
+    check_transport,
+    http_error,
+    redact,
+    resolve_key,
+)
 from ensemble.models.base import Completion, Model, Request
 from ensemble.types import Usage
 
@@ -58,6 +65,7 @@ class AnthropicModel(Model):
         base_url: str | None = None,
         timeout: float | None = None,
         http_client: Any = None,
+        transport: Literal["httpx", "aiohttp"] = "httpx",
         name: str | None = None,
         temperature: float | None = None,
         max_tokens: int = DEFAULT_MAX_TOKENS,
@@ -77,6 +85,7 @@ class AnthropicModel(Model):
         )
         self.timeout = timeout
         self._user_client = http_client
+        self.transport = check_transport(transport, http_client)
         self._clients = LoopBound()
 
     @property
@@ -87,7 +96,11 @@ class AnthropicModel(Model):
         key = self._api_key.get_secret_value() if self._api_key is not None else PLACEHOLDER_KEY
         http_client = self._user_client
         if http_client is None:
-            http_client = anthropic.DefaultAsyncHttpxClient(follow_redirects=False)
+            http_client = (
+                anthropic.DefaultAioHttpClient(follow_redirects=False)
+                if self.transport == "aiohttp"
+                else anthropic.DefaultAsyncHttpxClient(follow_redirects=False)
+            )
         kwargs: dict[str, Any] = {}
         if self.timeout is not None:
             kwargs["timeout"] = self.timeout

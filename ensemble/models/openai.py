@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import httpx
 import openai
@@ -23,7 +23,14 @@ from ensemble.errors import (
     ProviderConnectionError,
     ProviderTimeoutError,
 )
-from ensemble.models._http import LoopBound, check_base_url, http_error, redact, resolve_key
+from ensemble.models._http import (
+    LoopBound,
+    check_base_url,
+    check_transport,
+    http_error,
+    redact,
+    resolve_key,
+)
 from ensemble.models.base import Completion, Model, Request
 from ensemble.types import Usage
 
@@ -43,6 +50,8 @@ class OpenAIModel(Model):
     sent to another server by accident): pass ``api_key`` for servers that need one; servers
     that need none get a placeholder. ``http_client`` (an ``httpx`` async client) is used as
     given and never closed by the model; ``timeout`` is the SDK's per-request timeout.
+    ``transport="aiohttp"`` (with the ``aiohttp`` extra) sends through aiohttp instead of
+    httpx, which costs about half the client CPU per call (see ``docs/runner.md``).
     """
 
     provider: ClassVar[str] = "openai"
@@ -61,6 +70,7 @@ class OpenAIModel(Model):
         organization: str | None = None,
         timeout: float | None = None,
         http_client: Any = None,
+        transport: Literal["httpx", "aiohttp"] = "httpx",
         name: str | None = None,
         temperature: float | None = None,
     ) -> None:
@@ -77,6 +87,7 @@ class OpenAIModel(Model):
         self.organization = organization
         self.timeout = timeout
         self._user_client = http_client
+        self.transport = check_transport(transport, http_client)
         self._clients = LoopBound()
 
     @property
@@ -87,7 +98,11 @@ class OpenAIModel(Model):
         key = self._api_key.get_secret_value() if self._api_key is not None else PLACEHOLDER_KEY
         http_client = self._user_client
         if http_client is None:
-            http_client = openai.DefaultAsyncHttpxClient(follow_redirects=False)
+            http_client = (
+                openai.DefaultAioHttpClient(follow_redirects=False)
+                if self.transport == "aiohttp"
+                else openai.DefaultAsyncHttpxClient(follow_redirects=False)
+            )
         kwargs: dict[str, Any] = {}
         if self.timeout is not None:
             kwargs["timeout"] = self.timeout
