@@ -9,8 +9,8 @@ Each question ("What is the capital of Kenya? ...") is answered by the embedded 
   predictive probability that the full ten samples keep the leader is at least 0.95),
   drawing samples one at a time after a first round of three;
 * **replay**: the same rule applied to the fixed run's samples in order (no new calls). Both
-  runs use the same seeds (``1000 * question index + repeat``), so this shows what the rule
-  does on exactly the fixed samples.
+  runs use the same seeds (``--seed`` + 1000 x question index + repeat), so this shows what
+  the rule does on exactly the fixed samples.
 
 The answer of a sample is the city it names: the small model answers in a sentence ("The
 capital of Kenya is Nairobi."), so the vote uses ``capital_vote``, the ``vote`` metric applied
@@ -172,10 +172,16 @@ def replay(samples: Sequence[ensemble.Sample], rule: ensemble.SequentialStopping
 
 
 async def run(
-    countries: Sequence[str], n: int, temperature: float, max_tokens: int, save: Path | None
+    countries: Sequence[str],
+    n: int,
+    temperature: float,
+    max_tokens: int,
+    save: Path | None,
+    seed: int = 0,
+    confidence: float = 0.95,
 ) -> None:
     model = LocalModel(name="local", slots=2, threads=1)
-    rule = ensemble.SequentialStopping()
+    rule = ensemble.SequentialStopping(confidence=confidence)
     rows = []
     saved: dict[str, list[dict[str, object]]] = {}
     started = time.perf_counter()
@@ -197,8 +203,8 @@ async def run(
             q = PROMPT.format(country=country)
             # Both runs use the same seeds (so the same samples where llama.cpp is
             # deterministic); each question gets its own seeds.
-            fixed = await make(1000 * i).arun(q)
-            adaptive = await ensemble.Escalation(make(1000 * i), stopping=rule).arun(q)
+            fixed = await make(seed + 1000 * i).arun(q)
+            adaptive = await ensemble.Escalation(make(seed + 1000 * i), stopping=rule).arun(q)
             assert adaptive.sampling is not None
             saved[country] = [s.model_dump(mode="json") for s in fixed.samples]
             drawn = adaptive.sampling.samples_drawn
@@ -240,7 +246,7 @@ async def run(
     print()
     print(
         f"{q} capital questions, LocalModel at temperature {temperature}, {max_tokens} tokens "
-        f"max, {seconds:.0f} s"
+        f"max, seed {seed}, {seconds:.0f} s"
     )
     print(f"{'':<10} {'accuracy':>9} {'samples':>8} {'share of fixed':>15}")
     print(f"{'fixed N':<10} {acc_fixed:8.1f}% {s_fixed:8d} {100.0:14.1f}%")
@@ -259,9 +265,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--temperature", type=float, default=0.8)
     ap.add_argument("--max-tokens", type=int, default=16)
     ap.add_argument("--save", type=Path, help="write the fixed run's samples to this JSON file")
+    ap.add_argument("--seed", type=int, default=0, help="question i uses seeds seed + 1000 i + r")
+    ap.add_argument("--confidence", type=float, default=0.95, help="SequentialStopping's")
     args = ap.parse_args(argv)
     countries = list(CAPITALS)[: args.questions]
-    asyncio.run(run(countries, args.n, args.temperature, args.max_tokens, args.save))
+    asyncio.run(
+        run(
+            countries,
+            args.n,
+            args.temperature,
+            args.max_tokens,
+            args.save,
+            seed=args.seed,
+            confidence=args.confidence,
+        )
+    )
 
 
 if __name__ == "__main__":
