@@ -51,7 +51,7 @@ class OpenAIModel(Model):
     that need none get a placeholder. ``http_client`` (an ``httpx`` async client) is used as
     given and never closed by the model; ``timeout`` is the SDK's per-request timeout.
     ``transport="aiohttp"`` (with the ``aiohttp`` extra) sends through aiohttp instead of
-    httpx, which costs about half the client CPU per call (see ``docs/runner.md``).
+    httpx, which costs less client CPU per call (see ``docs/runner.md``).
     """
 
     provider: ClassVar[str] = "openai"
