@@ -133,6 +133,16 @@ def test_blank_sample_is_neutral_and_not_sent_to_the_model(tmp_path: Path) -> No
 
 
 @needs_nli
+def test_a_sample_longer_than_the_model_takes_is_cut(tmp_path: Path) -> None:
+    from ensemble.metrics.entailment import NLIBackend
+
+    backend = NLIBackend(build_model(tmp_path / "m", favour="entailment"))  # 64 positions
+    long_sample = " ".join(["he was born in london"] * 40)  # 200 tokens
+    v = backend.judge_samples(["he was born in london", "she is a poet"], [long_sample])
+    assert v[:, 0, ENTAIL].min() > 0.99
+
+
+@needs_nli
 def test_a_model_that_is_not_nli_is_refused(tmp_path: Path) -> None:
     path = build_model(tmp_path / "sentiment", id2label={0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"})
     with pytest.raises(ConfigurationError, match="not an MNLI-style model"):

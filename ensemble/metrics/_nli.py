@@ -3,11 +3,11 @@
 Any sequence-classification model trained on MNLI-style data works: a Hugging Face model name
 (``"cross-encoder/nli-deberta-v3-small"``, ``"microsoft/deberta-large-mnli"``, ...) or the path
 of a directory holding the model and its tokenizer. The premise is the sample, the hypothesis
-the span, as in SelfCheckGPT's NLI scorer; pairs longer than ``max_length`` tokens are cut from
-the sample's end. The three probabilities are the softmax of the model's logits, and which
-logit is which is read from the model's own ``config.id2label``: the labels whose names
-contain ``entail``, ``neutral`` and ``contradict`` (case ignored). A model whose labels do not
-name all three is refused.
+the span, as in SelfCheckGPT's NLI scorer; pairs longer than ``max_length`` tokens (or than the
+model takes) are cut from the sample's end. The three probabilities are the softmax of the
+model's logits, and which logit is which is read from the model's own ``config.id2label``:
+the labels whose names contain ``entail``, ``neutral`` and ``contradict`` (case ignored). A
+model whose labels do not name all three is refused.
 
 Nothing is downloaded unless you say so: by default the model must be a local directory or
 already be in the Hugging Face cache (``local_files_only``); ``allow_download=True`` lets
@@ -116,6 +116,10 @@ class NLIBackend(EntailmentBackend):
             ) from exc
         self._model.eval()
         self._columns = label_columns(self._model.config.id2label)
+        # Never feed more tokens than the model has positions for (nor than its tokenizer says).
+        limits = [self.max_length, getattr(self._model.config, "max_position_embeddings", None)]
+        limits.append(getattr(self._tokenizer, "model_max_length", None))
+        self._max_tokens = min(int(x) for x in limits if isinstance(x, int) and 0 < x < 1_000_000)
         self._torch: Any = torch
 
     def settings(self) -> dict[str, SettingValue]:
@@ -138,7 +142,7 @@ class NLIBackend(EntailmentBackend):
                         [hypotheses[i] for i in rows],
                         padding=True,
                         truncation="only_first",
-                        max_length=self.max_length,
+                        max_length=self._max_tokens,
                         return_tensors="pt",
                     )
                     logits = self._model(**batch).logits.float()

@@ -128,8 +128,7 @@ class SimilarityBackend(EntailmentBackend):
     """Approximate entailment from MiniLM similarity and contradiction cues (offline).
 
     See the module docstring for the exact rule; ``low`` and ``high`` are the cosines that map
-    to ``t = 0`` and ``t = 1``. Batches all samples of one call into one
-    embedding pass.
+    to ``t = 0`` and ``t = 1``. All samples of one call go through one batched embedding pass.
     """
 
     name: ClassVar[str] = "similarity"
