@@ -525,3 +525,19 @@ def test_transport_settings_are_checked(monkeypatch: pytest.MonkeyPatch) -> None
     )
     with pytest.raises(errors.MissingDependencyError, match=r"ensemble-consensus\[aiohttp\]"):
         AnthropicModel("m", api_key="k", transport="aiohttp")
+
+
+def test_sync_and_async_give_the_same_completion(server: LoopbackServer) -> None:
+    server.script("m", Reply(text="same"), Reply(text="same"))
+    model = make("openai", server)
+    request = Request(prompt="x", seed=4, temperature=0.2)
+    sync = model.generate(request)
+
+    async def go() -> Completion:
+        async with model:
+            return await model.agenerate(request)
+
+    via_async = asyncio.run(go())
+    fields = ("text", "finish_reason", "usage", "model")
+    assert [getattr(sync, f) for f in fields] == [getattr(via_async, f) for f in fields]
+    assert server.requests[0].body == server.requests[1].body
