@@ -154,7 +154,7 @@ class SimilarityBackend(EntailmentBackend):
         out = np.zeros((len(spans), len(samples), 3), dtype=np.float64)
         if not spans or not samples:
             return out
-        _, sentences, sims = sentence_similarities(spans, samples, cache=self._cache)
+        sentences, sims = sentence_similarities(spans, samples, cache=self._cache)
         span_values = [values(s) for s in spans]
         for j, sample in enumerate(samples):
             sample_values = values(sample)

@@ -49,11 +49,11 @@ def _sentences(sample: str) -> list[str]:
 
 def sentence_similarities(
     spans: Sequence[str], samples: Sequence[str], *, cache: EmbeddingCache | None = None
-) -> tuple[Float32Array, list[list[str]], list[Float32Array]]:
+) -> tuple[list[list[str]], list[Float32Array]]:
     """Embed spans and the sentences of each sample in one batched call (through ``cache``).
 
-    Returns the span vectors, each sample's sentences, and for each sample the cosine matrix
-    ``(len(spans), n_sentences)`` between spans and that sample's sentences.
+    Returns each sample's sentences and, for each sample, the cosine matrix
+    ``(len(spans), n_sentences)`` between the spans and that sample's sentences.
     """
     sents = [_sentences(s) for s in samples]
     flat = list(spans) + [t for group in sents for t in group]
@@ -64,7 +64,7 @@ def sentence_similarities(
     for group in sents:
         sims.append(span_vecs @ vectors[pos : pos + len(group)].T)
         pos += len(group)
-    return span_vecs, sents, sims
+    return sents, sims
 
 
 class SemanticMetric(Metric):
@@ -88,9 +88,7 @@ class SemanticMetric(Metric):
         out = np.zeros((len(spans), len(samples)), dtype=np.float64)
         if not spans or not samples:
             return out
-        _, _, sims = sentence_similarities(
-            [text[a:b] for a, b in spans], samples, cache=self._cache
-        )
+        _, sims = sentence_similarities([text[a:b] for a, b in spans], samples, cache=self._cache)
         for j, sim in enumerate(sims):
             if sim.shape[1]:  # a blank sample has no sentence and supports nothing
                 out[:, j] = sim.max(axis=1)
