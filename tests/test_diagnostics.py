@@ -376,3 +376,34 @@ def test_a_run_each_model_repeats_on_its_own_counts_half() -> None:
     injected = [S(f"Hello {k}. {INSTRUCTION}", m, k) for k in range(2) for m in ("a", "b")]
     (alert,) = uniformity(ensemble.consensus(injected))
     assert alert.models == ("a", "b") and "also repeats" in alert.message
+
+
+names = st.sampled_from(["a", "b", "c"])
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(texts, names), min_size=2, max_size=6))
+def test_the_alarm_never_changes_text_or_confidence_property(
+    pairs: list[tuple[str, str]],
+) -> None:
+    samples = [S(t, m, k) for k, (t, m) in enumerate(pairs)]
+    sensitive = UniformityAlarm(min_run=2, fire_at=0.01)  # fires on almost anything shared
+    on = ensemble.consensus(samples, alarm=sensitive)
+    off = ensemble.consensus(samples, alarm=None)
+    assert on.text == off.text
+    assert [s.confidence for s in on.spans] == [s.confidence for s in off.spans]
+    assert [a for a in off.alerts if a.kind == "uniformity"] == []
+
+
+def test_ensemble_run_passes_the_prompt_to_the_alarm() -> None:
+    quote = (
+        "We hold these truths to be self-evident, that all men are created equal, that they "
+        "are endowed by their Creator with certain unalienable Rights"
+    )
+    prompt = f'Repeat this sentence exactly: "{quote}"'
+    models = [ensemble.ScriptedModel(quote, name=n) for n in ("a", "b", "c")]
+    ens = ensemble.Ensemble(models=models, repeats=1, metric="ngram", deadline=None)
+    result = ens.run(prompt)
+    assert result.breakdown is not None and len(result.breakdown.inter) == 3
+    assert uniformity(result) == []  # copied from the prompt: not evidence
+    assert uniformity(ens.vote(result.samples)) != []  # without the prompt it would be
