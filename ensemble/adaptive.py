@@ -357,9 +357,20 @@ class Escalation:
                         stopped_early, why = True, reason
                         break
             if result is None:
-                if t + 1 < len(self.tiers):
-                    continue
-                raise QuorumError(quorum=max(1, self.ensemble.quorum), samples=samples)
+                if t + 1 == len(self.tiers):
+                    raise QuorumError(quorum=max(1, self.ensemble.quorum), samples=samples)
+                report.append(
+                    TierRun(
+                        tier=t,
+                        models=tuple(m.name for m in models),
+                        repeats=tier.repeats,
+                        samples_drawn=len(samples) - before,
+                        confidence=0.0,
+                        outcome="escalated",
+                        reason="no successful sample",
+                    )
+                )
+                continue
             kinds = tuple(sorted({a.kind for a in result.alerts}))
             weak = self.threshold is not None and result.confidence < self.threshold
             alarmed = sorted(self.escalate_on.intersection(kinds))

@@ -276,3 +276,17 @@ def test_sync_run_and_round_trip() -> None:
     assert result.sampling is not None and result.sampling.samples_drawn == 3
     assert Consensus.model_validate_json(result.model_dump_json()) == result
     assert isinstance(result.samples[0], Sample)
+
+
+async def test_a_tier_whose_samples_all_failed_escalates() -> None:
+    boom = ProviderError("down", model_name="flaky")
+    flaky = ScriptedModel(*([boom] * 5), name="flaky")
+    good = by_repeat("good", ["Paris"] * 10)
+    e = ens(flaky, good)
+    esc = Escalation(e, tiers=[Tier(2, ["flaky"]), Tier(4, ["good"])])
+    result = await esc.arun("Capital of France?")
+    assert result.sampling is not None
+    first, second = result.sampling.tiers
+    assert first.outcome == "escalated" and first.reason == "no successful sample"
+    assert first.samples_drawn == 2 and second.outcome == "accepted"
+    assert result.text == "Paris" and sum(1 for s in result.samples if not s.ok) == 2
