@@ -216,6 +216,48 @@ def _diagnose(
     )
 
 
+def _scored(
+    text: str,
+    offsets: Sequence[tuple[int, int]],
+    all_samples: tuple[Sample, ...],
+    evidence: list[int],
+    metric_obj: Metric,
+    *,
+    w_all: FloatArray | None,
+    weighting: Weighting,
+    cal: Calibrator | None,
+    threshold: float | None,
+    candidate: int | None,
+    agreement: tuple[tuple[float | None, ...], ...],
+    prompt: str | None,
+    alarm: UniformityAlarm | None,
+) -> Consensus:
+    """Score the spans of ``text`` against the ``evidence`` samples and build the result
+    (the shared last step of :func:`consensus` and :func:`score`)."""
+    w, rule = _evidence_weights(w_all, all_samples, evidence, weighting)
+    scores = metric_obj.evaluate(text, offsets, [all_samples[i].text or "" for i in evidence], w)
+    result = Consensus(
+        text=text,
+        spans=_spans(
+            text,
+            offsets,
+            _calibrated(scores.confidence, cal),
+            scores.support,
+            evidence,
+            len(all_samples),
+            threshold,
+        ),
+        samples=all_samples,
+        candidate=candidate,
+        metric=metric_obj.info,
+        agreement=agreement,
+        alerts=_no_evidence_alert(len(evidence)) + _abstention_alert(scores.support),
+        threshold=threshold,
+        calibration=None if cal is None else cal.info_for(metric_obj.info),
+    )
+    return _diagnose(result, rule, prompt, alarm)
+
+
 def choose_candidate(texts: Sequence[str], agreement: FloatArray) -> int:
     """Index of the minimum-Bayes-risk candidate among ``texts`` (see the module docstring)."""
     n = len(texts)
@@ -268,30 +310,21 @@ def consensus(
     local = choose_candidate(texts, matrix)
     cand = voters[local]
     text = texts[local]
-    evidence = [i for i in voters if i != cand]
-    offsets = metric_obj.segment(text)
-    w, rule = _evidence_weights(w_all, all_samples, evidence, weighting)
-    scores = metric_obj.evaluate(text, offsets, [all_samples[i].text or "" for i in evidence], w)
-    result = Consensus(
-        text=text,
-        spans=_spans(
-            text,
-            offsets,
-            _calibrated(scores.confidence, cal),
-            scores.support,
-            evidence,
-            len(all_samples),
-            threshold,
-        ),
-        samples=all_samples,
-        candidate=cand,
-        metric=metric_obj.info,
-        agreement=_full_agreement(matrix, voters, len(all_samples)),
-        alerts=_no_evidence_alert(len(evidence)) + _abstention_alert(scores.support),
+    return _scored(
+        text,
+        metric_obj.segment(text),
+        all_samples,
+        [i for i in voters if i != cand],
+        metric_obj,
+        w_all=w_all,
+        weighting=weighting,
+        cal=cal,
         threshold=threshold,
-        calibration=None if cal is None else cal.info_for(metric_obj.info),
+        candidate=cand,
+        agreement=_full_agreement(matrix, voters, len(all_samples)),
+        prompt=prompt,
+        alarm=alarm,
     )
-    return _diagnose(result, rule, prompt, alarm)
 
 
 def _join_sentences(sentences: object) -> tuple[str, list[tuple[int, int]]]:
@@ -346,25 +379,18 @@ def score(
         offsets = metric_obj.segment(text)
     else:
         text, offsets = _join_sentences(sentences)
-    evidence = [i for i, s in enumerate(all_samples) if s.ok]
-    w, rule = _evidence_weights(w_all, all_samples, evidence, weighting)
-    scores = metric_obj.evaluate(text, offsets, [all_samples[i].text or "" for i in evidence], w)
-    result = Consensus(
-        text=text,
-        spans=_spans(
-            text,
-            offsets,
-            _calibrated(scores.confidence, cal),
-            scores.support,
-            evidence,
-            len(all_samples),
-            threshold,
-        ),
-        samples=all_samples,
-        candidate=None,
-        metric=metric_obj.info,
-        alerts=_no_evidence_alert(len(evidence)) + _abstention_alert(scores.support),
+    return _scored(
+        text,
+        offsets,
+        all_samples,
+        [i for i, s in enumerate(all_samples) if s.ok],
+        metric_obj,
+        w_all=w_all,
+        weighting=weighting,
+        cal=cal,
         threshold=threshold,
-        calibration=None if cal is None else cal.info_for(metric_obj.info),
+        candidate=None,
+        agreement=(),
+        prompt=prompt,
+        alarm=alarm,
     )
-    return _diagnose(result, rule, prompt, alarm)
