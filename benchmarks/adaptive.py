@@ -117,6 +117,38 @@ _PATTERNS = (
 )
 
 
+#: A bare answer: one to four capitalised words ("Nairobi", "Addis Ababa", "Mexico City").
+_BARE = re.compile(
+    r"^[A-Z\u00c0-\u00de][\w'\-\u00c0-\u024f]*(?:\s+[A-Z\u00c0-\u00de][\w'\-\u00c0-\u024f]*){0,3}$"
+)
+
+
+def named_city(text: str) -> str | None:
+    """The city a sample names, or ``None`` when it names none (it abstains).
+
+    A sample names a city when one of :data:`_PATTERNS` finds one ("The capital of Kenya is
+    Nairobi.", "Nairobi is the capital of Kenya."), or when its first phrase (up to the first
+    ``, . ; : ! ?`` or line break) is a bare name of one to four capitalised words ("Nairobi.",
+    "Addis Ababa, Ethiopia"). Anything else (an apology, a question back, gibberish, a
+    sentence that names no city in these forms) names no city. The rule is about form, not
+    about being right: "Mombasa." names a city (a wrong one) and is an answer.
+    """
+    for pattern in _PATTERNS:
+        m = pattern.search(text)
+        if m:
+            name = normalize_answer(m.group(1))
+            return name or None
+    first = re.split(r"[,.;:!?\n]", text.strip(), maxsplit=1)[0].strip()
+    if _BARE.match(first):
+        return normalize_answer(first) or None
+    return None
+
+
+def abstains(sample: ensemble.Sample) -> bool:
+    """The benchmark's ``SequentialStopping(abstains=...)``: the sample names no city."""
+    return named_city(sample.text or "") is None
+
+
 def city(text: str) -> str:
     """The city a sample names, normalised like the ``vote`` metric: the phrase after
     "capital (of X) is" ("The capital of Kenya is Nairobi."), or the name before "is the
@@ -179,14 +211,22 @@ async def run(
     save: Path | None,
     seed: int = 0,
     confidence: float = 0.95,
+    live: bool = True,
+    load: Path | None = None,
 ) -> None:
-    model = LocalModel(name="local", slots=2, threads=1)
     rule = ensemble.SequentialStopping(confidence=confidence)
+    # The same rule, except that samples naming no city abstain from the posterior.
+    rule_abstain = ensemble.SequentialStopping(confidence=confidence, abstains=abstains)
+    model = LocalModel(name="local", slots=2, threads=1) if load is None else None
+    loaded: dict[str, list[dict[str, object]]] = (
+        json.loads(load.read_text(encoding="utf-8")) if load is not None else {}
+    )
     rows = []
     saved: dict[str, list[dict[str, object]]] = {}
     started = time.perf_counter()
 
     def make(seed: int) -> ensemble.Ensemble:
+        assert model is not None
         return ensemble.Ensemble(
             models=[model],
             repeats=n,
@@ -203,58 +243,90 @@ async def run(
             q = PROMPT.format(country=country)
             # Both runs use the same seeds (so the same samples where llama.cpp is
             # deterministic); each question gets its own seeds.
-            fixed = await make(seed + 1000 * i).arun(q)
-            adaptive = await ensemble.Escalation(make(seed + 1000 * i), stopping=rule).arun(q)
-            assert adaptive.sampling is not None
+            if load is not None:
+                samples = [ensemble.Sample.model_validate(d) for d in loaded[country]]
+                fixed = ensemble.consensus(samples, metric=CapitalVote(), prompt=q)
+            else:
+                fixed = await make(seed + 1000 * i).arun(q)
+            adaptive = None
+            if live and model is not None:
+                esc = ensemble.Escalation(make(seed + 1000 * i), stopping=rule)
+                adaptive = await esc.arun(q)
+                assert adaptive.sampling is not None
             saved[country] = [s.model_dump(mode="json") for s in fixed.samples]
-            drawn = adaptive.sampling.samples_drawn
             k = replay(fixed.samples, rule)
             replayed = ensemble.consensus(list(fixed.samples[:k]), metric=CapitalVote())
+            k2 = replay(fixed.samples, rule_abstain)
+            replayed2 = ensemble.consensus(list(fixed.samples[:k2]), metric=CapitalVote())
             a, b = answer_counts(fixed)
             rows.append(
                 (
                     country,
                     correct(fixed, country),
-                    correct(adaptive, country),
-                    drawn,
+                    correct(adaptive, country) if adaptive is not None else None,
+                    adaptive.sampling.samples_drawn if adaptive and adaptive.sampling else None,
                     correct(replayed, country),
                     k,
                     f"{a}/{b}",
                     city(fixed.text),
-                    city(adaptive.text),
+                    city(adaptive.text) if adaptive is not None else None,
+                    correct(replayed2, country),
+                    k2,
+                    city(replayed2.text),
+                    sum(abstains(s) for s in fixed.samples if s.ok),
                 )
             )
+            r = rows[-1]
+            live_part = (
+                f"adaptive {r[8]!r:<16} {'ok ' if r[2] else 'BAD'} {r[3]:2d} samples  "
+                if adaptive is not None
+                else ""
+            )
             print(
-                f"{country:<18} fixed {city(fixed.text)!r:<16} {'ok ' if rows[-1][1] else 'BAD'} "
-                f"adaptive {city(adaptive.text)!r:<16} {'ok ' if rows[-1][2] else 'BAD'} "
-                f"{drawn:2d} samples  replay {k:2d}",
+                f"{country:<18} fixed {r[7]!r:<16} {'ok ' if r[1] else 'BAD'} {live_part}"
+                f"replay {k:2d}  abstain-replay {r[11]!r:<14} {'ok ' if r[9] else 'BAD'} "
+                f"{k2:2d}  ({r[12]} of {n} name no city)",
                 flush=True,
             )
     finally:
-        await model.aclose()
+        if model is not None:
+            await model.aclose()
     if save is not None:
         save.write_text(json.dumps(saved, indent=1), encoding="utf-8")
     seconds = time.perf_counter() - started
     q = len(rows)
-    acc_fixed = 100 * sum(r[1] for r in rows) / q
-    acc_adapt = 100 * sum(r[2] for r in rows) / q
-    acc_replay = 100 * sum(r[4] for r in rows) / q
     s_fixed = n * q
-    s_adapt = sum(r[3] for r in rows)
-    s_replay = sum(r[5] for r in rows)
-    same = sum(r[7] == r[8] for r in rows)
+
+    def line(label: str, acc: float, drawn: int) -> str:
+        return f"{label:<16} {acc:8.1f}% {drawn:8d} {100 * drawn / s_fixed:14.1f}%"
+
+    acc_fixed = 100 * sum(r[1] for r in rows) / q
     print()
     print(
         f"{q} capital questions, LocalModel at temperature {temperature}, {max_tokens} tokens "
         f"max, seed {seed}, {seconds:.0f} s"
     )
-    print(f"{'':<10} {'accuracy':>9} {'samples':>8} {'share of fixed':>15}")
-    print(f"{'fixed N':<10} {acc_fixed:8.1f}% {s_fixed:8d} {100.0:14.1f}%")
-    print(f"{'adaptive':<10} {acc_adapt:8.1f}% {s_adapt:8d} {100 * s_adapt / s_fixed:14.1f}%")
-    print(f"{'replay':<10} {acc_replay:8.1f}% {s_replay:8d} {100 * s_replay / s_fixed:14.1f}%")
     print(
-        f"adaptive - fixed accuracy: {acc_adapt - acc_fixed:+.1f} points; "
-        f"same answer as fixed on {same} of {q} questions"
+        f"samples naming no city (abstaining): {sum(r[12] for r in rows)} of "
+        f"{s_fixed} drawn by fixed N"
+    )
+    print(f"{'':<16} {'accuracy':>9} {'samples':>8} {'share of fixed':>15}")
+    print(line("fixed N", acc_fixed, s_fixed))
+    if all(r[2] is not None for r in rows):
+        acc_adapt = 100 * sum(bool(r[2]) for r in rows) / q
+        print(line("adaptive (live)", acc_adapt, sum(int(r[3] or 0) for r in rows)))
+        same = sum(r[7] == r[8] for r in rows)
+        print(
+            f"  live adaptive - fixed accuracy: {acc_adapt - acc_fixed:+.1f} points; "
+            f"same answer as fixed on {same} of {q} questions"
+        )
+    acc_replay = 100 * sum(r[4] for r in rows) / q
+    acc_abstain = 100 * sum(r[9] for r in rows) / q
+    print(line("replay", acc_replay, sum(r[5] for r in rows)))
+    print(line("replay+abstain", acc_abstain, sum(r[10] for r in rows)))
+    print(
+        f"  replay+abstain - fixed accuracy: {acc_abstain - acc_fixed:+.1f} points; "
+        f"same answer as fixed on {sum(r[7] == r[11] for r in rows)} of {q} questions"
     )
 
 
@@ -267,6 +339,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--save", type=Path, help="write the fixed run's samples to this JSON file")
     ap.add_argument("--seed", type=int, default=0, help="question i uses seeds seed + 1000 i + r")
     ap.add_argument("--confidence", type=float, default=0.95, help="SequentialStopping's")
+    ap.add_argument(
+        "--no-live",
+        action="store_true",
+        help="skip the live adaptive run (the replays need only the fixed run's samples)",
+    )
+    ap.add_argument("--load", type=Path, help="replay on samples saved by --save (no model)")
     args = ap.parse_args(argv)
     countries = list(CAPITALS)[: args.questions]
     asyncio.run(
@@ -278,6 +356,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.save,
             seed=args.seed,
             confidence=args.confidence,
+            live=not args.no_live,
+            load=args.load,
         )
     )
 

@@ -22,6 +22,14 @@ Two ideas, one small API (``docs/adaptive.md`` has the long version):
     ``P(Beta(a + 1, b + 1) > 1/2) >= confidence`` (unanimity stops after 4 samples, one
     dissent after 7), whatever the budget.
 
+  With ``abstains`` (a predicate on a :class:`~ensemble.Sample`, default ``None``), samples
+  that give no answer (an apology, gibberish, no city named: whatever the predicate says)
+  abstain from the second and third rules: they were drawn and count as drawn, but they are
+  neither the leader, nor the runner-up, nor dissent in the posterior, so ``a``, ``b`` and
+  ``d`` count answering samples only. The first rule still counts every successful sample
+  (it is a guarantee about the vote, and abstainers still vote), and while the consensus
+  candidate itself abstains only the first rule may stop.
+
 * **Escalation** (:class:`Escalation` with :class:`Tier` objects): start with a cheap tier (one
   model, few samples); when the consensus confidence is below ``threshold`` or an alert of a
   kind in ``escalate_on`` fired, run the next tier (more samples, more and older models) on top
@@ -37,7 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -97,23 +105,34 @@ def predictive_probability(a: int, d: int, remaining: int, b: int | None = None)
     return min(1.0, total)
 
 
-def answer_counts(result: Consensus, agree_at: float = 0.5) -> tuple[int, int]:
+def answer_counts(
+    result: Consensus,
+    agree_at: float = 0.5,
+    abstains: Callable[[Sample], bool] | None = None,
+) -> tuple[int, int]:
     """``(leader, runner_up)``: samples agreeing with the consensus candidate, and the size of
-    the largest group among the rest (greedy clusters of the symmetrised agreement matrix)."""
-    voters = [i for i, s in enumerate(result.samples) if s.ok]
+    the largest group among the rest (greedy clusters of the symmetrised agreement matrix).
+
+    With ``abstains``, only successful samples for which it is false are counted; when the
+    consensus candidate itself abstains, the leader is ``0`` and the runner-up is the largest
+    group of answering samples.
+    """
+    voters = [
+        i for i, s in enumerate(result.samples) if s.ok and (abstains is None or not abstains(s))
+    ]
     if not voters:
         return 0, 0
-    if len(voters) == 1 or not result.agreement:
-        return 1, 0
     pos = {i: k for k, i in enumerate(voters)}
+    cand = 0 if result.candidate is None else pos.get(result.candidate)
+    if len(voters) == 1 or not result.agreement:
+        return (1, 0) if cand is not None else (0, 1)
     a = np.array(
         [[result.agreement[i][j] or 0.0 for j in voters] for i in voters], dtype=np.float64
     )
     same = (a + a.T) / 2.0 >= agree_at
     np.fill_diagonal(same, True)
-    cand = pos[result.candidate] if result.candidate is not None else 0
     left = np.ones(len(voters), dtype=bool)
-    leader = same[cand] & left
+    leader = same[cand] & left if cand is not None else np.zeros(len(voters), dtype=bool)
     left &= ~leader
     runner_up = 0
     while left.any():
@@ -134,7 +153,15 @@ class SequentialStopping:
       leader's share beats the runner-up's);
     - ``min_samples``: successful samples before the rule may stop (the first round's size);
     - ``batch``: samples per model in each later round (more is faster, less is thriftier);
-    - ``agree_at``: agreement at which two samples count as the same answer.
+    - ``agree_at``: agreement at which two samples count as the same answer;
+    - ``abstains``: ``None`` (the default: every successful sample is an answer), or a
+      predicate that is true for a successful sample that gives no answer (an apology,
+      gibberish, no city named). Such samples are drawn and counted as drawn, and they still
+      vote in the consensus, but the posterior rules (``"predictive"`` and ``"share"``) leave
+      them out: they are neither the leader, nor the runner-up, nor dissent. The "cannot be
+      overtaken" rule still counts them, and while the consensus candidate itself abstains
+      only that rule may stop. For the ``vote`` metric a natural predicate is an empty
+      normalised answer: ``lambda s: not ensemble.metrics.vote.normalize_answer(s.text or "")``.
     """
 
     confidence: float = 0.95
@@ -142,6 +169,7 @@ class SequentialStopping:
     batch: int = 1
     agree_at: float = 0.5
     rule: Literal["predictive", "share"] = "predictive"
+    abstains: Callable[[Sample], bool] | None = None
 
     def __post_init__(self) -> None:
         if not 0.5 < self.confidence < 1.0:
@@ -154,6 +182,8 @@ class SequentialStopping:
                 raise ConfigurationError(f"{name} must be an integer >= 1, not {value!r}")
         if not 0.0 < self.agree_at <= 1.0:
             raise ConfigurationError("agree_at must lie in (0, 1]")
+        if self.abstains is not None and not callable(self.abstains):
+            raise ConfigurationError("abstains must be None or a callable taking a Sample")
 
     def settled(self, result: Consensus, remaining: int) -> str | None:
         """Why the consensus is settled, or ``None`` to keep sampling."""
@@ -163,16 +193,27 @@ class SequentialStopping:
         a, b = answer_counts(result, self.agree_at)
         if a > b + remaining:
             return f"leader {a} vs {b} cannot be overtaken by the {remaining} samples left"
+        answering = ok
+        note = ""
+        if self.abstains is not None:
+            answering = sum(1 for s in result.samples if s.ok and not self.abstains(s))
+            a, b = answer_counts(result, self.agree_at, self.abstains)
+            if a == 0:  # no answer yet, or the consensus candidate itself abstains
+                return None
+            note = f"; {ok - answering} abstained"
         if self.rule == "share":
             p = leader_probability(a, b)
             if p >= self.confidence:
-                return f"leader {a} vs {b}: P(leader's share > 1/2) = {p:.3f} >= {self.confidence}"
+                return (
+                    f"leader {a} vs {b}{note}: P(leader's share > 1/2) = {p:.3f} "
+                    f">= {self.confidence}"
+                )
             return None
-        d = ok - a
+        d = answering - a
         p = predictive_probability(a, d, remaining, b)
         if p >= self.confidence:
             return (
-                f"leader {a} vs {b} (of {d} other samples): P(still ahead after the "
+                f"leader {a} vs {b} (of {d} other samples{note}): P(still ahead after the "
                 f"{remaining} samples left) = {p:.3f} >= {self.confidence}"
             )
         return None
