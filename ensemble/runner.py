@@ -32,11 +32,10 @@ from ensemble.errors import (
     ProviderError,
     ProviderHTTPError,
     QuorumError,
-    UsageError,
 )
 from ensemble.metrics.base import Metric, get_metric
 from ensemble.models import get_model
-from ensemble.models.base import Model, Request
+from ensemble.models.base import Model, Request, _require_no_running_loop
 from ensemble.types import Consensus, Sample, SampleError
 
 __all__ = ["Ensemble"]
@@ -193,15 +192,7 @@ class Ensemble:
         Runs in a fresh event loop and releases the models' connections when it ends. From
         inside a running event loop (Jupyter, async frameworks) use ``await ens.arun(...)``.
         """
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
-            raise UsageError(
-                "Ensemble.run() cannot be called from a running event loop; "
-                "use `await ensemble.arun(prompt)` instead"
-            )
+        _require_no_running_loop("Ensemble.run()", "`await ensemble.arun(prompt)` instead")
 
         async def run_and_release() -> Consensus:
             try:
@@ -386,12 +377,8 @@ class Ensemble:
 
     def close(self) -> None:
         """Synchronous :meth:`aclose`."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            asyncio.run(self.aclose())
-            return
-        raise UsageError("Ensemble.close() cannot be called from a running event loop")
+        _require_no_running_loop("Ensemble.close()", "`await ensemble.aclose()`")
+        asyncio.run(self.aclose())
 
     async def __aenter__(self) -> Ensemble:
         return self

@@ -551,3 +551,14 @@ async def test_cancelling_the_run_cancels_every_call(server: LoopbackServer) -> 
             break
         await asyncio.sleep(0.05)
     assert server.client_gone == 4  # all four connections were closed by the client
+
+
+async def test_sync_entry_points_refuse_a_running_loop_and_name_the_async_twin() -> None:
+    model = ScriptedModel(name="s")
+    model.enqueue("unused")
+    ens = Ensemble(models=[model], repeats=1)
+    with pytest.raises(errors.UsageError, match=r"await ensemble\.arun\(prompt\)"):
+        ens.run("question")
+    with pytest.raises(errors.UsageError, match=r"await ensemble\.aclose\(\)"):
+        ens.close()
+    assert model.requests == []  # nothing was sent
