@@ -206,3 +206,30 @@ def test_json_round_trip() -> None:
     again = ensemble.Consensus.model_validate_json(result.model_dump_json())
     assert again == result
     assert again.metric.signature == result.metric.signature
+
+
+class AbstainsOnQuestions(Metric):
+    """Toy metric: a sample ending in '?' abstains (NaN); otherwise support 1 if equal."""
+
+    name = "abstains-on-questions"
+    granularity = "text"
+
+    def support(
+        self, text: str, spans: Sequence[tuple[int, int]], samples: Sequence[str]
+    ) -> FloatArray:
+        row = [np.nan if s.endswith("?") else float(s == text) for s in samples]
+        return np.array([row] * len(spans), dtype=np.float64)
+
+
+def test_any_metric_can_abstain_with_nan_and_abstentions_never_vote() -> None:
+    result = ensemble.score(
+        text="Paris", samples=["Paris", "Lyon", "who knows?"], metric=AbstainsOnQuestions()
+    )
+    (span,) = result.spans
+    assert span.confidence == pytest.approx(0.5)  # 1 of the 2 samples that gave a verdict
+    assert span.support == (1.0, 0.0, None)
+    assert "abstention" in [a.kind for a in result.alerts]
+    everyone_abstains = ensemble.consensus(["a?", "b?", "c?"], metric=AbstainsOnQuestions())
+    assert everyone_abstains.spans[0].confidence == 0.0
+    # a pair with nothing but abstentions agrees 0 (nothing supports it), never NaN or 0.5
+    assert everyone_abstains.agreement[0][1] == 0.0

@@ -110,7 +110,9 @@ class Metric(abc.ABC):
     def support(self, text: str, spans: Offsets, samples: Sequence[str]) -> FloatArray:
         """How well each span of ``text`` is supported by each sample.
 
-        Returns an array of shape ``(len(spans), len(samples))`` with values in [0, 1].
+        Returns an array of shape ``(len(spans), len(samples))`` with values in [0, 1]. A
+        NaN entry is an abstention (the sample could not be judged for that span): it is left
+        out of the confidence and of the agreement, and shows as ``None`` in ``Span.support``.
         """
 
     def evaluate(
@@ -140,8 +142,8 @@ class Metric(abc.ABC):
         """Pairwise agreement: ``A[i, j]`` is how well ``texts[i]`` is supported by ``texts[j]``.
 
         The default is the length-weighted mean support of the spans of ``texts[i]`` by
-        ``texts[j]``; the diagonal is 1. A text with no spans agrees fully with an empty text
-        and not at all with anything else.
+        ``texts[j]`` (abstentions left out); the diagonal is 1. A text with no spans agrees
+        fully with an empty text and not at all with anything else.
         """
         n = len(texts)
         out = np.eye(n, dtype=np.float64)
@@ -151,30 +153,34 @@ class Metric(abc.ABC):
                 continue
             spans = self.segment(text)
             if not spans:
-                row = np.array([1.0 if not texts[j].strip() else 0.0 for j in others])
-            else:
-                sup = np.clip(
-                    np.asarray(self.support(text, spans, [texts[j] for j in others]), float),
-                    0.0,
-                    1.0,
-                )
-                lengths = np.array([max(b - a, 1) for a, b in spans], dtype=np.float64)
-                row = lengths @ sup / lengths.sum()
-            out[i, others] = row
+                out[i, others] = [1.0 if not texts[j].strip() else 0.0 for j in others]
+                continue
+            sup = np.clip(
+                np.asarray(self.support(text, spans, [texts[j] for j in others]), float), 0.0, 1.0
+            )
+            lengths = np.array([max(b - a, 1) for a, b in spans], dtype=np.float64)
+            out[i, others] = weighted_mean(sup.T, lengths)
         return out
 
 
 def weighted_mean(support: FloatArray, weights: FloatArray | None) -> FloatArray:
-    """Mean of ``support`` over its columns (samples), weighted; zeros when there are none."""
+    """Mean of ``support`` over its columns (samples), weighted, leaving NaN (abstentions) out.
+
+    A row with no sample left (none given, or all abstained) gets 0.0: nothing supports it.
+    """
     n_spans, n_samples = support.shape
     if n_samples == 0:
         return np.zeros(n_spans, dtype=np.float64)
     if weights is None:
-        return np.asarray(support.mean(axis=1), dtype=np.float64)
-    w = np.asarray(weights, dtype=np.float64)
-    if w.shape != (n_samples,) or np.any(w < 0) or not np.isfinite(w).all() or w.sum() <= 0:
-        raise InvalidInputError("weights must be one non-negative finite number per sample")
-    return np.asarray(support @ (w / w.sum()), dtype=np.float64)
+        w = np.ones(n_samples, dtype=np.float64)
+    else:
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != (n_samples,) or np.any(w < 0) or not np.isfinite(w).all() or w.sum() <= 0:
+            raise InvalidInputError("weights must be one non-negative finite number per sample")
+    mass = ~np.isnan(support) * w[None, :]
+    total = mass.sum(axis=1)
+    summed = (np.nan_to_num(support) * mass).sum(axis=1)
+    return np.where(total > 0, summed / np.where(total > 0, total, 1.0), 0.0)
 
 
 # --- registry -------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 import numpy as np
 
 from ensemble.errors import ConfigurationError
-from ensemble.metrics.base import FloatArray, Granularity, Metric, MetricScores
+from ensemble.metrics.base import FloatArray, Granularity, Metric, MetricScores, weighted_mean
 from ensemble.types import SettingValue
 
 if TYPE_CHECKING:
@@ -298,26 +298,6 @@ class EntailmentMetric(Metric):
         """Support per span and sample; NaN where the backend abstained."""
         return support_from_verdicts(self.verdicts(text, spans, samples), self.formula)
 
-    def scores_from_support(self, support: FloatArray, weights: FloatArray | None) -> MetricScores:
-        """Confidence = weighted mean of support over the samples that gave a verdict."""
-        given = ~np.isnan(support)
-        w = np.ones(support.shape[1]) if weights is None else np.asarray(weights, np.float64)
-        mass = given * w[None, :]
-        total = mass.sum(axis=1)
-        conf = np.where(
-            total > 0, (np.nan_to_num(support) * mass).sum(axis=1) / np.maximum(total, 1e-300), 0.0
-        )
-        return MetricScores(support, np.clip(conf, 0.0, 1.0))
-
-    def evaluate(
-        self,
-        text: str,
-        spans: Sequence[tuple[int, int]],
-        samples: Sequence[str],
-        weights: FloatArray | None = None,
-    ) -> MetricScores:
-        return self.scores_from_support(self.support(text, spans, samples), weights)
-
     async def aevaluate(
         self,
         text: str,
@@ -327,26 +307,4 @@ class EntailmentMetric(Metric):
     ) -> MetricScores:
         """:meth:`evaluate` from async code."""
         sup = support_from_verdicts(await self.averdicts(text, spans, samples), self.formula)
-        return self.scores_from_support(sup, weights)
-
-    def agreement(self, texts: Sequence[str]) -> FloatArray:
-        """Pairwise agreement as in :meth:`Metric.agreement`, leaving abstentions out."""
-        n = len(texts)
-        out = np.eye(n, dtype=np.float64)
-        for i, text in enumerate(texts):
-            others = [j for j in range(n) if j != i]
-            if not others:
-                continue
-            spans = self.segment(text)
-            if not spans:
-                out[i, others] = [1.0 if not texts[j].strip() else 0.0 for j in others]
-                continue
-            sup = self.support(text, spans, [texts[j] for j in others])
-            lengths = np.array([max(b - a, 1) for a, b in spans], dtype=np.float64)
-            mass = ~np.isnan(sup) * lengths[:, None]
-            total = mass.sum(axis=0)
-            row = np.where(
-                total > 0, (np.nan_to_num(sup) * mass).sum(axis=0) / np.maximum(total, 1e-300), 0.0
-            )
-            out[i, others] = row
-        return out
+        return MetricScores(sup, weighted_mean(sup, weights))
