@@ -182,6 +182,83 @@ async def test_failures_do_not_count_as_answers() -> None:
     assert result.samples[0].error is not None  # the failure is kept
 
 
+# --- samples that give no answer (abstains) ----------------------------------------------------
+
+
+def _sorry(sample: Sample) -> bool:
+    return "sorry" in (sample.text or "").lower()
+
+
+def test_answer_counts_leaves_abstaining_samples_out() -> None:
+    result = _vote("Paris", "Sorry.", "Paris", "Lyon", "Sorry.")
+    assert answer_counts(result) == (2, 2)  # the two non-answers form the runner-up
+    assert answer_counts(result, abstains=_sorry) == (2, 1)
+    # When the consensus candidate itself abstains there is no leader among the answers.
+    result = _vote("Sorry.", "Sorry.", "Sorry.", "Paris", "Lyon", "Lyon")
+    assert answer_counts(result) == (3, 2)
+    assert answer_counts(result, abstains=_sorry) == (0, 2)
+
+
+def test_abstaining_samples_are_neither_leader_runner_up_nor_dissent() -> None:
+    plain = SequentialStopping()
+    rule = SequentialStopping(abstains=_sorry)
+    # 3 answers + 1 non-answer, 6 left: counted as dissent, 3 vs 1 of 1 (0.825) keeps going;
+    # abstaining, 3 vs 0 (0.976) stops.
+    four = _vote("Canberra", "Sorry, no idea.", "Canberra", "Canberra")
+    assert plain.settled(four, remaining=6) is None
+    reason = rule.settled(four, remaining=6)
+    assert reason is not None and "0.976" in reason and "1 abstained" in reason
+    # Abstention only removes samples from the posterior: 2 vs 0 with 7 left is 0.917.
+    assert rule.settled(_vote("Canberra", "Sorry.", "Canberra"), remaining=7) is None
+    # A real rival still counts as dissent.
+    assert rule.settled(_vote("Canberra", "Sydney", "Canberra", "Canberra"), remaining=6) is None
+    # The share rule counts answering samples only as well: 4 vs 0 is 0.969, 4 vs 1 is 0.891.
+    share = SequentialStopping(rule="share", abstains=_sorry)
+    assert share.settled(_vote(*["x"] * 4, "Sorry."), remaining=5) is not None
+    assert SequentialStopping(rule="share").settled(_vote(*["x"] * 4, "y"), remaining=5) is None
+
+
+def test_an_abstaining_consensus_is_never_settled_by_the_posterior() -> None:
+    rule = SequentialStopping(abstains=_sorry)
+    sorry = _vote("Sorry.", "Sorry.", "Sorry.")
+    assert SequentialStopping().settled(sorry, remaining=7) is not None  # 3 unanimous
+    assert rule.settled(sorry, remaining=7) is None
+    # Only "cannot be overtaken", which counts every sample, may stop it.
+    reason = rule.settled(_vote(*["Sorry."] * 6), remaining=4)
+    assert reason is not None and "cannot be overtaken" in reason
+    # No answer at all yet: keep sampling.
+    assert rule.settled(_vote("Sorry.", "Sorry, no.", "I am sorry"), remaining=7) is None
+
+
+async def test_non_answers_are_drawn_and_vote_but_do_not_slow_stopping() -> None:
+    answers = ["Canberra", "Sorry, no idea."] + ["Canberra"] * 8
+    plain = await Escalation(ens(by_repeat("m", answers))).arun("Capital of Australia?")
+    assert plain.sampling is not None and plain.sampling.samples_drawn == 6  # old behaviour
+    rule = SequentialStopping(abstains=_sorry)
+    model = by_repeat("m", answers)
+    result = await Escalation(ens(model), stopping=rule).arun("Capital of Australia?")
+    assert result.text == "Canberra"
+    rep = result.sampling
+    assert rep is not None
+    # The non-answer was drawn, counted and kept among the samples that voted.
+    assert (rep.samples_drawn, rep.samples_saved) == (4, 6) and len(model.requests) == 4
+    assert [s.text for s in result.samples] == answers[:4]
+    assert rep.tiers[0].stopped_early and "1 abstained" in rep.tiers[0].reason
+
+
+async def test_abstains_none_is_the_default_behaviour() -> None:
+    assert SequentialStopping().abstains is None
+    answers = ["Canberra", "Sorry, no idea.", "Canberra", "Sydney"] + ["Canberra"] * 6
+    never = SequentialStopping(abstains=lambda s: False)
+    a = await Escalation(ens(by_repeat("m", answers))).arun("?")
+    b = await Escalation(ens(by_repeat("m", answers)), stopping=never).arun("?")
+    assert a.sampling is not None and b.sampling is not None
+    assert a.sampling.samples_drawn == b.sampling.samples_drawn
+    assert a.text == b.text
+    with pytest.raises(ConfigurationError):
+        SequentialStopping(abstains="sorry")  # type: ignore[arg-type]
+
+
 # --- escalation --------------------------------------------------------------------------------
 
 
