@@ -31,12 +31,10 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -44,10 +42,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout, installed or not
     sys.path.insert(0, str(ROOT))
 
+from _wikibio import DEFAULT_DATA, Passage, load  # noqa: E402
+from _wikibio import confidences as raw_confidences  # noqa: E402
+
 import ensemble  # noqa: E402
 from ensemble.calibration import Calibrator, expected_calibration_error  # noqa: E402
 
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "wikibio_dev.json"
 OUT = ROOT / "ensemble" / "data" / "ngram_wikibio_dev.json"
 DESCRIPTION = (
     "Fitted by benchmarks/calibrate_ngram.py on the dev split of the SelfCheckGPT WikiBio "
@@ -59,26 +59,7 @@ DESCRIPTION = (
     "Domain: English Wikipedia-style biographies written by GPT-3; other domains, models, "
     "sample counts or temperatures need their own calibration."
 )
-Passage = dict[str, Any]
 METHODS = ("isotonic", "centered-isotonic", "platt")
-
-
-def load(path: Path) -> list[Passage]:
-    if not path.exists():
-        sys.exit(f"benchmark data not found at {path}; pass --data PATH")
-    with path.open(encoding="utf-8") as f:
-        data: list[Passage] = json.load(f)
-    return data
-
-
-def raw_confidences(passages: Sequence[Passage], metric: ensemble.Metric) -> list[np.ndarray]:
-    out = []
-    for p in passages:
-        result = ensemble.score(
-            sentences=p["gpt3_sentences"], samples=p["gpt3_text_samples"], metric=metric
-        )
-        out.append(np.array([s.confidence for s in result.spans]))
-    return out
 
 
 def accurate_labels(passages: Sequence[Passage]) -> list[np.ndarray]:

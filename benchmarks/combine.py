@@ -28,13 +28,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -42,36 +40,17 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout, installed or not
     sys.path.insert(0, str(ROOT))
 
+from _wikibio import DEFAULT_DATA, LABELS, confidences, load  # noqa: E402
+
 import ensemble  # noqa: E402
 from ensemble.calibration import fit_logistic  # noqa: E402
 from ensemble.errors import MissingDependencyError  # noqa: E402
 from ensemble.evaluation import SelfCheckFigures, selfcheck_figures  # noqa: E402
 
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "wikibio_dev.json"
-LABELS = {"accurate": 0.0, "minor_inaccurate": 0.5, "major_inaccurate": 1.0}
-Passage = dict[str, Any]
 # conf[p] has shape (n_sentences of passage p, n_metrics)
 Scorer = Callable[
     [list[np.ndarray], list[np.ndarray], list[int]], Callable[[np.ndarray], np.ndarray]
 ]
-
-
-def load(path: Path) -> list[Passage]:
-    if not path.exists():
-        sys.exit(f"benchmark data not found at {path}; pass --data PATH")
-    with path.open(encoding="utf-8") as f:
-        data: list[Passage] = json.load(f)
-    return data
-
-
-def confidences(passages: Sequence[Passage], metric: ensemble.Metric) -> list[np.ndarray]:
-    out = []
-    for p in passages:
-        r = ensemble.score(
-            sentences=p["gpt3_sentences"], samples=p["gpt3_text_samples"], metric=metric
-        )
-        out.append(np.array([s.confidence for s in r.spans]))
-    return out
 
 
 def figures(labels: Sequence[np.ndarray], conf: Sequence[np.ndarray]) -> SelfCheckFigures:

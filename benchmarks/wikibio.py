@@ -35,37 +35,17 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout, installed or not
     sys.path.insert(0, str(ROOT))
 
+from _wikibio import DEFAULT_DATA, Passage, confidences, labels_of, load  # noqa: E402
+
 import ensemble  # noqa: E402
 from ensemble.errors import MissingDependencyError  # noqa: E402
 from ensemble.evaluation import SelfCheckFigures, selfcheck_figures  # noqa: E402
 from ensemble.metrics.base import Metric  # noqa: E402
 from ensemble.metrics.ngram import NgramMetric  # noqa: E402
 
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "wikibio_dev.json"
-LABELS = {"accurate": 0.0, "minor_inaccurate": 0.5, "major_inaccurate": 1.0}
-Passage = dict[str, Any]
-
-
-def load(path: Path) -> list[Passage]:
-    if not path.exists():
-        sys.exit(f"benchmark data not found at {path}; pass --data PATH")
-    with path.open(encoding="utf-8") as f:
-        data: list[Passage] = json.load(f)
-    return data
-
-
-def labels_of(passages: Sequence[Passage]) -> list[np.ndarray]:
-    return [np.array([LABELS[a] for a in p["annotation"]]) for p in passages]
-
 
 def hallucination_scores(passages: Sequence[Passage], metric: Metric) -> list[np.ndarray]:
-    out = []
-    for p in passages:
-        result = ensemble.score(
-            sentences=p["gpt3_sentences"], samples=p["gpt3_text_samples"], metric=metric
-        )
-        out.append(1.0 - np.array([s.confidence for s in result.spans]))
-    return out
+    return [1.0 - c for c in confidences(passages, metric)]
 
 
 def timed(
