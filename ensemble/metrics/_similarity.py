@@ -132,7 +132,8 @@ class SimilarityBackend(EntailmentBackend):
     """
 
     name: ClassVar[str] = "similarity"
-    version: ClassVar[str] = "1"
+    # 2: support scales with the share of the span's numbers and names found (was: all or 0).
+    version: ClassVar[str] = "2"
 
     def __init__(self, *, low: float = LOW, high: float = HIGH) -> None:
         if not (isinstance(low, (int, float)) and isinstance(high, (int, float)) and low < high):
