@@ -353,7 +353,9 @@ def test_registered_and_entry_point_models(monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(errors.InvalidInputError):
         register_model("echo", lambda rest: ScriptedModel())
     monkeypatch.setattr(
-        registry, "_entry_points", lambda: {"fn": "ensemble.models.scripted:ScriptedModel"}
+        registry,
+        "entry_point_targets",
+        lambda group: {"fn": "ensemble.models.scripted:ScriptedModel"} if group else {},
     )
     assert "fn" in registry.available_model_prefixes()
     assert isinstance(get_model("fn"), ScriptedModel)

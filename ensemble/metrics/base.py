@@ -26,15 +26,14 @@ Third-party packages register metrics through the entry-point group ``ensemble.m
 from __future__ import annotations
 
 import abc
-import importlib
-from collections.abc import Callable, Mapping, Sequence
-from importlib.metadata import entry_points
+from collections.abc import Callable, Sequence
 from typing import ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from ensemble import segment
+from ensemble._plugins import entry_point_targets, load_target
 from ensemble.errors import InvalidInputError, UnknownNameError
 from ensemble.types import MetricInfo, SettingValue
 
@@ -212,23 +211,9 @@ def register_metric(name: str, factory: MetricFactory, *, replace: bool = False)
     _REGISTERED[name] = factory
 
 
-def _entry_points() -> Mapping[str, str]:
-    return {ep.name: ep.value for ep in entry_points(group=_ENTRY_POINT_GROUP)}
-
-
 def available_metrics() -> list[str]:
     """Every metric name that :func:`get_metric` resolves (built-in, registered, entry points)."""
-    return sorted(set(_BUILTIN) | set(_REGISTERED) | set(_entry_points()))
-
-
-def _load(target: str) -> MetricFactory:
-    module, _, attr = target.partition(":")
-    obj = importlib.import_module(module)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise TypeError(f"{target} is not callable")
-    return obj
+    return sorted(set(_BUILTIN) | set(_REGISTERED) | set(entry_point_targets(_ENTRY_POINT_GROUP)))
 
 
 def get_metric(name: str | Metric) -> Metric:
@@ -245,11 +230,11 @@ def get_metric(name: str | Metric) -> Metric:
         )
     factory = _REGISTERED.get(name)
     if factory is None and name in _BUILTIN:
-        factory = _load(_BUILTIN[name])
+        factory = load_target(_BUILTIN[name])
     if factory is None:
-        eps = _entry_points()
+        eps = entry_point_targets(_ENTRY_POINT_GROUP)
         if name in eps:
-            factory = _load(eps[name])
+            factory = load_target(eps[name])
     if factory is None:
         raise UnknownNameError("metric", name, available_metrics())
     metric = factory()

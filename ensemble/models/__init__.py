@@ -11,10 +11,9 @@ the entry point names a callable taking the part after the colon (or ``None``)::
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Mapping
-from importlib.metadata import entry_points
+from collections.abc import Callable
 
+from ensemble._plugins import entry_point_targets, load_target
 from ensemble.errors import ConfigurationError, InvalidInputError, UnknownNameError
 from ensemble.models.base import Completion, Message, Model, Request
 
@@ -51,27 +50,13 @@ def register_model(prefix: str, factory: ModelFactory, *, replace: bool = False)
     _REGISTERED[prefix] = factory
 
 
-def _entry_points() -> Mapping[str, str]:
-    return {ep.name: ep.value for ep in entry_points(group=_ENTRY_POINT_GROUP)}
-
-
 def available_model_prefixes() -> list[str]:
     """Every prefix :func:`get_model` resolves (built-in, registered, entry points)."""
-    return sorted(set(_BUILTIN) | set(_REGISTERED) | set(_entry_points()))
+    return sorted(set(_BUILTIN) | set(_REGISTERED) | set(entry_point_targets(_ENTRY_POINT_GROUP)))
 
 
 def _known_specs() -> list[str]:
     return [f"{p}:MODEL" if p in _NEEDS_MODEL else p for p in available_model_prefixes()]
-
-
-def _load(target: str) -> Callable[..., Model]:
-    module, _, attr = target.partition(":")
-    obj: object = importlib.import_module(module)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise TypeError(f"{target} is not callable")
-    return obj
 
 
 def get_model(spec: str | Model) -> Model:
@@ -94,12 +79,11 @@ def get_model(spec: str | Model) -> Model:
             raise ConfigurationError(
                 f"model spec {spec!r} needs a model name, e.g. '{prefix}:MODEL'"
             )
-        factory = _load(_BUILTIN[prefix])
-        return factory(arg)
+        factory = load_target(_BUILTIN[prefix])
     if factory is None:
-        eps = _entry_points()
+        eps = entry_point_targets(_ENTRY_POINT_GROUP)
         if prefix in eps:
-            factory = _load(eps[prefix])
+            factory = load_target(eps[prefix])
     if factory is None:
         raise UnknownNameError("model", spec, _known_specs())
     model = factory(arg)
