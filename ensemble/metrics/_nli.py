@@ -30,7 +30,12 @@ import numpy as np
 
 from ensemble.errors import ConfigurationError, MissingDependencyError, ModelNotAvailableError
 from ensemble.metrics.base import FloatArray
-from ensemble.metrics.entailment import CONTRADICT, ENTAIL, NEUTRAL, EntailmentBackend
+from ensemble.metrics.entailment import (
+    CONTRADICT,
+    ENTAIL,
+    NEUTRAL,
+    BatchedEntailmentBackend,
+)
 from ensemble.types import SettingValue
 
 __all__ = ["NLIBackend", "label_columns"]
@@ -66,7 +71,7 @@ def label_columns(id2label: dict[int, str] | dict[str, str]) -> list[int]:
     return columns
 
 
-class NLIBackend(EntailmentBackend):
+class NLIBackend(BatchedEntailmentBackend):
     """Entailment probabilities from a local NLI cross-encoder (premise = sample, hypothesis =
     span), batched. See the module docstring."""
 
@@ -155,9 +160,6 @@ class NLIBackend(EntailmentBackend):
             if self.threads is not None:
                 torch.set_num_threads(threads)
         return out
-
-    def judge(self, spans: Sequence[str], sample: str, *, text: str | None = None) -> FloatArray:
-        return self.judge_samples(spans, [sample], text=text)[:, 0, :]
 
     def judge_samples(
         self, spans: Sequence[str], samples: Sequence[str], *, text: str | None = None

@@ -49,7 +49,12 @@ import numpy as np
 from ensemble.errors import ConfigurationError
 from ensemble.metrics._embed import MODEL_ID, EmbeddingCache, check_available
 from ensemble.metrics.base import FloatArray
-from ensemble.metrics.entailment import CONTRADICT, ENTAIL, NEUTRAL, EntailmentBackend
+from ensemble.metrics.entailment import (
+    CONTRADICT,
+    ENTAIL,
+    NEUTRAL,
+    BatchedEntailmentBackend,
+)
 from ensemble.metrics.ngram import STOPWORDS
 from ensemble.metrics.semantic import sentence_similarities
 from ensemble.types import SettingValue
@@ -124,7 +129,7 @@ def verdict(
     return (t, 1.0 - t, 0.0)
 
 
-class SimilarityBackend(EntailmentBackend):
+class SimilarityBackend(BatchedEntailmentBackend):
     """Approximate entailment from MiniLM similarity and contradiction cues (offline).
 
     See the module docstring for the exact rule; ``low`` and ``high`` are the cosines that map
@@ -145,9 +150,6 @@ class SimilarityBackend(EntailmentBackend):
 
     def settings(self) -> dict[str, SettingValue]:
         return {"model": MODEL_ID, "low": self.low, "high": self.high}
-
-    def judge(self, spans: Sequence[str], sample: str, *, text: str | None = None) -> FloatArray:
-        return self.judge_samples(spans, [sample], text=text)[:, 0, :]
 
     def judge_samples(
         self, spans: Sequence[str], samples: Sequence[str], *, text: str | None = None

@@ -60,6 +60,7 @@ __all__ = [
     "ENTAIL",
     "NEUTRAL",
     "AsyncEntailmentBackend",
+    "BatchedEntailmentBackend",
     "EntailmentBackend",
     "EntailmentMetric",
     "NLIBackend",
@@ -179,6 +180,20 @@ class EntailmentBackend(abc.ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.settings().items())
         return f"{type(self).__name__}({args})"
+
+
+class BatchedEntailmentBackend(EntailmentBackend):
+    """A backend that judges all samples in one batch (e.g. one model forward pass).
+    Implement :meth:`judge_samples`; :meth:`judge` is one sample's slice of it."""
+
+    @abc.abstractmethod
+    def judge_samples(
+        self, spans: Sequence[str], samples: Sequence[str], *, text: str | None = None
+    ) -> FloatArray:
+        """Verdicts on every span for every sample: shape ``(len(spans), len(samples), 3)``."""
+
+    def judge(self, spans: Sequence[str], sample: str, *, text: str | None = None) -> FloatArray:
+        return self.judge_samples(spans, [sample], text=text)[:, 0, :]
 
 
 class AsyncEntailmentBackend(EntailmentBackend):
