@@ -11,24 +11,39 @@ Two ideas, one small API (``docs/adaptive.md`` has the long version):
 
   - the leader can no longer be caught: ``a > b + r`` (then the full budget would elect the
     same answer whatever the remaining samples say), or
-  - the full budget would most probably keep the leader (``rule="predictive"``, the default):
-    with a uniform prior on the leader's share ``p`` of all answers, the posterior is
-    ``Beta(a + 1, d + 1)``; the leader's count ``X`` among the ``r`` samples left is then
-    Beta-binomial, and the round stops when ``P(a + X > b + r - X) >= confidence`` (default
-    0.95): the leader still leads even if every other new sample went to the runner-up. That
-    is a Bayesian bound on the chance that stopping now changes the answer a fixed ``N``
-    would give. With ``N = 10``: unanimity stops after 3 samples, one dissent after 6.
+  - the full budget would most probably keep the leader, dissent being spread over several
+    answers (``rule="dirichlet"``, the default): the shares of (leader, runner-up, all other
+    answers lumped together) get the prior ``Dirichlet(1, 1/2, 1/2)``, so the posterior is
+    ``Dirichlet(a + 1, b + 1/2, c + 1/2)`` with ``c = d - b``, and the counts ``(X, Y, Z)``
+    among the ``r`` samples left are Dirichlet-multinomial. With ``e`` samples on the largest
+    of the other answers (``e <= b``, ``e <= c``), the round stops when
+    ``P(a + X > b + Y and a + X > e + Z) >= confidence`` (default 0.95). That event means
+    the leader ends *strictly* ahead of every other answer whichever way the ``Z`` new
+    samples of the lumped rest split (at worst all on its largest answer, or all on one new
+    answer), so the probability is a Bayesian bound on the chance that the full budget
+    elects the leader. A tie counts as a loss: the fixed-``N`` consensus breaks ties by the
+    lexicographically smallest text, which no count predicts. The prior lumps to the uniform
+    prior on the leader's share (``Beta(1, 1)``), so ``X`` has exactly the Beta-binomial
+    law of ``"predictive"`` below, whose event implies this one: the probability is never
+    below the ``"predictive"`` one, and the rule never stops later. With ``N = 10``:
+    unanimity stops after 3 samples, one dissent after 5, two different dissents after 6,
+    two identical ones after 7 (:func:`dirichlet_probability`).
+  - or, with ``rule="predictive"`` (the worst case of the above: every other new sample goes
+    to the runner-up): with a uniform prior on the leader's share ``p`` of all answers, the
+    posterior is ``Beta(a + 1, d + 1)``; the leader's count ``X`` among the ``r`` samples
+    left is then Beta-binomial, and the round stops when ``P(a + X > b + r - X) >=
+    confidence``. With ``N = 10``: unanimity stops after 3 samples, one dissent after 6.
   - or, with ``rule="share"``, the leader's share among the two leading answers is settled:
     ``P(Beta(a + 1, b + 1) > 1/2) >= confidence`` (unanimity stops after 4 samples, one
     dissent after 7), whatever the budget.
 
   With ``abstains`` (a predicate on a :class:`~ensemble.Sample`, default ``None``), samples
   that give no answer (an apology, gibberish, no city named: whatever the predicate says)
-  abstain from the second and third rules: they were drawn and count as drawn, but they are
-  neither the leader, nor the runner-up, nor dissent in the posterior, so ``a``, ``b`` and
-  ``d`` count answering samples only. The first rule still counts every successful sample
-  (it is a guarantee about the vote, and abstainers still vote), and while the consensus
-  candidate itself abstains only the first rule may stop.
+  abstain from the posterior rules (all but the first): they were drawn and count as drawn,
+  but they are neither the leader, nor the runner-up, nor dissent in the posterior, so
+  ``a``, ``b``, ``d`` and ``e`` count answering samples only. The first rule still counts
+  every successful sample (it is a guarantee about the vote, and abstainers still vote),
+  and while the consensus candidate itself abstains only the first rule may stop.
 
 * **Escalation** (:class:`Escalation` with :class:`Tier` objects): start with a cheap tier (one
   model, few samples); when the consensus confidence is below ``threshold`` or an alert of a
@@ -64,6 +79,7 @@ __all__ = [
     "SequentialStopping",
     "Tier",
     "answer_counts",
+    "dirichlet_probability",
     "leader_probability",
     "predictive_probability",
 ]
@@ -105,6 +121,93 @@ def predictive_probability(a: int, d: int, remaining: int, b: int | None = None)
     return min(1.0, total)
 
 
+#: The prior of ``rule="dirichlet"`` on the shares of (leader, runner-up, the rest): it lumps
+#: to ``Beta(1, 1)`` on the leader's share, the uniform prior of the other rules.
+DIRICHLET_PRIOR = (1.0, 0.5, 0.5)
+
+
+def dirichlet_probability(
+    a: int, b: int, rest: int, remaining: int, third: int | None = None
+) -> float:
+    """Probability that the answer seen ``a`` times ends *strictly* ahead of every other
+    answer once ``remaining`` more samples are drawn, when the runner-up was seen ``b`` times
+    and all other answers ``rest`` times together, the largest of them ``third`` times
+    (default: ``rest``, as if they were one answer, the most cautious reading).
+
+    The shares of (leader, runner-up, rest) have the posterior ``Dirichlet(a + 1, b + 1/2,
+    rest + 1/2)`` (prior :data:`DIRICHLET_PRIOR`), so the new counts ``(X, Y, Z)`` are
+    Dirichlet-multinomial, and the result is ``P(a + X > b + Y and a + X > third + Z)``
+    (exact sum over every ``(X, Y, Z)``). The rest's ``Z`` new samples are taken to land
+    on its largest answer, the worst case for the leader; ties are losses.
+    """
+    for name, value in (("a", a), ("b", b), ("rest", rest), ("remaining", remaining)):
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0, not {value}")
+    e = rest if third is None else third
+    if not 0 <= e <= rest:
+        raise ValueError(f"third must lie in [0, rest], not {third}")
+    pa, pb, pc = (a + DIRICHLET_PRIOR[0], b + DIRICHLET_PRIOR[1], rest + DIRICHLET_PRIOR[2])
+    # log of r! * Gamma(pa + pb + pc) / (Gamma(pa) Gamma(pb) Gamma(pc) Gamma(pa + pb + pc + r))
+    base = (
+        math.lgamma(remaining + 1)
+        + math.lgamma(pa + pb + pc)
+        - math.lgamma(pa)
+        - math.lgamma(pb)
+        - math.lgamma(pc)
+        - math.lgamma(pa + pb + pc + remaining)
+    )
+    total = 0.0
+    for x in range(remaining + 1):
+        lead = a + x
+        gx = math.lgamma(pa + x) - math.lgamma(x + 1)
+        for y in range(remaining - x + 1):
+            z = remaining - x - y
+            if lead > b + y and lead > e + z:
+                total += math.exp(
+                    base
+                    + gx
+                    + math.lgamma(pb + y)
+                    - math.lgamma(y + 1)
+                    + math.lgamma(pc + z)
+                    - math.lgamma(z + 1)
+                )
+    return min(1.0, total)
+
+
+def _groups(
+    result: Consensus,
+    agree_at: float = 0.5,
+    abstains: Callable[[Sample], bool] | None = None,
+) -> tuple[int, list[int]]:
+    """``(leader, others)``: samples agreeing with the consensus candidate, and the sizes of
+    the other answers, largest first (see :func:`answer_counts`)."""
+    voters = [
+        i for i, s in enumerate(result.samples) if s.ok and (abstains is None or not abstains(s))
+    ]
+    if not voters:
+        return 0, []
+    pos = {i: k for k, i in enumerate(voters)}
+    cand = 0 if result.candidate is None else pos.get(result.candidate)
+    if len(voters) == 1 or not result.agreement:
+        return (1, []) if cand is not None else (0, [1])
+    a = np.array(
+        [[result.agreement[i][j] or 0.0 for j in voters] for i in voters], dtype=np.float64
+    )
+    same = (a + a.T) / 2.0 >= agree_at
+    np.fill_diagonal(same, True)
+    left = np.ones(len(voters), dtype=bool)
+    leader = same[cand] & left if cand is not None else np.zeros(len(voters), dtype=bool)
+    left &= ~leader
+    others: list[int] = []
+    while left.any():
+        sizes = (same & left[None, :]).sum(axis=1) * left
+        k = int(np.argmax(sizes))
+        group = same[k] & left
+        others.append(int(group.sum()))
+        left &= ~group
+    return int(leader.sum()), sorted(others, reverse=True)
+
+
 def answer_counts(
     result: Consensus,
     agree_at: float = 0.5,
@@ -117,31 +220,8 @@ def answer_counts(
     consensus candidate itself abstains, the leader is ``0`` and the runner-up is the largest
     group of answering samples.
     """
-    voters = [
-        i for i, s in enumerate(result.samples) if s.ok and (abstains is None or not abstains(s))
-    ]
-    if not voters:
-        return 0, 0
-    pos = {i: k for k, i in enumerate(voters)}
-    cand = 0 if result.candidate is None else pos.get(result.candidate)
-    if len(voters) == 1 or not result.agreement:
-        return (1, 0) if cand is not None else (0, 1)
-    a = np.array(
-        [[result.agreement[i][j] or 0.0 for j in voters] for i in voters], dtype=np.float64
-    )
-    same = (a + a.T) / 2.0 >= agree_at
-    np.fill_diagonal(same, True)
-    left = np.ones(len(voters), dtype=bool)
-    leader = same[cand] & left if cand is not None else np.zeros(len(voters), dtype=bool)
-    left &= ~leader
-    runner_up = 0
-    while left.any():
-        sizes = (same & left[None, :]).sum(axis=1) * left
-        k = int(np.argmax(sizes))
-        group = same[k] & left
-        runner_up = max(runner_up, int(group.sum()))
-        left &= ~group
-    return int(leader.sum()), runner_up
+    leader, others = _groups(result, agree_at, abstains)
+    return leader, (others[0] if others else 0)
 
 
 @dataclass(frozen=True)
@@ -149,7 +229,9 @@ class SequentialStopping:
     """When to stop sampling within a tier (see the module docstring for the rule).
 
     - ``confidence``: the probability the rule asks for (see ``rule``);
-    - ``rule``: ``"predictive"`` (the full budget would keep the leader) or ``"share"`` (the
+    - ``rule``: ``"dirichlet"`` (the default: the full budget would keep the leader, with
+      dissent spread over the runner-up and the other answers), ``"predictive"`` (the same,
+      in the worst case where all new dissent goes to the runner-up) or ``"share"`` (the
       leader's share beats the runner-up's);
     - ``min_samples``: successful samples before the rule may stop (the first round's size);
     - ``batch``: samples per model in each later round (more is faster, less is thriftier);
@@ -157,7 +239,7 @@ class SequentialStopping:
     - ``abstains``: ``None`` (the default: every successful sample is an answer), or a
       predicate that is true for a successful sample that gives no answer (an apology,
       gibberish, no city named). Such samples are drawn and counted as drawn, and they still
-      vote in the consensus, but the posterior rules (``"predictive"`` and ``"share"``) leave
+      vote in the consensus, but the posterior rules (all three ``rule`` values) leave
       them out: they are neither the leader, nor the runner-up, nor dissent. The "cannot be
       overtaken" rule still counts them, and while the consensus candidate itself abstains
       only that rule may stop. For the ``vote`` metric a natural predicate is an empty
@@ -168,14 +250,16 @@ class SequentialStopping:
     min_samples: int = 3
     batch: int = 1
     agree_at: float = 0.5
-    rule: Literal["predictive", "share"] = "predictive"
+    rule: Literal["dirichlet", "predictive", "share"] = "dirichlet"
     abstains: Callable[[Sample], bool] | None = None
 
     def __post_init__(self) -> None:
         if not 0.5 < self.confidence < 1.0:
             raise ConfigurationError("confidence must lie strictly between 0.5 and 1")
-        if self.rule not in ("predictive", "share"):
-            raise ConfigurationError(f"rule must be 'predictive' or 'share', not {self.rule!r}")
+        if self.rule not in ("dirichlet", "predictive", "share"):
+            raise ConfigurationError(
+                f"rule must be 'dirichlet', 'predictive' or 'share', not {self.rule!r}"
+            )
         for name in ("min_samples", "batch"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -193,14 +277,13 @@ class SequentialStopping:
         a, b = answer_counts(result, self.agree_at)
         if a > b + remaining:
             return f"leader {a} vs {b} cannot be overtaken by the {remaining} samples left"
-        answering = ok
         note = ""
+        a, others = _groups(result, self.agree_at, self.abstains)
         if self.abstains is not None:
-            answering = sum(1 for s in result.samples if s.ok and not self.abstains(s))
-            a, b = answer_counts(result, self.agree_at, self.abstains)
             if a == 0:  # no answer yet, or the consensus candidate itself abstains
                 return None
-            note = f"; {ok - answering} abstained"
+            note = f"; {ok - a - sum(others)} abstained"
+        b = others[0] if others else 0
         if self.rule == "share":
             p = leader_probability(a, b)
             if p >= self.confidence:
@@ -209,7 +292,17 @@ class SequentialStopping:
                     f">= {self.confidence}"
                 )
             return None
-        d = answering - a
+        d = sum(others)
+        if self.rule == "dirichlet":
+            third = others[1] if len(others) > 1 else 0
+            p = dirichlet_probability(a, b, d - b, remaining, third)
+            if p >= self.confidence:
+                return (
+                    f"leader {a} vs {b} (of {d} other samples on {len(others)} answer(s)"
+                    f"{note}): P(strictly ahead after the {remaining} samples left) = {p:.3f} "
+                    f">= {self.confidence}"
+                )
+            return None
         p = predictive_probability(a, d, remaining, b)
         if p >= self.confidence:
             return (

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
+from fractions import Fraction
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ensemble
 from ensemble import Consensus, Sample
@@ -13,6 +17,7 @@ from ensemble.adaptive import (
     SequentialStopping,
     Tier,
     answer_counts,
+    dirichlet_probability,
     leader_probability,
     predictive_probability,
 )
@@ -77,6 +82,111 @@ def test_predictive_probability_is_the_beta_binomial_tail() -> None:
         assert 0.0 <= predictive_probability(a, d, r) <= 1.0
 
 
+def _urn_probability(a: int, b: int, rest: int, remaining: int, third: int) -> Fraction:
+    """``dirichlet_probability`` the long way: every sequence of the remaining samples drawn
+    one by one from the Polya urn that the Dirichlet(1, 1/2, 1/2) posterior predicts (each
+    draw lands on a category with probability (prior + count so far) / (total so far)),
+    in exact fractions, summing the sequences after which the leader is strictly ahead."""
+    prior = (Fraction(1), Fraction(1, 2), Fraction(1, 2))
+    total = Fraction(0)
+    for seq in itertools.product(range(3), repeat=remaining):
+        counts = [a, b, rest]
+        prob = Fraction(1)
+        for k in seq:
+            prob *= (prior[k] + counts[k]) / (sum(prior) + sum(counts))
+            counts[k] += 1
+        new_rest = counts[2] - rest
+        if counts[0] > counts[1] and counts[0] > third + new_rest:
+            total += prob
+    return total
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "rest", "remaining", "third"),
+    [
+        (3, 0, 0, 7, 0),
+        (4, 1, 0, 5, 0),
+        (3, 1, 0, 6, 0),
+        (4, 1, 1, 4, 1),
+        (4, 2, 0, 4, 0),
+        (5, 2, 0, 3, 0),
+        (4, 1, 2, 3, 1),
+        (4, 1, 2, 3, 2),
+        (2, 2, 0, 4, 0),
+        (1, 0, 0, 6, 0),
+        (0, 0, 0, 3, 0),
+        (3, 2, 3, 5, 2),
+    ],
+)
+def test_dirichlet_probability_is_exact(
+    a: int, b: int, rest: int, remaining: int, third: int
+) -> None:
+    expected = _urn_probability(a, b, rest, remaining, third)
+    got = dirichlet_probability(a, b, rest, remaining, third)
+    assert got == pytest.approx(float(expected), abs=1e-12)
+
+
+def test_dirichlet_probability_hand_values() -> None:
+    # Unanimous 3 with 7 left: 0.971 (the worst-case rule says 0.955).
+    assert dirichlet_probability(3, 0, 0, 7) == pytest.approx(0.97112, abs=1e-5)
+    assert dirichlet_probability(4, 1, 0, 5) == pytest.approx(0.96165, abs=1e-5)
+    assert dirichlet_probability(3, 1, 0, 6) == pytest.approx(0.88471, abs=1e-5)
+    # Nothing left: strictly ahead or not.
+    assert dirichlet_probability(3, 2, 2, 0, 1) == pytest.approx(1.0)
+    assert dirichlet_probability(2, 2, 0, 0) == 0.0  # a tie is a loss
+    assert dirichlet_probability(2, 1, 2, 0) == 0.0  # the lumped rest ties the leader
+    assert dirichlet_probability(2, 1, 2, 0, 1) == pytest.approx(
+        1.0
+    )  # two answers of 1: the leader wins
+    # Cannot be caught: certain.
+    assert dirichlet_probability(7, 1, 0, 3) == pytest.approx(1.0)
+    # ``third`` defaults to the whole rest, the cautious reading.
+    assert dirichlet_probability(4, 1, 2, 3) == dirichlet_probability(4, 1, 2, 3, 2)
+    with pytest.raises(ValueError):
+        dirichlet_probability(3, 0, 1, 2, third=2)
+    with pytest.raises(ValueError):
+        dirichlet_probability(3, -1, 0, 2)
+
+
+def test_dirichlet_probability_monotonicity_and_the_worst_case() -> None:
+    grid = [
+        (a, b, rest, r, third)
+        for a in range(7)
+        for b in range(5)
+        for rest in range(4)
+        for third in range(min(rest, b) + 1)
+        if third > 0 or rest == 0
+        for r in range(8)
+    ]
+    for a, b, rest, r, third in grid:
+        p = dirichlet_probability(a, b, rest, r, third)
+        assert 0.0 <= p <= 1.0
+        # One more sample for the leader never hurts it.
+        assert dirichlet_probability(a + 1, b, rest, r, third) >= p - 1e-12
+        # A rest concentrated on fewer answers never helps the leader; lumped is cautious.
+        if third < min(rest, b):
+            assert dirichlet_probability(a, b, rest, r, third + 1) <= p + 1e-12
+        assert dirichlet_probability(a, b, rest, r) <= p + 1e-12
+        # Same law of the leader's count as "predictive", whose event implies this one.
+        assert p >= predictive_probability(a, b + rest, r, b) - 1e-12
+
+
+def _replay(answers: Sequence[str], rule: SequentialStopping) -> int:
+    n = len(answers)
+    for k in range(rule.min_samples, n):
+        if rule.settled(_vote(*answers[:k]), remaining=n - k) is not None:
+            return k
+    return n
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from("xxxxyyz"), min_size=10, max_size=10))
+def test_dirichlet_never_stops_later_than_predictive(answers: list[str]) -> None:
+    dirichlet = _replay(answers, SequentialStopping())
+    worst = _replay(answers, SequentialStopping(rule="predictive"))
+    assert dirichlet <= worst
+
+
 def _vote(*answers: str) -> Consensus:
     return ensemble.consensus(list(answers), metric="vote")
 
@@ -88,7 +198,7 @@ def test_answer_counts_groups_normalised_answers() -> None:
 
 
 def test_sequential_rule() -> None:
-    rule = SequentialStopping()  # predictive, 0.95
+    rule = SequentialStopping(rule="predictive")  # 0.95
     assert "0.955" in (rule.settled(_vote("x", "x", "x"), remaining=7) or "")
     assert rule.settled(_vote("x", "x", "y"), remaining=7) is None
     assert rule.settled(_vote("x", "x", "x", "x", "y"), remaining=5) is None  # 0.933
@@ -112,6 +222,23 @@ def test_sequential_rule() -> None:
         SequentialStopping(rule="guess")  # type: ignore[arg-type]
 
 
+def test_dirichlet_is_the_default_rule() -> None:
+    assert SequentialStopping().rule == "dirichlet"
+    rule = SequentialStopping()
+    assert "0.971" in (rule.settled(_vote("x", "x", "x"), remaining=7) or "")
+    assert rule.settled(_vote(*"xxxy"), remaining=6) is None  # 0.885
+    assert "0.962" in (rule.settled(_vote(*"xxxxy"), remaining=5) or "")
+    assert rule.settled(_vote(*"xxxyz"), remaining=5) is None  # 0.855
+    assert "0.965" in (rule.settled(_vote(*"xxxxyz"), remaining=4) or "")
+    # Two dissents that agree are the runner-up: 4 vs 2 keeps going, 5 vs 2 stops.
+    assert rule.settled(_vote(*"xxxxyy"), remaining=4) is None  # 0.857
+    assert "0.960" in (rule.settled(_vote(*"xxxxxyy"), remaining=3) or "")
+    # A tie is never settled by the posterior (a tie at the end is a loss for the leader).
+    assert rule.settled(_vote(*"xxxyyy"), remaining=4) is None
+    reason = rule.settled(_vote(*"xxxxxy"), remaining=1)
+    assert reason is not None and "cannot be overtaken" in reason
+
+
 # --- adaptive stopping through the runner ------------------------------------------------------
 
 
@@ -125,18 +252,39 @@ async def test_unanimous_answers_stop_after_three_samples() -> None:
     assert rep is not None
     assert (rep.samples_drawn, rep.samples_budget, rep.samples_saved) == (3, 10, 7)
     (tier,) = rep.tiers
-    assert tier.stopped_early and tier.outcome == "accepted" and "0.955" in tier.reason
+    assert tier.stopped_early and tier.outcome == "accepted" and "0.971" in tier.reason
     share = SequentialStopping(rule="share")
     model = by_repeat("m", ["Canberra."] * 10)
     result = await Escalation(ens(model), stopping=share).arun("Capital of Australia?")
     assert result.sampling is not None and result.sampling.samples_drawn == 4
 
 
-async def test_one_dissent_stops_after_six_samples() -> None:
+async def test_one_dissent_stops_after_five_samples_or_six_in_the_worst_case() -> None:
     answers = ["Canberra", "Sydney"] + ["Canberra"] * 8
     result = await Escalation(ens(by_repeat("m", answers))).arun("Capital of Australia?")
-    assert result.sampling is not None and result.sampling.samples_drawn == 6
+    assert result.sampling is not None and result.sampling.samples_drawn == 5
     assert result.text == "Canberra"
+    worst = SequentialStopping(rule="predictive")
+    result = await Escalation(ens(by_repeat("m", answers)), stopping=worst).arun("?")
+    assert result.sampling is not None and result.sampling.samples_drawn == 6
+
+
+@pytest.mark.parametrize(
+    ("answers", "drawn"),
+    [
+        (["C"] * 10, 3),  # 3 vs 0: 0.971
+        (["C", "S"] + ["C"] * 8, 5),  # 4 vs 1: 0.962
+        (["C", "S", "M"] + ["C"] * 7, 6),  # 4 vs 1 and 1 other: 0.965
+        (["C", "S", "S"] + ["C"] * 7, 7),  # 5 vs 2: 0.960
+        (["C", "S", "M", "S", "M", "C", "C", "C", "C", "C"], 9),  # 5 vs 2 and 2: curtailed
+    ],
+)
+async def test_dirichlet_stopping_on_scripted_samples(answers: list[str], drawn: int) -> None:
+    model = by_repeat("m", answers)
+    result = await Escalation(ens(model)).arun("?")
+    assert result.sampling is not None and result.sampling.samples_drawn == drawn
+    assert len(model.requests) == drawn
+    assert result.text == "C"
 
 
 async def test_split_answers_use_the_whole_budget_and_agree_with_fixed_n() -> None:
@@ -200,8 +348,8 @@ def test_answer_counts_leaves_abstaining_samples_out() -> None:
 
 
 def test_abstaining_samples_are_neither_leader_runner_up_nor_dissent() -> None:
-    plain = SequentialStopping()
-    rule = SequentialStopping(abstains=_sorry)
+    plain = SequentialStopping(rule="predictive")
+    rule = SequentialStopping(rule="predictive", abstains=_sorry)
     # 3 answers + 1 non-answer, 6 left: counted as dissent, 3 vs 1 of 1 (0.825) keeps going;
     # abstaining, 3 vs 0 (0.976) stops.
     four = _vote("Canberra", "Sorry, no idea.", "Canberra", "Canberra")
@@ -216,6 +364,11 @@ def test_abstaining_samples_are_neither_leader_runner_up_nor_dissent() -> None:
     share = SequentialStopping(rule="share", abstains=_sorry)
     assert share.settled(_vote(*["x"] * 4, "Sorry."), remaining=5) is not None
     assert SequentialStopping(rule="share").settled(_vote(*["x"] * 4, "y"), remaining=5) is None
+    # And the Dirichlet rule: 3 vs 1 (0.885) keeps going, 3 vs 0 with one abstained stops.
+    dirichlet = SequentialStopping(abstains=_sorry)
+    assert SequentialStopping().settled(four, remaining=6) is None
+    reason = dirichlet.settled(four, remaining=6)
+    assert reason is not None and "1 abstained" in reason
 
 
 def test_an_abstaining_consensus_is_never_settled_by_the_posterior() -> None:
@@ -232,9 +385,10 @@ def test_an_abstaining_consensus_is_never_settled_by_the_posterior() -> None:
 
 async def test_non_answers_are_drawn_and_vote_but_do_not_slow_stopping() -> None:
     answers = ["Canberra", "Sorry, no idea."] + ["Canberra"] * 8
-    plain = await Escalation(ens(by_repeat("m", answers))).arun("Capital of Australia?")
+    worst = SequentialStopping(rule="predictive")
+    plain = await Escalation(ens(by_repeat("m", answers)), stopping=worst).arun("?")
     assert plain.sampling is not None and plain.sampling.samples_drawn == 6  # old behaviour
-    rule = SequentialStopping(abstains=_sorry)
+    rule = SequentialStopping(rule="predictive", abstains=_sorry)
     model = by_repeat("m", answers)
     result = await Escalation(ens(model), stopping=rule).arun("Capital of Australia?")
     assert result.text == "Canberra"
