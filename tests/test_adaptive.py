@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
+import sys
 from collections.abc import Sequence
 from fractions import Fraction
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 from hypothesis import given, settings
@@ -22,6 +26,7 @@ from ensemble.adaptive import (
     predictive_probability,
 )
 from ensemble.errors import ConfigurationError, ProviderError, QuorumError
+from ensemble.metrics.vote import normalize_answer
 from ensemble.models.base import Request
 from ensemble.models.scripted import ScriptedModel
 from ensemble.runner import Ensemble
@@ -521,3 +526,78 @@ async def test_a_tier_whose_samples_all_failed_escalates() -> None:
     assert first.outcome == "escalated" and first.reason == "no successful sample"
     assert first.samples_drawn == 2 and second.outcome == "accepted"
     assert result.text == "Paris" and sum(1 for s in result.samples if not s.ok) == 2
+
+
+# --- the benchmark's answer parser (benchmarks/adaptive.py) ------------------------------------
+
+
+def _benchmark() -> ModuleType:
+    name = "benchmark_adaptive"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "adaptive.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("texts", "key"),
+    [
+        (
+            [
+                "The capital of Brazil is indeed Brasilia.",
+                "Brasilia",
+                "Brasília.",
+                "The capital of Brazil is called Brasilia, a planned city.",
+                "Brasilia is the capital of Brazil.",
+                "Brasilia, the capital of Brazil.",
+                "Capital of Brazil: Brasilia",
+                'The capital of Brazil is "Brasilia".',
+            ],
+            "brasilia",
+        ),
+        (
+            ["The capital of Ukraine is Kiev.", "Kyiv, the capital of Ukraine.", "KIEV"],
+            "kyiv",
+        ),
+        (
+            [
+                "The capital of Brazil is Rio de Janeiro.",
+                "Rio de Janeiro is the capital of Brazil.",
+                "The capital of Brazil is known as Rio de Janeiro, not Brasilia.",
+            ],
+            "rio de janeiro",
+        ),
+        (
+            [
+                "The capital of Spain is Barcelona.",
+                "Denmark has a capital city called Barcelona.",  # wrong, but it names it
+                "Spain's capital is Barcelona, not Madrid.",
+            ],
+            "barcelona",
+        ),
+    ],
+)
+def test_benchmark_parser_gives_one_key_per_city(texts: list[str], key: str) -> None:
+    bench = _benchmark()
+    assert {bench.named_city(t) for t in texts} == {key}
+    assert {bench.city(t) for t in texts} == {key}
+
+
+def test_benchmark_parser_names_no_city_in_non_answers() -> None:
+    bench = _benchmark()
+    for text in [
+        "I'm sorry for the confusion, but as an AI designed to assist with grammar",
+        "The capital of Australia is not Sydney.",
+        "The capital of Saudi Arabia is not specified. Please provide",
+        "Cette cité est la maire. D'accord, c'",
+    ]:
+        assert bench.named_city(text) is None
+        assert bench.city(text) == normalize_answer(text)  # votes with identical texts only
+    # The first parser split one city into several keys; the new one does not.
+    assert bench.legacy_city("The capital of Egypt is indeed Cairo.") == "indeed cairo"
+    assert bench.city("The capital of Egypt is indeed Cairo.") == "cairo"
