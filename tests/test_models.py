@@ -29,9 +29,18 @@ def _no_provider_keys(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(var, raising=False)
 
 
+#: Every adapter, through its SDK (the default) and on the lean ``transport="aiohttp"`` path.
+KINDS = ["openai", "anthropic", "openai/aiohttp", "anthropic/aiohttp"]
+
+
 def make(kind: str, server: LoopbackServer, model: str = "m", **kw: Any) -> Model:
+    """``kind`` is a provider, optionally with ``/transport``."""
+    provider, _, transport = kind.partition("/")
+    if transport:
+        pytest.importorskip(transport)
+        kw["transport"] = transport
     kw.setdefault("api_key", CANARY)
-    if kind == "openai":
+    if provider == "openai":
         return OpenAIModel(model, base_url=server.openai_url, **kw)
     return AnthropicModel(model, base_url=server.anthropic_url, **kw)
 
@@ -63,12 +72,13 @@ def test_request_needs_exactly_one_of_prompt_and_messages() -> None:
     assert turns == (Message(role="user", content="hi"),)
 
 
-async def test_openai_success_maps_request_and_response(server: LoopbackServer) -> None:
+@pytest.mark.parametrize("kind", ["openai", "openai/aiohttp"])
+async def test_openai_success_maps_request_and_response(server: LoopbackServer, kind: str) -> None:
     server.script("m", Reply(text="Paris is the capital.", finish_reason="length"))
     req = Request(
         prompt="Capital?", system="Be brief.", temperature=0.7, max_tokens=20, seed=3, stop=("\n",)
     )
-    out = await call(make("openai", server), req)
+    out = await call(make(kind, server), req)
     assert out.text == "Paris is the capital."
     assert out.finish_reason == "length"
     assert out.usage == ensemble.Usage(input_tokens=7, output_tokens=4)
@@ -89,13 +99,19 @@ async def test_openai_success_maps_request_and_response(server: LoopbackServer) 
         "stop": ["\n"],
     }
     assert rec.headers["authorization"] == f"Bearer {CANARY}"
-    assert rec.headers["x-stainless-retry-count"] == "0"
+    assert rec.headers["user-agent"].startswith("AsyncOpenAI/Python")  # the SDK's headers
+    assert rec.headers["content-type"] == "application/json"
+    if kind == "openai":
+        assert rec.headers["x-stainless-retry-count"] == "0"
 
 
-async def test_anthropic_success_maps_request_and_response(server: LoopbackServer) -> None:
+@pytest.mark.parametrize("kind", ["anthropic", "anthropic/aiohttp"])
+async def test_anthropic_success_maps_request_and_response(
+    server: LoopbackServer, kind: str
+) -> None:
     server.script("c", Reply(text="Paris."))
     req = Request(prompt="Capital?", system="Be brief.", temperature=1.3, seed=5, stop=("X",))
-    out = await call(make("anthropic", server, "c"), req)
+    out = await call(make(kind, server, "c"), req)
     assert (out.text, out.finish_reason, out.request_id) == ("Paris.", "end_turn", "req-1")
     assert out.usage == ensemble.Usage(input_tokens=7, output_tokens=1)
     (rec,) = server.requests
@@ -109,6 +125,7 @@ async def test_anthropic_success_maps_request_and_response(server: LoopbackServe
         "stop_sequences": ["X"],
     }  # no seed: the Messages API has none
     assert CANARY in rec.headers.get("x-api-key", "") + rec.headers.get("authorization", "")
+    assert "anthropic-version" in rec.headers
 
 
 def test_capabilities_are_class_attributes() -> None:
@@ -136,7 +153,7 @@ STATUS_CASES = [
 ]
 
 
-@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize(("status", "cls", "retryable"), STATUS_CASES)
 async def test_status_codes_map_to_typed_errors_with_one_request(
     server: LoopbackServer, kind: str, status: int, cls: type, retryable: bool
@@ -148,12 +165,12 @@ async def test_status_codes_map_to_typed_errors_with_one_request(
     assert type(err) is cls
     assert err.status_code == status
     assert err.retryable is retryable
-    assert err.model_name == f"{kind}:m"
+    assert err.model_name == f"{kind.partition('/')[0]}:m"
     assert f"scripted {status}" in str(err)
     assert server.count() == 1  # the SDK's own retries are off
 
 
-@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize(
     ("headers", "expected"),
     [
@@ -184,7 +201,7 @@ def test_parse_retry_after_forms() -> None:
     assert parse_retry_after(None) is None
 
 
-@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize(
     "reply",
     [
@@ -206,21 +223,29 @@ async def test_invalid_200_body_is_invalid_response_error(
     assert server.count() == 1
 
 
-@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+@pytest.mark.parametrize("kind", KINDS)
 async def test_connection_refused_is_connection_error(kind: str) -> None:
     port = free_port()  # nothing listens there any more
+    provider, _, transport = kind.partition("/")
+    if transport:
+        pytest.importorskip(transport)
+    how: Any = transport or "httpx"
     model: Model
-    if kind == "openai":
-        model = OpenAIModel("m", base_url=f"http://127.0.0.1:{port}/v1", api_key=CANARY)
+    if provider == "openai":
+        model = OpenAIModel(
+            "m", base_url=f"http://127.0.0.1:{port}/v1", api_key=CANARY, transport=how
+        )
     else:
-        model = AnthropicModel("m", base_url=f"http://127.0.0.1:{port}", api_key=CANARY)
+        model = AnthropicModel(
+            "m", base_url=f"http://127.0.0.1:{port}", api_key=CANARY, transport=how
+        )
     with pytest.raises(errors.ProviderConnectionError) as info:
         await call(model, Request(prompt="x"))
     assert info.value.retryable
     assert CANARY not in str(info.value)
 
 
-@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+@pytest.mark.parametrize("kind", KINDS)
 async def test_sdk_timeout_is_timeout_error(server: LoopbackServer, kind: str) -> None:
     server.script("m", Reply(hang=True))
     started = time.monotonic()
@@ -230,12 +255,13 @@ async def test_sdk_timeout_is_timeout_error(server: LoopbackServer, kind: str) -
     assert server.count() == 1
 
 
-@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+@pytest.mark.parametrize("kind", KINDS)
 async def test_redirects_are_not_followed_with_the_key(
     server: LoopbackServer, server2: LoopbackServer, kind: str
 ) -> None:
-    target = server2.openai_url if kind == "openai" else server2.anthropic_url
-    path = "/chat/completions" if kind == "openai" else "/v1/messages"
+    openai_kind = kind.startswith("openai")
+    target = server2.openai_url if openai_kind else server2.anthropic_url
+    path = "/chat/completions" if openai_kind else "/v1/messages"
     server.script("m", Reply(status=307, headers={"Location": target + path}))
     with pytest.raises(errors.ProviderHTTPError) as info:
         await call(make(kind, server), Request(prompt="x"))
@@ -280,7 +306,7 @@ def test_base_url_must_be_http(url: str) -> None:
         AnthropicModel("m", base_url=url, api_key="k")
 
 
-@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+@pytest.mark.parametrize("kind", KINDS)
 async def test_canary_key_never_leaks(
     server: LoopbackServer, kind: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -485,33 +511,37 @@ def test_local_spec_with_a_path_passes_it_as_model_path(tmp_path: Any) -> None:
         assert "nowhere.gguf" in str(info.value)
 
 
-@pytest.mark.parametrize("kind", ["openai", "anthropic"])
-async def test_aiohttp_transport_keeps_the_guarantees(
-    server: LoopbackServer, server2: LoopbackServer, kind: str
+@pytest.mark.parametrize("kind", ["openai/aiohttp", "anthropic/aiohttp"])
+async def test_lean_path_reuses_one_session_and_survives_a_dropped_connection(
+    server: LoopbackServer, kind: str
 ) -> None:
-    pytest.importorskip("aiohttp")
-    import anthropic
-    import openai
-
-    sdk: Any = openai if kind == "openai" else anthropic
-    target = server2.openai_url + "/chat/completions" if kind == "openai" else server2.url
-    server.script(
-        "m",
-        Reply(text="fine"),
-        Reply(status=307, headers={"Location": target}),
-        Reply(status=429, headers={"retry-after-ms": "300"}),
-    )
-    model = make(kind, server, transport="aiohttp")
+    server.script("m", Reply(text="one"), Reply(drop=True), Reply(text="three"))
+    model = make(kind, server)
     async with model:
-        assert (await model.agenerate(Request(prompt="x"))).text == "fine"
-        assert isinstance(model._clients.client._client, sdk.DefaultAioHttpClient)
-        with pytest.raises(errors.ProviderHTTPError) as info:
+        assert (await model.agenerate(Request(prompt="x"))).text == "one"
+        session = model._clients.client  # type: ignore[attr-defined]
+        with pytest.raises(errors.ProviderConnectionError) as info:
             await model.agenerate(Request(prompt="x"))
-        assert info.value.status_code == 307
-        with pytest.raises(errors.RateLimitError) as limited:
-            await model.agenerate(Request(prompt="x"))
-        assert limited.value.retry_after == 0.3
-    assert server.count() == 3 and server2.count() == 0
+        assert info.value.retryable
+        assert (await model.agenerate(Request(prompt="x"))).text == "three"
+        assert model._clients.client is session  # type: ignore[attr-defined]
+        assert CANARY not in repr(model._target)  # type: ignore[attr-defined]
+    assert session.closed  # the model's context closed its connections
+    assert server.count() == 3
+
+
+def test_lean_path_takes_proxies_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ensemble.models._http import env_proxy
+
+    for var in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
+        monkeypatch.delenv(var.upper(), raising=False)
+    assert env_proxy("https://api.openai.com/v1/chat/completions") is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    assert env_proxy("https://api.openai.com/v1/x") == "http://proxy.internal:3128"
+    assert env_proxy("http://api.openai.com/v1/x") is None  # no HTTP_PROXY set
+    assert env_proxy("https://127.0.0.1:8000/v1/x") is None  # NO_PROXY
 
 
 def test_transport_settings_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -27,7 +27,13 @@ FAST = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05, max_retry_af
 
 def oai(server: LoopbackServer, name: str, **kw: Any) -> OpenAIModel:
     kw.setdefault("api_key", CANARY)
+    if kw.get("transport") == "aiohttp":
+        pytest.importorskip("aiohttp")
     return OpenAIModel(name, base_url=server.openai_url, **kw)
+
+
+#: The SDK path and the lean aiohttp path, for the tests about connections and cancellation.
+TRANSPORTS = pytest.mark.parametrize("transport", ["httpx", "aiohttp"])
 
 
 def ens(models: list[Model], **kw: Any) -> Ensemble:
@@ -145,11 +151,16 @@ async def test_connection_refused_is_retried_then_recorded() -> None:
     assert (err.type, err.attempts, err.status_code) == ("ProviderConnectionError", 2, None)
 
 
+@TRANSPORTS
 async def test_server_that_never_answers_hits_the_attempt_timeout(
-    server: LoopbackServer,
+    server: LoopbackServer, transport: str
 ) -> None:
     server.set_default("mute", Reply(hang=True))
-    e = ens([oai(server, "mute")], timeout=0.4, retry=FAST.model_copy(update={"max_attempts": 2}))
+    e = ens(
+        [oai(server, "mute", transport=transport)],
+        timeout=0.4,
+        retry=FAST.model_copy(update={"max_attempts": 2}),
+    )
     started = time.monotonic()
     samples = await asample(e)
     elapsed = time.monotonic() - started
@@ -166,13 +177,14 @@ async def test_server_that_never_answers_hits_the_attempt_timeout(
     assert server.client_gone == 2
 
 
+@TRANSPORTS
 async def test_deadline_cancels_a_30s_straggler_and_votes_on_the_rest(
-    server: LoopbackServer,
+    server: LoopbackServer, transport: str
 ) -> None:
     server.set_default("slow", Reply(text="late", delay=30.0))
     for name in ("a", "b", "c"):
         server.set_default(name, Reply(text="Paris is the capital of France."))
-    models: list[Model] = [oai(server, n) for n in ("a", "b", "c", "slow")]
+    models: list[Model] = [oai(server, n, transport=transport) for n in ("a", "b", "c", "slow")]
     e = ens(models, deadline=5.0, timeout=60.0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -376,9 +388,12 @@ async def test_canary_key_is_absent_everywhere(
 # --- sync wrapper, validation, policy ----------------------------------------------------------
 
 
-def test_run_is_sync_and_releases_connections(server: LoopbackServer) -> None:
+@TRANSPORTS
+def test_run_is_sync_and_releases_connections(server: LoopbackServer, transport: str) -> None:
     server.default = Reply(text="Paris is the capital.")
-    e = ens([oai(server, "a"), oai(server, "b")], repeats=2)
+    e = ens(
+        [oai(server, "a", transport=transport), oai(server, "b", transport=transport)], repeats=2
+    )
     first = e.run("q")
     second = e.run("q")  # a fresh loop each time works
     assert first.text == second.text == "Paris is the capital."

@@ -23,11 +23,15 @@ from ensemble.errors import (
 )
 from ensemble.models._http import (
     LoopBound,
+    Target,
+    aiohttp_session,
     check_base_url,
     check_transport,
     http_error,
+    post_json,
     redact,
     resolve_key,
+    sdk_target,
 )
 from ensemble.models.base import Completion, Model, Request
 from ensemble.types import Usage
@@ -47,7 +51,9 @@ class AnthropicModel(Model):
 
     The key comes from ``api_key`` or ``ANTHROPIC_API_KEY`` (not read when ``base_url`` points
     elsewhere than ``api.anthropic.com``, as for :class:`~ensemble.OpenAIModel`).
-    ``max_tokens`` defaults to 1024 because the API requires a value.
+    ``max_tokens`` defaults to 1024 because the API requires a value. ``transport="aiohttp"``
+    is the lean path described on :class:`~ensemble.OpenAIModel` (the SDK supplies the base
+    URL and headers, the adapter posts the JSON body itself over aiohttp).
     """
 
     provider: ClassVar[str] = "anthropic"
@@ -87,6 +93,7 @@ class AnthropicModel(Model):
         self._user_client = http_client
         self.transport = check_transport(transport, http_client)
         self._clients = LoopBound()
+        self._target: Target | None = None  # where the lean path posts
 
     @property
     def endpoint(self) -> str:
@@ -96,11 +103,7 @@ class AnthropicModel(Model):
         key = self._api_key.get_secret_value() if self._api_key is not None else PLACEHOLDER_KEY
         http_client = self._user_client
         if http_client is None:
-            http_client = (
-                anthropic.DefaultAioHttpClient(follow_redirects=False)
-                if self.transport == "aiohttp"
-                else anthropic.DefaultAsyncHttpxClient(follow_redirects=False)
-            )
+            http_client = anthropic.DefaultAsyncHttpxClient(follow_redirects=False)
         kwargs: dict[str, Any] = {}
         if self.timeout is not None:
             kwargs["timeout"] = self.timeout
@@ -131,9 +134,11 @@ class AnthropicModel(Model):
         return params
 
     async def agenerate(self, request: Request) -> Completion:
-        client = await self._clients.get(self._make_client, owned=self._user_client is None)
         params = self._params(request)
         logger.debug("%s: request", self.name)
+        if self.transport == "aiohttp":
+            return await self._lean(params)
+        client = await self._clients.get(self._make_client, owned=self._user_client is None)
         started = time.perf_counter()
         try:
             raw = await client.messages.with_raw_response.create(**params)
@@ -154,6 +159,27 @@ class AnthropicModel(Model):
             raise InvalidResponseError(self._why(exc), model_name=self.name) from None
         latency = time.perf_counter() - started
         completion = self._parse(content, raw.headers, latency)
+        logger.debug(
+            "%s: answered in %.3fs (finish_reason=%s)",
+            self.name,
+            latency,
+            completion.finish_reason,
+        )
+        return completion
+
+    async def _lean(self, params: dict[str, Any]) -> Completion:
+        """``transport="aiohttp"``: the SDK's URL and headers, our own POST (see the class)."""
+        if self._target is None:
+            self._target = sdk_target(self._make_client(), "v1/messages")
+        body = {k: v for k, v in params.items() if k != "extra_body"}
+        body.update(params.get("extra_body", {}))
+        session = await self._clients.get(lambda: aiohttp_session(self.timeout))
+        started = time.perf_counter()
+        content, answer = await post_json(
+            session, self._target, body, model_name=self.name, secret=self._api_key
+        )
+        latency = time.perf_counter() - started
+        completion = self._parse(content, answer, latency)
         logger.debug(
             "%s: answered in %.3fs (finish_reason=%s)",
             self.name,
