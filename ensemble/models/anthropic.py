@@ -7,46 +7,23 @@ The Messages API has no seed parameter, so repeats differ only by sampling.
 from __future__ import annotations
 
 import json
-import logging
-import time
 from typing import Any, ClassVar, Literal
 
 import anthropic
-import httpx
 from pydantic import SecretStr
 
-from ensemble.errors import (
-    ConfigurationError,
-    InvalidResponseError,
-    ProviderConnectionError,
-    ProviderTimeoutError,
-)
-from ensemble.models._http import (
-    LoopBound,
-    Target,
-    aiohttp_session,
-    check_base_url,
-    check_transport,
-    http_error,
-    post_json,
-    redact,
-    resolve_key,
-    sdk_target,
-)
-from ensemble.models.base import Completion, Model, Request
+from ensemble.errors import ConfigurationError
+from ensemble.models._sdk import SDKModel
+from ensemble.models.base import Completion, Request
 from ensemble.types import Usage
 
 __all__ = ["AnthropicModel"]
-
-logger = logging.getLogger("ensemble")
-
-PLACEHOLDER_KEY = "not-needed"
 
 #: The Messages API requires ``max_tokens``; used when neither the request nor the model sets it.
 DEFAULT_MAX_TOKENS = 1024
 
 
-class AnthropicModel(Model):
+class AnthropicModel(SDKModel):
     """A model behind Anthropic's Messages API.
 
     The key comes from ``api_key`` or ``ANTHROPIC_API_KEY`` (not read when ``base_url`` points
@@ -62,6 +39,16 @@ class AnthropicModel(Model):
     supports_logprobs: ClassVar[bool] = False
     needs_key: ClassVar[bool] = True
     key_env_var: ClassVar[str | None] = "ANTHROPIC_API_KEY"
+    official_host: ClassVar[str] = "api.anthropic.com"
+    official_base_url: ClassVar[str] = "https://api.anthropic.com"
+    label: ClassVar[str] = "Anthropic"
+    api_path: ClassVar[str] = "v1/messages"
+    sdk_errors = (
+        anthropic.APIStatusError,
+        anthropic.APITimeoutError,
+        anthropic.APIConnectionError,
+        anthropic.AnthropicError,
+    )
 
     def __init__(
         self,
@@ -76,31 +63,21 @@ class AnthropicModel(Model):
         temperature: float | None = None,
         max_tokens: int = DEFAULT_MAX_TOKENS,
     ) -> None:
-        if not isinstance(model, str) or not model:
-            raise ConfigurationError("model must be a non-empty string")
         if not isinstance(max_tokens, int) or max_tokens < 1:
             raise ConfigurationError("max_tokens must be a positive integer")
-        self.model = model
-        self.name = name or f"{self.provider}:{model}"
-        self.temperature = temperature
-        self.max_tokens = max_tokens
-        self.base_url = check_base_url(base_url) if base_url is not None else None
-        custom = self.base_url is not None and httpx.URL(self.base_url).host != "api.anthropic.com"
-        self._api_key = resolve_key(
-            api_key, env_var="ANTHROPIC_API_KEY", provider="Anthropic", allow_missing=custom
+        self._setup(
+            model,
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            http_client=http_client,
+            transport=transport,
+            name=name,
+            temperature=temperature,
         )
-        self.timeout = timeout
-        self._user_client = http_client
-        self.transport = check_transport(transport, http_client)
-        self._clients = LoopBound()
-        self._target: Target | None = None  # where the lean path posts
-
-    @property
-    def endpoint(self) -> str:
-        return f"{self.provider}@{self.base_url or 'https://api.anthropic.com'}"
+        self.max_tokens = max_tokens
 
     def _make_client(self) -> anthropic.AsyncAnthropic:
-        key = self._api_key.get_secret_value() if self._api_key is not None else PLACEHOLDER_KEY
         http_client = self._user_client
         if http_client is None:
             http_client = anthropic.DefaultAsyncHttpxClient(follow_redirects=False)
@@ -108,7 +85,7 @@ class AnthropicModel(Model):
         if self.timeout is not None:
             kwargs["timeout"] = self.timeout
         return anthropic.AsyncAnthropic(
-            api_key=key,
+            api_key=self._key(),
             base_url=self.base_url,
             max_retries=0,
             http_client=http_client,
@@ -133,67 +110,9 @@ class AnthropicModel(Model):
             params["stop_sequences"] = list(request.stop)
         return params
 
-    async def agenerate(self, request: Request) -> Completion:
-        params = self._params(request)
-        logger.debug("%s: request", self.name)
-        if self.transport == "aiohttp":
-            return await self._lean(params)
-        client = await self._clients.get(self._make_client, owned=self._user_client is None)
-        started = time.perf_counter()
-        try:
-            raw = await client.messages.with_raw_response.create(**params)
-            content = await raw.read()
-        except anthropic.APIStatusError as exc:
-            raise http_error(
-                status=exc.status_code,
-                headers=exc.response.headers,
-                body=_safe_text(exc.response),
-                model_name=self.name,
-                secret=self._api_key,
-            ) from None
-        except anthropic.APITimeoutError:
-            raise ProviderTimeoutError("the request timed out", model_name=self.name) from None
-        except anthropic.APIConnectionError as exc:
-            raise ProviderConnectionError(self._why(exc), model_name=self.name) from None
-        except anthropic.AnthropicError as exc:
-            raise InvalidResponseError(self._why(exc), model_name=self.name) from None
-        latency = time.perf_counter() - started
-        completion = self._parse(content, raw.headers, latency)
-        logger.debug(
-            "%s: answered in %.3fs (finish_reason=%s)",
-            self.name,
-            latency,
-            completion.finish_reason,
-        )
-        return completion
-
-    async def _lean(self, params: dict[str, Any]) -> Completion:
-        """``transport="aiohttp"``: the SDK's URL and headers, our own POST (see the class)."""
-        if self._target is None:
-            self._target = sdk_target(self._make_client(), "v1/messages")
-        body = {k: v for k, v in params.items() if k != "extra_body"}
-        body.update(params.get("extra_body", {}))
-        session = await self._clients.get(lambda: aiohttp_session(self.timeout))
-        started = time.perf_counter()
-        content, answer = await post_json(
-            session, self._target, body, model_name=self.name, secret=self._api_key
-        )
-        latency = time.perf_counter() - started
-        completion = self._parse(content, answer, latency)
-        logger.debug(
-            "%s: answered in %.3fs (finish_reason=%s)",
-            self.name,
-            latency,
-            completion.finish_reason,
-        )
-        return completion
-
-    def _why(self, exc: BaseException) -> str:
-        cause = exc.__cause__ or exc.__context__
-        text = f"{type(exc).__name__}: {exc}"
-        if cause is not None and str(cause):
-            text += f" ({type(cause).__name__}: {cause})"
-        return redact(text, self._api_key)
+    async def _call_sdk(self, client: Any, params: dict[str, Any]) -> tuple[bytes, Any]:
+        raw = await client.messages.with_raw_response.create(**params)
+        return await raw.read(), raw.headers
 
     def _parse(self, content: bytes, headers: Any, latency: float) -> Completion:
         try:
@@ -223,20 +142,4 @@ class AnthropicModel(Model):
                 model=str(data.get("model") or self.model),
             )
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-            snippet = redact(content[:120].decode("utf-8", "replace"), self._api_key)
-            raise InvalidResponseError(
-                f"the 200 answer is not a message ({type(exc).__name__}); "
-                f"body starts with {snippet!r}",
-                model_name=self.name,
-            ) from None
-
-    async def aclose(self) -> None:
-        # A caller's http_client is theirs to close: then only our reference is dropped.
-        await self._clients.aclose()
-
-
-def _safe_text(response: Any) -> str | None:
-    try:
-        return str(response.text)
-    except Exception:  # the body could not be read or decoded
-        return None
+            raise self._invalid(content, "a message", exc) from None
