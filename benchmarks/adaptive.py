@@ -140,6 +140,11 @@ _AFTER = re.compile(
     r"(?:\s+is\b|\s*:|(?=\s+(?:called|named)\b))(" + _CLAUSE + r"*)",
     re.IGNORECASE,
 )
+# "..., so the answer is Berlin.", "I'll start with the correct answer: Berlin."
+_ANSWER = re.compile(
+    r"\banswer(?:\s+(?:is|would\s+be|will\s+be)\b|\s*:)(" + _CLAUSE + r"*)",
+    re.IGNORECASE,
+)
 # "Nairobi is the capital of Kenya.", "Kyiv, the capital of Ukraine."
 _BEFORE = re.compile(r"(?:,?\s+is\s+the\s+capital\b|,\s+(?:the\s+)?capital\s+(?:city\s+)?of\b)")
 
@@ -210,7 +215,9 @@ def named_city(text: str) -> str | None:
        makes it a denial, which names nothing here ("The capital is not Sydney.");
     2. the run of capitalised words just before "is the capital" or ", (the) capital of"
        ("Nairobi is the capital of Kenya.", "Kyiv, the capital of Ukraine.");
-    3. a first phrase (up to the first ``, . ; : ! ?`` or line break) that is a bare name of
+    3. after "answer is", "answer would be" or "answer:", as in 1 ("..., so the answer is
+       Berlin.");
+    4. a first phrase (up to the first ``, . ; : ! ?`` or line break) that is a bare name of
        one to four capitalised words ("Nairobi.", "Addis Ababa, Ethiopia").
 
     Names are joined with lower-case connectors ("Rio de Janeiro"), normalised like the
@@ -224,6 +231,10 @@ def named_city(text: str) -> str | None:
             return _key(name)
     for m in _BEFORE.finditer(text):
         name = _trailing_name(text[: m.start()])
+        if name:
+            return _key(name)
+    for m in _ANSWER.finditer(text):
+        name = _leading_name(m.group(1))
         if name:
             return _key(name)
     first = re.split(r"[,.;:!?\n]", text.strip(), maxsplit=1)[0].strip()

@@ -577,6 +577,7 @@ def _benchmark() -> ModuleType:
                 "The capital of Spain is Barcelona.",
                 "Denmark has a capital city called Barcelona.",  # wrong, but it names it
                 "Spain's capital is Barcelona, not Madrid.",
+                "Spain is in Europe, so the answer is Barcelona.",
             ],
             "barcelona",
         ),
