@@ -129,6 +129,12 @@ _CONNECTORS = frozenset(
 )
 #: A skipped lower-case word that makes the phrase a denial ("is not Sydney"): no city.
 _NEGATIONS = frozenset({"not", "no", "never", "neither", "nor"})
+#: Capitalised words that start a sentence but never a city's name ("No, ...", "Sorry.",
+#: "In German, ...", "I think ..."): filler, not a name.
+_NOT_NAMES = frozenset(
+    "no yes sorry hello hi oh well sure okay ok in i i'm it it's this that as for from if "
+    "what why how where when my your our".split()
+)
 _QUOTES = "\"'`*_()[]\u201c\u201d\u2018\u2019\u00ab\u00bb"
 #: Punctuation that ends a clause (a name never spans it).
 _CLAUSE = r"[^,.;:!?()\[\]\n]"
@@ -154,7 +160,7 @@ def _words(phrase: str) -> list[str]:
 
 
 def _capitalised(word: str) -> bool:
-    return word[0].isupper()
+    return word[0].isupper() and word.casefold() not in _NOT_NAMES
 
 
 def _leading_name(phrase: str) -> str | None:
@@ -220,6 +226,9 @@ def named_city(text: str) -> str | None:
     4. a first phrase (up to the first ``, . ; : ! ?`` or line break) that is a bare name of
        one to four capitalised words ("Nairobi.", "Addis Ababa, Ethiopia").
 
+    Capitalised words that open sentences but never names ("No", "Sorry", "In", "I":
+    :data:`_NOT_NAMES`) are filler, so "No, no, no!" and "In German, ..." name no city.
+
     Names are joined with lower-case connectors ("Rio de Janeiro"), normalised like the
     ``vote`` metric (case, accents and punctuation do not count: "São Paulo" is "Sao Paulo")
     and mapped through :data:`ALIASES` ("Kiev" is "Kyiv"). The rule is about form, not about
@@ -238,7 +247,7 @@ def named_city(text: str) -> str | None:
         if name:
             return _key(name)
     first = re.split(r"[,.;:!?\n]", text.strip(), maxsplit=1)[0].strip()
-    if _BARE.match(first):
+    if _BARE.match(first) and first.split()[0].casefold() not in _NOT_NAMES:
         return _key(first)
     return None
 

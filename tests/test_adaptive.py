@@ -596,6 +596,8 @@ def test_benchmark_parser_names_no_city_in_non_answers() -> None:
         "The capital of Australia is not Sydney.",
         "The capital of Saudi Arabia is not specified. Please provide",
         "Cette cité est la maire. D'accord, c'",
+        "No, no, no! I'll have no idea how to fill in the",
+        "Sorry.",
     ]:
         assert bench.named_city(text) is None
         assert bench.city(text) == normalize_answer(text)  # votes with identical texts only
