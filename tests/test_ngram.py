@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import ensemble
 from ensemble.errors import ConfigurationError, InvalidInputError
-from ensemble.metrics.ngram import STOPWORDS, NgramMetric, content_units
+from ensemble.metrics.ngram import NEGATIONS, STOPWORDS, NgramMetric, content_units
 
 BIO = "Ada Lovelace was born in London in 1815. She worked with Charles Babbage."
 SAMPLES = [
@@ -37,6 +37,24 @@ def test_content_units_drop_function_words_and_stem() -> None:
 def test_a_sentence_of_function_words_falls_back_to_all_words() -> None:
     assert content_units("He was.") == ["he", "wa"]
     assert {"he", "was", "the", "of"} <= STOPWORDS
+
+
+def test_negations_are_content_words() -> None:
+    assert not NEGATIONS & STOPWORDS
+    assert content_units("He did not win the prize.") == ["not", "win", "prize"]
+    assert content_units("She never married.") == ["never", "marri"]
+    # as the contracted form already was: "didn't" leaves the unit "didn"
+    assert content_units("He didn't win the prize.") == ["didn", "win", "prize"]
+
+
+def test_a_negated_claim_is_not_supported_by_the_plain_claim() -> None:
+    samples = ["He received the prize in 1990.", "He received the prize in 1990, his first."]
+    plain = ensemble.score(text="He received the prize.", samples=samples)
+    negated = ensemble.score(text="He did not receive the prize.", samples=samples)
+    assert plain.spans[0].confidence == pytest.approx(1.0)
+    # units not, receiv, prize: "not" has no support, so the weakest two average 0.5;
+    # the text term is the mean of the three, 2/3; (0.5 + 2/3) / 2
+    assert negated.spans[0].confidence == pytest.approx((0.5 + 2 / 3) / 2)
 
 
 def test_bigrams_join_adjacent_content_words() -> None:
@@ -141,7 +159,7 @@ def test_settings_are_validated_and_signed() -> None:
             NgramMetric(**bad)  # type: ignore[arg-type]
     m = ensemble.get_metric("ngram")
     assert isinstance(m, NgramMetric)
-    assert m.info.signature == "ngram|context:0.5|lowest:2|n:1|stem:yes|stopwords:yes|version:1"
+    assert m.info.signature == "ngram|context:0.5|lowest:2|n:1|stem:yes|stopwords:yes|version:2"
 
 
 def test_bigrams_need_words_in_order() -> None:

@@ -6,7 +6,9 @@ What the confidence of a span means, exactly
 1. **Units.** The text and every sample are lower-cased, accents are stripped, and split into
    words (runs of letters and digits; a number such as ``3.5`` or ``1,000`` is one word).
    Common English function words (:data:`STOPWORDS`) are dropped and the rest are reduced to
-   their Porter stem (``studied``/``studies`` meet, ``wrote``/``written`` do not). A span's
+   their Porter stem (``studied``/``studies`` meet, ``wrote``/``written`` do not). Negations
+   (:data:`NEGATIONS`: ``not``, ``never``, ``no``...) are *not* function words here: "did not
+   receive" has the unit ``not`` that "received" lacks, as "didn't" leaves ``didn``. A span's
    *units* are its distinct content stems, plus, with ``n=2``, its pairs of adjacent content
    stems. A span with no content word (``"He was."``) uses all its words (no pairs) instead.
 2. **Unit support.** The support of a unit is the (weighted) share of samples that contain it
@@ -47,7 +49,7 @@ from ensemble.errors import ConfigurationError
 from ensemble.metrics.base import FloatArray, Granularity, Metric, MetricScores, weighted_mean
 from ensemble.types import SettingValue
 
-__all__ = ["STOPWORDS", "NgramMetric", "content_units"]
+__all__ = ["NEGATIONS", "STOPWORDS", "NgramMetric", "content_units"]
 
 #: English function words that carry no fact on their own (our own list; no NLTK data needed).
 STOPWORDS: frozenset[str] = frozenset(
@@ -55,12 +57,12 @@ STOPWORDS: frozenset[str] = frozenset(
     a about above across after afterwards again against all almost along already also although
     always am among an and another any anyhow anyone anything anyway anywhere are around as at
     be became because become becomes been before beforehand being below beside besides between
-    beyond both but by can cannot could did do does doing done down during each either else
+    beyond both but by can could did do does doing done down during each either else
     elsewhere enough etc even ever every everyone everything everywhere except few for former
     formerly from further had has have having he hence her here hereafter hereby herein hers
     herself him himself his how however i if in indeed into is it its itself just least less
-    may me meanwhile might more moreover most mostly much must my myself namely neither never
-    nevertheless next no nobody none noone nor not nothing now nowhere of off often on once only
+    may me meanwhile might more moreover most mostly much must my myself namely
+    nevertheless next now of off often on once only
     onto or other others otherwise our ours ourselves out over own per perhaps rather same
     seem seemed seeming seems several she should since so some somehow someone something
     sometime sometimes somewhere still such than that the their theirs them themselves then
@@ -68,9 +70,16 @@ STOPWORDS: frozenset[str] = frozenset(
     through throughout thru thus to together too toward towards under until unto up upon us
     very via was we were what whatever when whence whenever where whereafter whereas whereby
     wherein whereupon wherever whether which while whither who whoever whole whom whose why
-    will with within without would yet you your yours yourself yourselves
+    will with within would yet you your yours yourself yourselves
     s t d ll m re ve
     """.split()
+)
+
+#: Words that turn a claim into its opposite: content words for this metric, never stopwords
+#: (version 1 of the metric dropped them, so "did not receive" was fully supported by
+#: "received").
+NEGATIONS: frozenset[str] = frozenset(
+    "cannot neither never no nobody none noone nor not nothing nowhere without".split()
 )
 
 _WORD = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+")
@@ -149,7 +158,7 @@ class NgramMetric(Metric):
     name: ClassVar[str] = "ngram"
     granularity: ClassVar[Granularity] = "sentence"
     symmetric: ClassVar[bool] = False
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: negations are content words
 
     def __init__(
         self,
