@@ -71,9 +71,15 @@ def render(result: Consensus, *, stream: TextIO, colour: bool | None = None) -> 
 
 def _demo(args: argparse.Namespace) -> int:
     data = json.loads(resources.files("ensemble").joinpath("data/demo.json").read_text("utf-8"))
-    print(f"prompt: {data['prompt']}")
-    print(f"{len(data['samples'])} bundled samples; consensus by metric {args.metric!r}:\n")
-    result = consensus(data["samples"], metric=args.metric, threshold=args.threshold)
+    if not args.json:  # --json prints the Consensus alone, so that it parses
+        print(f"prompt: {data['prompt']}")
+        print(f"{len(data['samples'])} bundled samples; consensus by metric {args.metric!r}:\n")
+    result = consensus(
+        data["samples"],
+        metric=args.metric,
+        threshold=args.threshold,
+        calibration=args.calibration,
+    )
     if args.json:
         print(result.model_dump_json(indent=2))
     else:
@@ -92,6 +98,7 @@ def _ask(args: argparse.Namespace) -> int:
         quorum=args.quorum,
         timeout=args.timeout,
         deadline=args.deadline,
+        calibration=args.calibration,
     )
     result = ens.run(args.prompt)
     if args.json:
@@ -113,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--metric", default="ngram", help=f"one of {', '.join(available_metrics())}")
     demo.add_argument("--threshold", type=float, default=None, help="keep spans at or above this")
     demo.add_argument("--json", action="store_true", help="print the Consensus as JSON")
+    _calibration_option(demo)
     demo.set_defaults(func=_demo)
 
     ask = sub.add_parser(
@@ -138,8 +146,19 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--timeout", type=float, default=30.0, help="seconds per attempt")
     ask.add_argument("--deadline", type=float, default=120.0, help="seconds for the whole run")
     ask.add_argument("--json", action="store_true", help="print the Consensus as JSON")
+    _calibration_option(ask)
     ask.set_defaults(func=_ask)
     return parser
+
+
+def _calibration_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--calibration",
+        metavar="NAME|PATH",
+        default=None,
+        help="map confidences to probabilities with a packaged calibration (ngram-wikibio, "
+        "for --metric ngram) or a calibration JSON file; see docs/calibration.md",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

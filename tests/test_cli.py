@@ -71,6 +71,30 @@ def test_ask_json_is_the_consensus(
     assert json.loads(out)["samples"][0]["usage"] == {"input_tokens": 7, "output_tokens": 4}
 
 
+def test_calibration_option_maps_confidences_and_checks_the_metric(
+    loop_prefix: LoopbackServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ensemble.calibration import Calibrator
+
+    loop_prefix.default = Reply(text="Paris is the capital of France.")
+    argv = ["ask", "Capital?", "-m", "loop:a", "-n", "2", "--json"]
+    code, out, _ = run_cli([*argv, "--calibration", "ngram-wikibio"], capsys)
+    assert code == 0
+    result = Consensus.model_validate_json(out)
+    assert result.calibration is not None and result.calibration.name == "ngram-wikibio"
+    expected = Calibrator.load("ngram-wikibio").apply([1.0])[0]  # full support, calibrated
+    assert result.spans[0].confidence == pytest.approx(expected)
+    assert result.spans[0].confidence < 1.0
+    # a calibration fitted for another metric is refused before any call is made
+    before = loop_prefix.count()
+    code, _, err = run_cli([*argv, "--metric", "vote", "--calibration", "ngram-wikibio"], capsys)
+    assert code == 2 and "ensemble: error:" in err and "ngram" in err
+    assert loop_prefix.count() == before
+    code, out, _ = run_cli(["demo", "--json", "--calibration", "ngram-wikibio"], capsys)
+    assert code == 0
+    assert Consensus.model_validate_json(out).calibration is not None
+
+
 def test_ask_below_quorum_is_an_error_listing_failures(
     loop_prefix: LoopbackServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
