@@ -484,7 +484,8 @@ async def run(
     print()
     print(
         f"{q} capital questions, LocalModel at temperature {temperature}, {max_tokens} tokens "
-        f"max, seed {seed}, confidence {confidence}, "
+        f"max, {f'samples from {load}' if load is not None else f'seed {seed}'}, "
+        f"confidence {confidence}, "
         f"{'legacy' if legacy else 'sentence'} parser, {seconds:.0f} s"
     )
     print(
