@@ -19,6 +19,7 @@ import collections
 import json
 import select
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -58,7 +59,8 @@ class Recorded:
 
 
 class LoopbackServer:
-    def __init__(self, *, default: Reply | None = None) -> None:
+    def __init__(self, *, default: Reply | None = None, tls: tuple[str, str] | None = None) -> None:
+        """``tls``: ``(certfile, keyfile)`` to serve HTTPS instead of HTTP."""
         self.default = default or Reply()
         self.requests: list[Recorded] = []
         self.connections = 0
@@ -76,6 +78,12 @@ class LoopbackServer:
         self._counter = 0
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self
+        self.scheme = "http"
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
+            self.scheme = "https"
         self._thread: threading.Thread | None = None
 
     # --- life cycle --------------------------------------------------------------------------
@@ -86,7 +94,7 @@ class LoopbackServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def openai_url(self) -> str:

@@ -573,3 +573,47 @@ def test_sync_and_async_give_the_same_completion(server: LoopbackServer) -> None
     fields = ("text", "finish_reason", "usage", "model")
     assert [getattr(sync, f) for f in fields] == [getattr(via_async, f) for f in fields]
     assert server.requests[0].body == server.requests[1].body
+
+
+# --- TLS ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 that no CA signed (made with the openssl command)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not available")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = str(folder / "cert.pem"), str(folder / "key.pem")
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"),
+            *("-keyout", key, "-out", cert, "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_tls_certificates_are_verified(
+    self_signed: tuple[str, str], kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with LoopbackServer(tls=self_signed) as tls_server:
+        tls_server.default = Reply(text="over TLS")
+        with pytest.raises(errors.ProviderConnectionError) as info:
+            await call(make(kind, tls_server), Request(prompt="x"))
+        assert "certificate" in str(info.value).lower()
+        assert CANARY not in str(info.value)
+        assert tls_server.requests == []  # nothing was sent to an unverified server
+        if kind.endswith("/aiohttp"):  # the lean path trusts what httpx trusts
+            monkeypatch.setenv("SSL_CERT_FILE", self_signed[0])
+            out = await call(make(kind, tls_server), Request(prompt="x"))
+            assert out.text == "over TLS"
+            assert tls_server.count() == 1

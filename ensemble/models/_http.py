@@ -6,9 +6,11 @@ Private: the adapters in ``openai.py`` and ``anthropic.py`` use it; nothing here
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import json
 import os
+import ssl
 from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -184,16 +186,30 @@ def env_proxy(url: str) -> str | None:
     return proxies.get(parts.scheme) or proxies.get("all")
 
 
+@functools.lru_cache(maxsize=4)
+def _tls_context(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+    # httpx's default: certificates verified against certifi's bundle, or SSL_CERT_FILE /
+    # SSL_CERT_DIR when set (the arguments key the cache; building one takes ~30 ms).
+    return httpx.create_ssl_context()
+
+
+def tls_context() -> ssl.SSLContext:
+    """The TLS settings of the lean path: httpx's (verification on, certifi's CA bundle, or
+    the ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` named in the environment)."""
+    return _tls_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+
+
 def aiohttp_session(timeout: float | None) -> Any:
-    """An aiohttp session for the lean path: the SDKs' default timeouts and connection limit
-    (proxies come from :func:`env_proxy`, redirects are refused in :func:`post_json`)."""
+    """An aiohttp session for the lean path: the SDKs' default timeouts and connection limit,
+    httpx's TLS settings (:func:`tls_context`); proxies come from :func:`env_proxy`, and
+    redirects are refused in :func:`post_json`."""
     import aiohttp
 
     return aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=timeout)
         if timeout is not None
         else aiohttp.ClientTimeout(total=600.0, connect=5.0),
-        connector=aiohttp.TCPConnector(limit=1000),
+        connector=aiohttp.TCPConnector(limit=1000, ssl=tls_context()),
     )
 
 
