@@ -9,8 +9,10 @@ Each question ("What is the capital of Kenya? ...") is answered by the embedded 
   overtaken, or when the Dirichlet-multinomial predictive probability that the full ten
   samples leave it strictly ahead is at least 0.95), drawing samples one at a time after a
   first round of three;
-* **replays**: each rule in :data:`RULES` (``dirichlet``, ``predictive``, and both with
-  ``abstains=``: samples that name no city abstain from the posterior) applied to the fixed
+* **replays**: each rule in :data:`RULES` (``dirichlet``, ``predictive``, both with
+  ``abstains=``: samples that name no city abstain from the posterior, and ``dirichlet``
+  with ``futility=0.05``: stop when no city can most probably win a majority of the ten,
+  counted as a correct answer only if the leader at that point is right) applied to the fixed
   run's samples in order (no new calls). The live and fixed runs use the same seeds
   (``--seed`` + 1000 x question index + repeat), and llama.cpp is deterministic per seed, so
   a replay draws exactly the samples a live run would.
@@ -335,12 +337,14 @@ class LegacyCapitalVote(CapitalVote):
         return legacy_city(text)
 
 
-#: Replayed rules: label -> (rule, abstains). The first is the default of SequentialStopping.
-RULES: dict[str, tuple[Literal["dirichlet", "predictive", "share"], bool]] = {
-    "dirichlet": ("dirichlet", False),
-    "predictive": ("predictive", False),
-    "dirichlet+abstain": ("dirichlet", True),
-    "predictive+abstain": ("predictive", True),
+#: Replayed rules: label -> (rule, abstains, futility). The first is the default of
+#: SequentialStopping; ``futility`` 0.05 is the opt-in "the budget cannot settle it" stop.
+RULES: dict[str, tuple[Literal["dirichlet", "predictive", "share"], bool, float | None]] = {
+    "dirichlet": ("dirichlet", False, None),
+    "predictive": ("predictive", False, None),
+    "dirichlet+abstain": ("dirichlet", True, None),
+    "predictive+abstain": ("predictive", True, None),
+    "dirichlet+futility": ("dirichlet", False, 0.05),
 }
 
 
@@ -353,7 +357,7 @@ def replay(
     k = min(n, rule.min_samples)
     while k < n:
         r = ensemble.consensus(list(samples[:k]), metric=metric, alarm=None)
-        if rule.settled(r, n - k) is not None:
+        if rule.settled(r, n - k) is not None or rule.futile(r, n - k) is not None:
             return k
         k += rule.batch
     return n
@@ -396,9 +400,12 @@ async def run(
     rule = ensemble.SequentialStopping(confidence=confidence, rule=rule_name)
     rules = {
         label: ensemble.SequentialStopping(
-            confidence=confidence, rule=kind, abstains=no_answer if abstain else None
+            confidence=confidence,
+            rule=kind,
+            abstains=no_answer if abstain else None,
+            futility=futility,
         )
-        for label, (kind, abstain) in RULES.items()
+        for label, (kind, abstain, futility) in RULES.items()
     }
     model = LocalModel(name="local", slots=2, threads=1) if load is None else None
     loaded: dict[str, list[dict[str, object]]] = (

@@ -81,6 +81,7 @@ __all__ = [
     "answer_counts",
     "dirichlet_probability",
     "leader_probability",
+    "majority_probability",
     "predictive_probability",
 ]
 
@@ -174,6 +175,51 @@ def dirichlet_probability(
     return min(1.0, total)
 
 
+def majority_probability(
+    a: int, b: int, rest: int, remaining: int, third: int | None = None
+) -> float:
+    """Probability that, once ``remaining`` more samples are drawn, some answer holds a
+    *strict majority* of all ``a + b + rest + remaining`` answers: the leader (seen ``a``
+    times), the runner-up (``b``) or the largest of the other answers (``third``, default
+    ``rest``; they were seen ``rest`` times together).
+
+    The same posterior as :func:`dirichlet_probability`; the rest's new samples are taken to
+    land on its largest answer, which is the *most* favourable case for a majority, so the
+    result never understates it (what ``futility`` in :class:`SequentialStopping` needs).
+    """
+    for name, value in (("a", a), ("b", b), ("rest", rest), ("remaining", remaining)):
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0, not {value}")
+    e = rest if third is None else third
+    if not 0 <= e <= rest:
+        raise ValueError(f"third must lie in [0, rest], not {third}")
+    total_answers = a + b + rest + remaining
+    pa, pb, pc = (a + DIRICHLET_PRIOR[0], b + DIRICHLET_PRIOR[1], rest + DIRICHLET_PRIOR[2])
+    base = (
+        math.lgamma(remaining + 1)
+        + math.lgamma(pa + pb + pc)
+        - math.lgamma(pa)
+        - math.lgamma(pb)
+        - math.lgamma(pc)
+        - math.lgamma(pa + pb + pc + remaining)
+    )
+    total = 0.0
+    for x in range(remaining + 1):
+        gx = math.lgamma(pa + x) - math.lgamma(x + 1)
+        for y in range(remaining - x + 1):
+            z = remaining - x - y
+            if 2 * max(a + x, b + y, e + z) > total_answers:
+                total += math.exp(
+                    base
+                    + gx
+                    + math.lgamma(pb + y)
+                    - math.lgamma(y + 1)
+                    + math.lgamma(pc + z)
+                    - math.lgamma(z + 1)
+                )
+    return min(1.0, total)
+
+
 def _groups(
     result: Consensus,
     agree_at: float = 0.5,
@@ -243,7 +289,15 @@ class SequentialStopping:
       them out: they are neither the leader, nor the runner-up, nor dissent. The "cannot be
       overtaken" rule still counts them, and while the consensus candidate itself abstains
       only that rule may stop. For the ``vote`` metric a natural predicate is an empty
-      normalised answer: ``lambda s: not ensemble.metrics.vote.normalize_answer(s.text or "")``.
+      normalised answer: ``lambda s: not ensemble.metrics.vote.normalize_answer(s.text or "")``;
+    - ``futility``: ``None`` (the default: off), or a probability such as 0.05. A round then
+      also stops when the tier's budget can most probably *not* settle the question: when
+      the probability that some answer ends with a strict majority of the budget's answers
+      (:func:`majority_probability`, which never understates it) is below ``futility``.
+      Such a stop is not a settled answer: :class:`Escalation` escalates on it (or reports
+      the last tier "exhausted"), so the remaining samples go to the next tier instead of
+      to a model that keeps splitting its answers. The answer it returns may differ from
+      the one the full budget would have elected (see :meth:`futile`).
     """
 
     confidence: float = 0.95
@@ -252,6 +306,7 @@ class SequentialStopping:
     agree_at: float = 0.5
     rule: Literal["dirichlet", "predictive", "share"] = "dirichlet"
     abstains: Callable[[Sample], bool] | None = None
+    futility: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.5 < self.confidence < 1.0:
@@ -268,6 +323,14 @@ class SequentialStopping:
             raise ConfigurationError("agree_at must lie in (0, 1]")
         if self.abstains is not None and not callable(self.abstains):
             raise ConfigurationError("abstains must be None or a callable taking a Sample")
+        if self.futility is not None and (
+            isinstance(self.futility, bool)
+            or not isinstance(self.futility, (int, float))
+            or not 0.0 < self.futility < 0.5
+        ):
+            raise ConfigurationError(
+                f"futility must be None or a probability in (0, 0.5), not {self.futility!r}"
+            )
 
     def settled(self, result: Consensus, remaining: int) -> str | None:
         """Why the consensus is settled, or ``None`` to keep sampling."""
@@ -308,6 +371,34 @@ class SequentialStopping:
             return (
                 f"leader {a} vs {b} (of {d} other samples{note}): P(still ahead after the "
                 f"{remaining} samples left) = {p:.3f} >= {self.confidence}"
+            )
+        return None
+
+    def futile(self, result: Consensus, remaining: int) -> str | None:
+        """Why the budget can most probably not settle the question (``futility``), or
+        ``None``. Checked after :meth:`settled`; never true while ``futility`` is ``None``.
+
+        Settling means that some answer ends with a strict majority of the answers; when the
+        probability of that is below ``futility``, more samples of the same models would
+        mostly buy a plurality of a split vote. The current consensus is returned as it is.
+        """
+        if self.futility is None or remaining <= 0:
+            return None
+        if sum(1 for s in result.samples if s.ok) < self.min_samples:
+            return None
+        a, others = _groups(result, self.agree_at, self.abstains)
+        if a == 0:  # no answer yet, or the consensus candidate itself abstains
+            return None
+        b = others[0] if others else 0
+        third = others[1] if len(others) > 1 else 0
+        rest = sum(others) - b
+        p = majority_probability(a, b, rest, remaining, third)
+        if p < self.futility:
+            total = a + b + rest + remaining
+            return (
+                f"unsettled: leader {a} vs {b} (of {b + rest} other samples on {len(others)} "
+                f"answer(s)): P(some answer holds a majority of {total} after the {remaining} "
+                f"samples left) = {p:.3f} < {self.futility}"
             )
         return None
 
@@ -424,6 +515,24 @@ class Escalation:
 
         return asyncio.run(run_and_release())
 
+    def _futile(
+        self,
+        samples: Sequence[Sample],
+        models: Sequence[Model],
+        result: Consensus,
+        remaining: int,
+        prompt: str,
+    ) -> str | None:
+        """The ``futility`` check on the samples of this tier's models only: whether *they*
+        can settle the question with the tier's budget. Earlier tiers' models are other
+        models, whose split answers say nothing about what these will answer."""
+        if self.stopping is None or self.stopping.futility is None:
+            return None
+        names = {m.name for m in models}
+        own = [s for s in samples if s.model in names]
+        basis = result if len(own) == len(samples) else self._vote(own, prompt)
+        return None if basis is None else self.stopping.futile(basis, remaining)
+
     def _vote(self, samples: Sequence[Sample], prompt: str) -> Consensus | None:
         if not any(s.ok for s in samples):
             return None
@@ -466,7 +575,7 @@ class Escalation:
             for m in models:
                 budget[m.name] = max(budget.get(m.name, 0), tier.repeats)
             before = len(samples)
-            stopped_early = False
+            stopped_early = unsettled = False
             why = ""
             first = True
             while True:
@@ -490,6 +599,10 @@ class Escalation:
                     if reason is not None:
                         stopped_early, why = True, reason
                         break
+                    reason = self._futile(samples, models, result, remaining, prompt)
+                    if reason is not None:
+                        stopped_early, why, unsettled = True, reason, True
+                        break
             if result is None:
                 if t + 1 == len(self.tiers):
                     raise QuorumError(quorum=max(1, self.ensemble.quorum), samples=samples)
@@ -509,6 +622,8 @@ class Escalation:
             weak = self.threshold is not None and result.confidence < self.threshold
             alarmed = sorted(self.escalate_on.intersection(kinds))
             problems = []
+            if unsettled:
+                problems.append(why)
             if weak:
                 problems.append(f"confidence {result.confidence:.3f} < {self.threshold}")
             if alarmed:

@@ -23,6 +23,7 @@ from ensemble.adaptive import (
     answer_counts,
     dirichlet_probability,
     leader_probability,
+    majority_probability,
     predictive_probability,
 )
 from ensemble.errors import ConfigurationError, ProviderError, QuorumError
@@ -129,6 +130,124 @@ def test_dirichlet_probability_is_exact(
     expected = _urn_probability(a, b, rest, remaining, third)
     got = dirichlet_probability(a, b, rest, remaining, third)
     assert got == pytest.approx(float(expected), abs=1e-12)
+
+
+def _urn_majority(a: int, b: int, rest: int, remaining: int, third: int) -> Fraction:
+    """``majority_probability`` the long way (the same Polya urn as above): the sequences
+    after which the leader, the runner-up or the rest's largest answer plus all of the rest's
+    new samples holds a strict majority of every answer."""
+    prior = (Fraction(1), Fraction(1, 2), Fraction(1, 2))
+    total = Fraction(0)
+    n = a + b + rest + remaining
+    for seq in itertools.product(range(3), repeat=remaining):
+        counts = [a, b, rest]
+        prob = Fraction(1)
+        for k in seq:
+            prob *= (prior[k] + counts[k]) / (sum(prior) + sum(counts))
+            counts[k] += 1
+        if 2 * max(counts[0], counts[1], third + counts[2] - rest) > n:
+            total += prob
+    return total
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "rest", "remaining", "third"),
+    [
+        (3, 0, 0, 7, 0),
+        (2, 2, 2, 4, 2),
+        (2, 2, 2, 4, 1),
+        (3, 2, 1, 4, 1),
+        (3, 3, 0, 4, 0),
+        (2, 2, 3, 3, 2),  # no answer can reach 6 of 10
+        (4, 4, 0, 2, 0),
+        (1, 1, 1, 5, 1),
+        (0, 0, 0, 3, 0),
+    ],
+)
+def test_majority_probability_is_exact(
+    a: int, b: int, rest: int, remaining: int, third: int
+) -> None:
+    expected = _urn_majority(a, b, rest, remaining, third)
+    assert majority_probability(a, b, rest, remaining, third) == pytest.approx(
+        float(expected), abs=1e-12
+    )
+
+
+def test_majority_probability_bounds_and_worst_case() -> None:
+    assert majority_probability(2, 2, 3, 3, 2) == 0.0  # 2 + 3 < 6: impossible
+    assert majority_probability(6, 0, 0, 4) == pytest.approx(1.0)  # a majority of ten already
+    # lumping the rest on its largest answer never lowers the chance of a majority
+    for a, b, rest, r in [(2, 2, 2, 4), (3, 1, 2, 4), (2, 1, 3, 4)]:
+        for third in range(1, min(b, rest) + 1):
+            assert majority_probability(a, b, rest, r, third) <= majority_probability(a, b, rest, r)
+    with pytest.raises(ValueError):
+        majority_probability(1, 1, 1, 2, third=2)
+
+
+def test_futility_is_off_by_default_and_checked() -> None:
+    split = _vote(*"xxyyzzw")  # 2, 2, 2, 1 with 3 left: nobody can reach 6 of 10
+    assert SequentialStopping().futile(split, remaining=3) is None
+    rule = SequentialStopping(futility=0.05)
+    reason = rule.futile(split, remaining=3)
+    assert reason is not None and reason.startswith("unsettled") and "0.000 < 0.05" in reason
+    assert rule.settled(split, remaining=3) is None  # futility is not a settled answer
+    assert rule.futile(_vote(*"xxyyzz"), remaining=4) is None  # 0.100: still possible
+    assert rule.futile(_vote(*"xxxxxx"), remaining=4) is None
+    for bad in (0.0, 0.5, 1.2, True, "0.05"):
+        with pytest.raises(ConfigurationError):
+            SequentialStopping(futility=bad)  # type: ignore[arg-type]
+
+
+async def test_futility_stops_a_split_tier_and_escalates() -> None:
+    cheap = by_repeat(
+        "cheap", ["Sydney", "Melbourne", "Perth", "Sydney", "Melbourne"] + ["Perth", "Darwin"] * 3
+    )
+    big = by_repeat("big", ["Canberra"] * 10)
+    esc = Escalation(
+        ens(cheap, big),
+        tiers=[Tier(10, ["cheap"]), Tier(10, ["big"])],
+        stopping=SequentialStopping(futility=0.05),
+    )
+    result = await esc.arun("What is the capital of Australia?")
+    rep = result.sampling
+    assert rep is not None
+    first, second = rep.tiers
+    # after 7 samples (2, 2, 2, 1) no answer can hold 6 of the 10: the tier gives up early
+    assert first.samples_drawn == 7 and first.stopped_early
+    assert first.outcome == "escalated" and first.reason.startswith("unsettled")
+    assert len(cheap.requests) == 7
+    # the big model's own samples decide whether its tier is futile, not the cheap model's
+    assert second.models == ("big",) and second.outcome == "accepted"
+    assert "unsettled" not in second.reason
+    assert result.text == "Canberra"
+    # without futility the cheap tier spends its whole budget on the split
+    plain = Escalation(
+        ens(
+            by_repeat(
+                "cheap",
+                ["Sydney", "Melbourne", "Perth", "Sydney", "Melbourne"] + ["Perth", "Darwin"] * 3,
+            ),
+            big,
+        ),
+        tiers=[Tier(10, ["cheap"]), Tier(10, ["big"])],
+        threshold=0.99,
+    )
+    rep = (await plain.arun("?")).sampling
+    assert rep is not None and rep.tiers[0].samples_drawn == 10
+
+
+async def test_futility_on_the_last_tier_reports_it_exhausted() -> None:
+    answers = ["Sydney", "Melbourne", "Perth", "Sydney", "Melbourne", "Perth", "Darwin"] + [
+        "Sydney"
+    ] * 3
+    result = await Escalation(
+        ens(by_repeat("m", answers)), stopping=SequentialStopping(futility=0.05)
+    ).arun("?")
+    rep = result.sampling
+    assert rep is not None and rep.samples_drawn == 7
+    (tier,) = rep.tiers
+    assert tier.outcome == "exhausted" and "unsettled" in tier.reason
+    assert result.samples and len(result.samples) == 7  # the samples drawn are all kept
 
 
 def test_dirichlet_probability_hand_values() -> None:
