@@ -141,38 +141,8 @@ def dirichlet_probability(
     (exact sum over every ``(X, Y, Z)``). The rest's ``Z`` new samples are taken to land
     on its largest answer, the worst case for the leader; ties are losses.
     """
-    for name, value in (("a", a), ("b", b), ("rest", rest), ("remaining", remaining)):
-        if value < 0:
-            raise ValueError(f"{name} must be >= 0, not {value}")
-    e = rest if third is None else third
-    if not 0 <= e <= rest:
-        raise ValueError(f"third must lie in [0, rest], not {third}")
-    pa, pb, pc = (a + DIRICHLET_PRIOR[0], b + DIRICHLET_PRIOR[1], rest + DIRICHLET_PRIOR[2])
-    # log of r! * Gamma(pa + pb + pc) / (Gamma(pa) Gamma(pb) Gamma(pc) Gamma(pa + pb + pc + r))
-    base = (
-        math.lgamma(remaining + 1)
-        + math.lgamma(pa + pb + pc)
-        - math.lgamma(pa)
-        - math.lgamma(pb)
-        - math.lgamma(pc)
-        - math.lgamma(pa + pb + pc + remaining)
-    )
-    total = 0.0
-    for x in range(remaining + 1):
-        lead = a + x
-        gx = math.lgamma(pa + x) - math.lgamma(x + 1)
-        for y in range(remaining - x + 1):
-            z = remaining - x - y
-            if lead > b + y and lead > e + z:
-                total += math.exp(
-                    base
-                    + gx
-                    + math.lgamma(pb + y)
-                    - math.lgamma(y + 1)
-                    + math.lgamma(pc + z)
-                    - math.lgamma(z + 1)
-                )
-    return min(1.0, total)
+    e = _check_counts(a, b, rest, remaining, third)
+    return _posterior_mass(a, b, rest, remaining, lambda x, y, z: a + x > b + y and a + x > e + z)
 
 
 def majority_probability(
@@ -187,14 +157,30 @@ def majority_probability(
     land on its largest answer, which is the *most* favourable case for a majority, so the
     result never understates it (what ``futility`` in :class:`SequentialStopping` needs).
     """
+    e = _check_counts(a, b, rest, remaining, third)
+    n = a + b + rest + remaining
+    return _posterior_mass(a, b, rest, remaining, lambda x, y, z: 2 * max(a + x, b + y, e + z) > n)
+
+
+def _check_counts(a: int, b: int, rest: int, remaining: int, third: int | None) -> int:
+    """Validate the counts of the two functions above; the largest other answer's count."""
     for name, value in (("a", a), ("b", b), ("rest", rest), ("remaining", remaining)):
         if value < 0:
             raise ValueError(f"{name} must be >= 0, not {value}")
     e = rest if third is None else third
     if not 0 <= e <= rest:
         raise ValueError(f"third must lie in [0, rest], not {third}")
-    total_answers = a + b + rest + remaining
+    return e
+
+
+def _posterior_mass(
+    a: int, b: int, rest: int, remaining: int, event: Callable[[int, int, int], bool]
+) -> float:
+    """The Dirichlet-multinomial probability (posterior ``Dirichlet(a + 1, b + 1/2,
+    rest + 1/2)``, :data:`DIRICHLET_PRIOR`) that the ``remaining`` new samples split as
+    ``(x, y, z)`` over (leader, runner-up, rest) with ``event(x, y, z)`` true (exact sum)."""
     pa, pb, pc = (a + DIRICHLET_PRIOR[0], b + DIRICHLET_PRIOR[1], rest + DIRICHLET_PRIOR[2])
+    # log of r! * Gamma(pa + pb + pc) / (Gamma(pa) Gamma(pb) Gamma(pc) Gamma(pa + pb + pc + r))
     base = (
         math.lgamma(remaining + 1)
         + math.lgamma(pa + pb + pc)
@@ -208,7 +194,7 @@ def majority_probability(
         gx = math.lgamma(pa + x) - math.lgamma(x + 1)
         for y in range(remaining - x + 1):
             z = remaining - x - y
-            if 2 * max(a + x, b + y, e + z) > total_answers:
+            if event(x, y, z):
                 total += math.exp(
                     base
                     + gx

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
@@ -88,11 +88,11 @@ def test_predictive_probability_is_the_beta_binomial_tail() -> None:
         assert 0.0 <= predictive_probability(a, d, r) <= 1.0
 
 
-def _urn_probability(a: int, b: int, rest: int, remaining: int, third: int) -> Fraction:
-    """``dirichlet_probability`` the long way: every sequence of the remaining samples drawn
-    one by one from the Polya urn that the Dirichlet(1, 1/2, 1/2) posterior predicts (each
-    draw lands on a category with probability (prior + count so far) / (total so far)),
-    in exact fractions, summing the sequences after which the leader is strictly ahead."""
+def _urn(a: int, b: int, rest: int, remaining: int, event: Callable[[list[int]], bool]) -> Fraction:
+    """A posterior probability the long way: every sequence of the remaining samples drawn one
+    by one from the Polya urn that the Dirichlet(1, 1/2, 1/2) posterior predicts (each draw
+    lands on a category with probability (prior + count so far) / (total so far)), in exact
+    fractions, summing the sequences whose final counts satisfy ``event``."""
     prior = (Fraction(1), Fraction(1, 2), Fraction(1, 2))
     total = Fraction(0)
     for seq in itertools.product(range(3), repeat=remaining):
@@ -101,10 +101,15 @@ def _urn_probability(a: int, b: int, rest: int, remaining: int, third: int) -> F
         for k in seq:
             prob *= (prior[k] + counts[k]) / (sum(prior) + sum(counts))
             counts[k] += 1
-        new_rest = counts[2] - rest
-        if counts[0] > counts[1] and counts[0] > third + new_rest:
+        if event(counts):
             total += prob
     return total
+
+
+def _urn_probability(a: int, b: int, rest: int, remaining: int, third: int) -> Fraction:
+    """``dirichlet_probability``: the leader ends strictly ahead of the runner-up and of the
+    rest's largest answer plus all of the rest's new samples."""
+    return _urn(a, b, rest, remaining, lambda c: c[0] > c[1] and c[0] > third + c[2] - rest)
 
 
 @pytest.mark.parametrize(
@@ -133,21 +138,10 @@ def test_dirichlet_probability_is_exact(
 
 
 def _urn_majority(a: int, b: int, rest: int, remaining: int, third: int) -> Fraction:
-    """``majority_probability`` the long way (the same Polya urn as above): the sequences
-    after which the leader, the runner-up or the rest's largest answer plus all of the rest's
-    new samples holds a strict majority of every answer."""
-    prior = (Fraction(1), Fraction(1, 2), Fraction(1, 2))
-    total = Fraction(0)
+    """``majority_probability``: the leader, the runner-up or the rest's largest answer plus
+    all of the rest's new samples holds a strict majority of every answer."""
     n = a + b + rest + remaining
-    for seq in itertools.product(range(3), repeat=remaining):
-        counts = [a, b, rest]
-        prob = Fraction(1)
-        for k in seq:
-            prob *= (prior[k] + counts[k]) / (sum(prior) + sum(counts))
-            counts[k] += 1
-        if 2 * max(counts[0], counts[1], third + counts[2] - rest) > n:
-            total += prob
-    return total
+    return _urn(a, b, rest, remaining, lambda c: 2 * max(c[0], c[1], third + c[2] - rest) > n)
 
 
 @pytest.mark.parametrize(
