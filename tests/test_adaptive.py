@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import json
 import sys
 from collections.abc import Callable, Sequence
 from fractions import Fraction
@@ -717,3 +718,35 @@ def test_benchmark_parser_names_no_city_in_non_answers() -> None:
     # The first parser split one city into several keys; the new one does not.
     assert bench.legacy_city("The capital of Egypt is indeed Cairo.") == "indeed cairo"
     assert bench.city("The capital of Egypt is indeed Cairo.") == "cairo"
+
+
+def test_benchmark_pools_replays_over_saved_seed_sets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = _benchmark()
+    answers = [
+        {"France": "Paris.", "Germany": "Berlin."},
+        {"France": "Paris.", "Germany": "Munich."},
+    ]
+    files = []
+    for k, by_country in enumerate(answers):
+        saved = {
+            country: [
+                Sample(text=text, model="local", repeat=r).model_dump(mode="json")
+                for r in range(10)
+            ]
+            for country, text in by_country.items()
+        }
+        path = tmp_path / f"s{k}.json"
+        path.write_text(json.dumps(saved), encoding="utf-8")
+        files.append(str(path))
+    bench.main(["--questions", "2", "--quiet", "--load", *files])
+    out = capsys.readouterr().out
+    # Unanimity stops after 3 of 10 samples; the second set's Germany is wrong both ways.
+    row = out[out.index("\ndirichlet ") :].splitlines()
+    assert row[1].split() == ["dirichlet", "30.0/+0", "30.0/+0"]
+    assert "pooled: 30.0% of the samples (max 30.0%, <= 60% on 2 of 2)" in row[2]
+    assert "accuracy 75.0% vs fixed 75.0% (+0.0 points; worst set +0)" in row[2]
+    assert "same answer on 4 of 4" in row[2]
+    with pytest.raises(SystemExit):
+        bench.main(["--quiet", "--save", str(tmp_path / "x.json"), "--load", *files])
