@@ -406,6 +406,25 @@ async def test_dirichlet_stopping_on_scripted_samples(answers: list[str], drawn:
     assert result.text == "C"
 
 
+@pytest.mark.parametrize(
+    ("answers", "drawn"),
+    [
+        (["C"] * 10, 3),  # unanimity: min_samples
+        (["C", "S"] + ["C"] * 8, 4),  # 3 vs 1 (5 at 0.95)
+        (["C", "S", "M"] + ["C"] * 7, 5),  # 3 vs 1 and 1 other (6 at 0.95)
+        (["C", "S", "S"] + ["C"] * 7, 6),  # 4 vs 2 (7 at 0.95)
+    ],
+)
+async def test_confidence_085_stops_at_the_documented_points(
+    answers: list[str], drawn: int
+) -> None:
+    model = by_repeat("m", answers)
+    stopping = SequentialStopping(confidence=0.85)
+    result = await Escalation(ens(model), stopping=stopping).arun("?")
+    assert result.sampling is not None and result.sampling.samples_drawn == drawn
+    assert len(model.requests) == drawn and result.text == "C"
+
+
 async def test_split_answers_use_the_whole_budget_and_agree_with_fixed_n() -> None:
     answers = ["Sydney", "Canberra", "Canberra", "Sydney", "Canberra", "Sydney"] * 2
     adaptive = await Escalation(ens(by_repeat("m", answers))).arun("Capital?")
