@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import sys
 import time
 from typing import Any
 
@@ -612,8 +613,48 @@ async def test_tls_certificates_are_verified(
         assert "certificate" in str(info.value).lower()
         assert CANARY not in str(info.value)
         assert tls_server.requests == []  # nothing was sent to an unverified server
-        if kind.endswith("/aiohttp"):  # the lean path trusts what httpx trusts
+        if kind.endswith("/aiohttp"):  # the lean path honours SSL_CERT_FILE, as the SDK does
             monkeypatch.setenv("SSL_CERT_FILE", self_signed[0])
             out = await call(make(kind, tls_server), Request(prompt="x"))
             assert out.text == "over TLS"
             assert tls_server.count() == 1
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="simulates OpenSSL's store (Linux)")
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+async def test_both_paths_trust_the_ca_store_the_sdk_trusts(
+    self_signed: tuple[str, str], provider: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CA installed in the system's store (a company's proxy CA, say) is trusted by the
+    lean path exactly when the SDK's own client trusts it: both take their trust from the
+    SDK's HTTP library (httpx2: the system store; httpx: certifi)."""
+    pytest.importorskip("aiohttp")
+    import ssl
+
+    from ensemble.models import _http
+
+    real = ssl.get_default_verify_paths()
+    store = real._replace(openssl_cafile=self_signed[0], openssl_capath="/nonexistent")
+    monkeypatch.setattr(ssl, "get_default_verify_paths", lambda: store)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    _http._tls_context.cache_clear()
+    outcomes = []
+    try:
+        with LoopbackServer(tls=self_signed) as tls_server:
+            tls_server.default = Reply(text="over TLS")
+            for kind in (provider, f"{provider}/aiohttp"):
+                model = make(kind, tls_server)
+                try:
+                    outcomes.append((await call(model, Request(prompt="x"))).text)
+                except errors.ProviderConnectionError as exc:
+                    assert "certificate" in str(exc).lower()
+                    outcomes.append("refused")
+            library = _http.sdk_target(model._make_client(), "x").tls  # type: ignore[attr-defined]
+    finally:
+        _http._tls_context.cache_clear()
+    assert outcomes[0] == outcomes[1]
+    if library == "httpx2":  # current SDKs: the system store, so this CA is trusted
+        assert outcomes == ["over TLS", "over TLS"]
+    else:  # older SDKs: certifi's bundle, which does not hold it
+        assert outcomes == ["refused", "refused"]

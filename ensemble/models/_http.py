@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import importlib.util
 import json
 import os
 import ssl
+import sys
 from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -147,14 +149,16 @@ def _error_message(body: str | None) -> str | None:
 
 
 class Target(NamedTuple):
-    """Where the lean path posts: the URL, the headers, and the proxy (or ``None``)."""
+    """Where the lean path posts: the URL, the headers, the proxy (or ``None``), and the HTTP
+    library whose TLS trust it uses (the SDK's own: :func:`http_library`)."""
 
     url: str
     headers: dict[str, str]
     proxy: str | None
+    tls: str = "httpx"
 
     def __repr__(self) -> str:  # the headers hold the key
-        return f"Target(url={self.url!r}, proxy={self.proxy!r})"
+        return f"Target(url={self.url!r}, proxy={self.proxy!r}, tls={self.tls!r})"
 
 
 def sdk_target(client: Any, path: str) -> Target:
@@ -166,7 +170,25 @@ def sdk_target(client: Any, path: str) -> Target:
     merged = {**client.auth_headers, **client.default_headers}
     headers = {k: v for k, v in merged.items() if isinstance(v, str)}
     url = str(client.base_url).rstrip("/") + "/" + path.lstrip("/")
-    return Target(url, headers, env_proxy(url))
+    return Target(url, headers, env_proxy(url), http_library(client))
+
+
+def http_library(client: Any) -> str:
+    """The HTTP library, ``"httpx2"`` or ``"httpx"``, that the SDK of ``client`` builds its
+    own connections with (read from the SDK's public ``DefaultAsyncHttpxClient``).
+
+    The lean path takes its TLS trust from the same library, so both paths trust the same
+    certificates: current SDKs use httpx2, which trusts the system's store (truststore on
+    Windows and macOS, OpenSSL's store on Linux), older ones httpx, which trusts certifi's
+    bundle. A CA that a company installs in the system store then works on both paths.
+    """
+    sdk = sys.modules.get(type(client).__module__.split(".")[0])
+    default = getattr(sdk, "DefaultAsyncHttpxClient", None)
+    for base in getattr(default, "__mro__", ()):
+        root = str(getattr(base, "__module__", "")).split(".")[0]
+        if root in ("httpx", "httpx2"):
+            return root
+    return "httpx"
 
 
 def env_proxy(url: str) -> str | None:
@@ -186,30 +208,35 @@ def env_proxy(url: str) -> str | None:
     return proxies.get(parts.scheme) or proxies.get("all")
 
 
-@functools.lru_cache(maxsize=4)
-def _tls_context(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
-    # httpx's default: certificates verified against certifi's bundle, or SSL_CERT_FILE /
+@functools.lru_cache(maxsize=8)
+def _tls_context(library: str, cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+    # The library's default context: verification on, its CA store, or SSL_CERT_FILE /
     # SSL_CERT_DIR when set (the arguments key the cache; building one takes ~30 ms).
-    return httpx.create_ssl_context()
+    module = httpx if library == "httpx" else importlib.import_module(library)
+    context: ssl.SSLContext = module.create_ssl_context()
+    return context
 
 
-def tls_context() -> ssl.SSLContext:
-    """The TLS settings of the lean path: httpx's (verification on, certifi's CA bundle, or
-    the ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` named in the environment)."""
-    return _tls_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+def tls_context(library: str = "httpx") -> ssl.SSLContext:
+    """The TLS settings of the lean path: the default of ``library`` (``"httpx2"``: the
+    system's CA store; ``"httpx"``: certifi's bundle), or the ``SSL_CERT_FILE`` /
+    ``SSL_CERT_DIR`` named in the environment; verification is always on."""
+    if library not in ("httpx", "httpx2"):
+        raise ValueError(f"library must be 'httpx' or 'httpx2', not {library!r}")
+    return _tls_context(library, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
 
 
-def aiohttp_session(timeout: float | None) -> Any:
+def aiohttp_session(timeout: float | None, tls: str = "httpx") -> Any:
     """An aiohttp session for the lean path: the SDKs' default timeouts and connection limit,
-    httpx's TLS settings (:func:`tls_context`); proxies come from :func:`env_proxy`, and
-    redirects are refused in :func:`post_json`."""
+    the TLS settings of the SDK's HTTP library ``tls`` (:func:`tls_context`); proxies come
+    from :func:`env_proxy`, and redirects are refused in :func:`post_json`."""
     import aiohttp
 
     return aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=timeout)
         if timeout is not None
         else aiohttp.ClientTimeout(total=600.0, connect=5.0),
-        connector=aiohttp.TCPConnector(limit=1000, ssl=tls_context()),
+        connector=aiohttp.TCPConnector(limit=1000, ssl=tls_context(tls)),
     )
 
 

@@ -159,12 +159,13 @@ class SDKModel(Model):
         """``transport="aiohttp"``: the SDK's URL and headers, our own POST."""
         if self._target is None:
             self._target = sdk_target(self._make_client(), self.api_path)
+        target = self._target
         body = {k: v for k, v in params.items() if k != "extra_body"}
         body.update(params.get("extra_body", {}))
-        session = await self._clients.get(lambda: aiohttp_session(self.timeout))
+        session = await self._clients.get(lambda: aiohttp_session(self.timeout, target.tls))
         started = time.perf_counter()
         content, headers = await post_json(
-            session, self._target, body, model_name=self.name, secret=self._api_key
+            session, target, body, model_name=self.name, secret=self._api_key
         )
         return content, headers, time.perf_counter() - started
 
