@@ -541,18 +541,17 @@ def pooled(runs: Sequence[tuple[str, list[Row]]], n: int) -> None:
     for label in RULES:
         shares: list[float] = []
         deltas: list[float] = []
-        same = total = 0
+        drawn = acc = acc_fixed = same = total = 0
         for _, rows in runs:
             q = len(rows)
-            shares.append(100 * sum(r.replays[label][2] for r in rows) / (n * q))
-            deltas.append(
-                100 * (sum(r.replays[label][1] for r in rows) - sum(r.fixed_ok for r in rows)) / q
-            )
+            set_drawn = sum(r.replays[label][2] for r in rows)
+            set_acc = sum(r.replays[label][1] for r in rows)
+            set_fixed = sum(r.fixed_ok for r in rows)
+            shares.append(100 * set_drawn / (n * q))
+            deltas.append(100 * (set_acc - set_fixed) / q)
+            drawn, acc, acc_fixed = drawn + set_drawn, acc + set_acc, acc_fixed + set_fixed
             same += sum(r.replays[label][0] == r.fixed for r in rows)
             total += q
-        drawn = sum(r.replays[label][2] for _, rows in runs for r in rows)
-        acc = sum(r.replays[label][1] for _, rows in runs for r in rows)
-        acc_fixed = sum(r.fixed_ok for _, rows in runs for r in rows)
         sets = " ".join(f"{s:.1f}/{d:+.0f}" for s, d in zip(shares, deltas, strict=True))
         print(
             f"{label:<20} {sets}\n{'':<20} pooled: {100 * drawn / (n * total):.1f}% of the "

@@ -155,7 +155,7 @@ class Target(NamedTuple):
     url: str
     headers: dict[str, str]
     proxy: str | None
-    tls: str = "httpx"
+    tls: str
 
     def __repr__(self) -> str:  # the headers hold the key
         return f"Target(url={self.url!r}, proxy={self.proxy!r}, tls={self.tls!r})"
@@ -217,16 +217,14 @@ def _tls_context(library: str, cert_file: str | None, cert_dir: str | None) -> s
     return context
 
 
-def tls_context(library: str = "httpx") -> ssl.SSLContext:
-    """The TLS settings of the lean path: the default of ``library`` (``"httpx2"``: the
-    system's CA store; ``"httpx"``: certifi's bundle), or the ``SSL_CERT_FILE`` /
-    ``SSL_CERT_DIR`` named in the environment; verification is always on."""
-    if library not in ("httpx", "httpx2"):
-        raise ValueError(f"library must be 'httpx' or 'httpx2', not {library!r}")
+def tls_context(library: str) -> ssl.SSLContext:
+    """The TLS settings of the lean path: the default of ``library`` (:func:`http_library`;
+    ``"httpx2"``: the system's CA store, ``"httpx"``: certifi's bundle), or the
+    ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` named in the environment; verification always on."""
     return _tls_context(library, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
 
 
-def aiohttp_session(timeout: float | None, tls: str = "httpx") -> Any:
+def aiohttp_session(timeout: float | None, tls: str) -> Any:
     """An aiohttp session for the lean path: the SDKs' default timeouts and connection limit,
     the TLS settings of the SDK's HTTP library ``tls`` (:func:`tls_context`); proxies come
     from :func:`env_proxy`, and redirects are refused in :func:`post_json`."""
