@@ -25,6 +25,7 @@ from typing import Any
 
 from ensemble._retry import CallOutcome, CallState, RetryPolicy, call_with_retries
 from ensemble.calibration import Calibrator, load_calibration
+from ensemble.catalog import family_of
 from ensemble.engine import consensus
 from ensemble.errors import (
     ConfigurationError,
@@ -352,6 +353,8 @@ class Ensemble:
                         usage=completion.usage,
                         finish_reason=completion.finish_reason,
                         request_id=completion.request_id,
+                        prompt_sent=completion.prompt_sent,
+                        family=family_of(model),
                     )
                 )
             else:
@@ -363,6 +366,7 @@ class Ensemble:
                         temperature=temperature,
                         latency=latency,
                         error=_sample_error(error, model, outcome.attempts),
+                        family=family_of(model),
                     )
                 )
         ok = sum(1 for s in samples if s.ok)

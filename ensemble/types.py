@@ -73,6 +73,11 @@ class Sample(_Frozen):
     finish_reason: str | None = None
     request_id: str | None = None
     error: SampleError | None = None
+    prompt_sent: str | None = None
+    """The raw prompt sent when the adapter rendered the request into one (completion mode)."""
+    family: str | None = None
+    """The model family (from its :class:`~ensemble.ModelCard`): samples of one family share
+    one vote under ``weighting="model"``."""
 
     @model_validator(mode="after")
     def _text_or_error(self) -> Sample:
