@@ -11,6 +11,7 @@ from ensemble._retry import RetryPolicy
 from ensemble._version import __version__
 from ensemble.adaptive import Escalation, SequentialStopping, Tier
 from ensemble.calibration import Calibrator, expected_calibration_error
+from ensemble.catalog import Catalog, ModelCard
 from ensemble.diagnostics import BaselineStore, UniformityAlarm
 from ensemble.engine import consensus, score
 from ensemble.metrics.base import (
@@ -31,6 +32,7 @@ from ensemble.types import (
     AlertEvidence,
     CalibrationInfo,
     Consensus,
+    FamilyAgreement,
     MetricInfo,
     ModelAgreement,
     Sample,
@@ -49,10 +51,12 @@ __all__ = [
     "BaselineStore",
     "CalibrationInfo",
     "Calibrator",
+    "Catalog",
     "Completion",
     "Consensus",
     "Ensemble",
     "Escalation",
+    "FamilyAgreement",
     "FunctionModel",
     "LocalModel",
     "Metric",
@@ -60,6 +64,7 @@ __all__ = [
     "MetricScores",
     "Model",
     "ModelAgreement",
+    "ModelCard",
     "OpenAIModel",
     "Request",
     "RetryPolicy",

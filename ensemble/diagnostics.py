@@ -11,14 +11,19 @@ Three ideas (``docs/diagnostics.md`` has the long version):
    model is weaker evidence than agreement *between* models. :func:`agreement_breakdown` splits
    the agreement matrix into intra-model and inter-model means, per model and per model pair;
    :func:`model_support` splits each span's support the same way.
-2. **Independent weighting.** With ``weighting="model"`` (the default) every model's samples
-   share one vote in the confidence: a sample of a model with ``k`` samples among the evidence
-   weighs ``1 / k``. When all evidence comes from one model (or from samples without a model
-   name) every weight is equal and this *is* the plain rule, bit for bit.
+2. **Independent weighting.** With ``weighting="model"`` (the default) every model
+   *family*'s samples share one vote in the confidence: a sample of a family with ``k`` samples
+   among the evidence weighs ``1 / k``. The family comes from the sample (``Sample.family``,
+   set by the runner from the model's :class:`~ensemble.ModelCard`), else from the default
+   catalog's card for its model name, else the model name itself, so two names served by the
+   same weights are one witness. When all evidence comes from one family (or from samples
+   without a model name) every weight is equal and this *is* the plain rule, bit for bit.
 3. **Uniformity alarm.** Different models that agree beyond what is plausible (long verbatim
    runs, identical rare strings such as URLs, code or long numbers, inter-model agreement above
    intra-model agreement, agreement far above a pair's history) raise an ``Alert`` of kind
-   ``"uniformity"``. The alarm never changes a confidence or the consensus text.
+   ``"uniformity"``. Models are compared by family: lock-step agreement between two names of
+   one family is expected, across families it is the signal. The alarm never changes a
+   confidence or the consensus text.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from ensemble.types import (
     Alert,
     AlertEvidence,
     Consensus,
+    FamilyAgreement,
     ModelAgreement,
     Sample,
 )
@@ -52,6 +58,7 @@ __all__ = [
     "BaselineStore",
     "UniformityAlarm",
     "agreement_breakdown",
+    "family_key",
     "independence_weights",
     "model_support",
     "rare_strings",
@@ -65,6 +72,26 @@ PairAgreement = Sequence[Sequence[float | None]]
 
 def _model(sample: Sample) -> str:
     return sample.model if sample.model is not None else UNNAMED
+
+
+def family_key(sample: Sample) -> str:
+    """The source a sample speaks for: its ``family``, else the family of its model's card in
+    the default catalog (:func:`ensemble.catalog.default_catalog`), else its model name
+    (``"?"`` without one)."""
+    if sample.family:
+        return sample.family
+    if sample.model is None:
+        return UNNAMED
+    from ensemble.catalog import default_catalog
+
+    return default_catalog().family(sample.model)
+
+
+def _by_family(samples: Sequence[Sample]) -> list[Sample]:
+    """The samples with each model name replaced by its family (for the alarm)."""
+    return [
+        s if s.model is None else s.model_copy(update={"model": family_key(s)}) for s in samples
+    ]
 
 
 # --- 1. agreement breakdown ------------------------------------------------------------------
@@ -118,7 +145,35 @@ def agreement_breakdown(
         inter=tuple(inter),
         intra_mean=_mean([x.mean for x in intra]),
         inter_mean=_mean([x.mean for x in inter]),
+        families=_family_agreement(samples, agreement),
     )
+
+
+def _family_agreement(
+    samples: Sequence[Sample], agreement: PairAgreement
+) -> tuple[FamilyAgreement, ...]:
+    """Per family: mean agreement within it and with the other families (two or more)."""
+    fam: dict[int, str] = {i: family_key(s) for i, s in enumerate(samples) if s.ok}
+    if len(set(fam.values())) < 2:
+        return ()
+    out = []
+    for f in sorted(set(fam.values())):
+        own = [i for i, g in fam.items() if g == f]
+        rest = [i for i, g in fam.items() if g != f]
+        intra = [v for i, j in combinations(own, 2) if (v := _sym(agreement, i, j)) is not None]
+        inter = [v for i in own for j in rest if (v := _sym(agreement, i, j)) is not None]
+        out.append(
+            FamilyAgreement(
+                family=f,
+                models=tuple(sorted({_model(samples[i]) for i in own})),
+                samples=len(own),
+                intra=_clip(sum(intra) / len(intra)) if intra else None,
+                inter=_clip(sum(inter) / len(inter)) if inter else None,
+                intra_pairs=len(intra),
+                inter_pairs=len(inter),
+            )
+        )
+    return tuple(out)
 
 
 def _clip(x: float) -> float:
@@ -149,17 +204,20 @@ def model_support(
 
 
 def independence_weights(samples: Sequence[Sample]) -> FloatArray | None:
-    """Weights giving each model's samples one vote in total: ``1 / (samples of that model)``.
+    """Weights giving each model family's samples one vote in total: ``1 / (samples of that
+    family)`` (the family as :func:`family_key` finds it; a model without a card is a family
+    of its own, so for cardless models this is one vote per model).
 
-    ``None`` when every weight would be equal (one model, or one sample per model), so the
+    ``None`` when every weight would be equal (one family, or one sample per family), so the
     caller uses the plain unweighted rule exactly.
     """
+    keys = [family_key(s) for s in samples]
     counts: dict[str, int] = {}
-    for s in samples:
-        counts[_model(s)] = counts.get(_model(s), 0) + 1
+    for k in keys:
+        counts[k] = counts.get(k, 0) + 1
     if len(set(counts.values())) <= 1:
         return None
-    return np.array([1.0 / counts[_model(s)] for s in samples], dtype=np.float64)
+    return np.array([1.0 / counts[k] for k in keys], dtype=np.float64)
 
 
 # --- 3. the uniformity alarm -----------------------------------------------------------------
@@ -327,11 +385,36 @@ class UniformityAlarm:
         breakdown: AgreementBreakdown | None = None,
         prompt: str | None = None,
     ) -> tuple[Alert, ...]:
-        """The uniformity alerts for these samples (empty when nothing is suspicious)."""
+        """The uniformity alerts for these samples (empty when nothing is suspicious).
+
+        Models are grouped by family (:func:`family_key`): the rules compare families, and
+        an alert's ``models`` are the model names of the families involved.
+        """
+        by_family = _by_family(samples)
+        if any(a.model != b.model for a, b in zip(samples, by_family, strict=True)):
+            names: dict[str, set[str]] = {}
+            for a, b in zip(samples, by_family, strict=True):
+                if a.model is not None and b.model is not None:
+                    names.setdefault(b.model, set()).add(a.model)
+            fam_breakdown = agreement_breakdown(by_family, agreement) if agreement else None
+            alerts = _check(self, by_family, agreement, fam_breakdown, prompt)
+            return tuple(_name_models(a, names) for a in alerts)
         return _check(self, samples, agreement, breakdown, prompt)
 
 
 DEFAULT_ALARM = UniformityAlarm()
+
+
+def _name_models(alert: Alert, names: Mapping[str, set[str]]) -> Alert:
+    """An alert found on families, with the families' model names in ``models``."""
+    fams = alert.models
+    models = tuple(sorted({m for f in fams for m in names.get(f, {f})}))
+    if models == fams:
+        return alert
+    message = alert.message.replace(
+        f"models {', '.join(fams)} ", f"model families {', '.join(fams)} ({', '.join(models)}) ", 1
+    )
+    return alert.model_copy(update={"models": models, "message": message})
 
 
 @dataclass

@@ -35,6 +35,7 @@ from ensemble.diagnostics import (
 )
 from ensemble.errors import InvalidInputError
 from ensemble.metrics.base import FloatArray, Metric, get_metric
+from ensemble.metrics.prompt import bind_prompt, discount_prompt
 from ensemble.types import Alert, Consensus, Sample, Span
 
 Weighting = Literal["sample", "model"]
@@ -290,7 +291,9 @@ def consensus(
     ``weighting="model"`` (the default) gives each model's samples one vote in total among
     the evidence (weight ``1 / samples of that model``); with one model, or samples without
     model names, that is exactly ``"sample"`` (every sample alike). Explicit ``weights`` take
-    precedence. ``prompt`` (when known) is left out of the uniformity alarm's evidence;
+    precedence. ``prompt`` (when known) is left out of the uniformity alarm's evidence,
+    and words copied from it are not evidence of agreement when choosing the candidate
+    (``ensemble.metrics.prompt``; a metric with ``with_prompt`` handles it itself);
     ``alarm`` sets that alarm's thresholds (``None`` turns it off). See
     ``docs/diagnostics.md``.
     ``calibration`` (a :class:`~ensemble.calibration.Calibrator`, a packaged name such as
@@ -306,7 +309,8 @@ def consensus(
     if not voters:
         raise InvalidInputError("every sample failed; there is nothing to build a consensus from")
     texts = [all_samples[i].text or "" for i in voters]
-    matrix = metric_obj.agreement(texts)
+    metric_obj, mask = bind_prompt(metric_obj, prompt)
+    matrix = metric_obj.agreement(discount_prompt(texts, prompt) if mask else texts)
     local = choose_candidate(texts, matrix)
     cand = voters[local]
     text = texts[local]
@@ -373,6 +377,7 @@ def score(
     _check_threshold(threshold)
     cal = _calibrator(calibration, metric_obj)
     w_all = _check_weights(weights, len(all_samples))
+    metric_obj, _ = bind_prompt(metric_obj, prompt)
     if text is not None:
         if not isinstance(text, str):
             raise InvalidInputError(f"text must be a string, not {type(text).__name__}")
