@@ -3,7 +3,8 @@
 For every question of ``benchmarks/data/families_questions.json``: 10 samples of SmolLM2-135M
 (``"local:smollm2-135m"``, chat) and 10 of Gemma-3-270M (``"local:gemma3-270m"``, base model
 through completions with the few-shot template of its card), temperature 0.8, seeds
-``1000 * id + repeat`` (distinct per question and repeat), at most 48 tokens, four slots per server (one thread). Each question's
+``1000 * id + repeat`` (distinct per question and repeat), at most 48 tokens, four slots per
+server (one thread). Each question's
 samples are appended as one JSON line to ``benchmarks/data/families_samples.jsonl``, so an
 interrupted run resumes where it stopped.
 

@@ -33,6 +33,7 @@ import math
 import os
 import re
 import tempfile
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -59,6 +60,7 @@ __all__ = [
     "UniformityAlarm",
     "agreement_breakdown",
     "family_key",
+    "family_mean_agreement",
     "independence_weights",
     "model_support",
     "rare_strings",
@@ -220,6 +222,39 @@ def independence_weights(samples: Sequence[Sample]) -> FloatArray | None:
     return np.array([1.0 / counts[k] for k in keys], dtype=np.float64)
 
 
+#: How much a candidate's own family counts in its mean agreement, relative to each other
+#: family (one vote each), when the consensus chooses its candidate from several families.
+INTRA_FAMILY_WEIGHT = 1.0
+
+
+def family_mean_agreement(
+    sym: FloatArray, families: Sequence[str], intra_weight: float = INTRA_FAMILY_WEIGHT
+) -> FloatArray:
+    """Each sample's mean agreement with the others, one vote per family.
+
+    For sample ``i``: the mean of its symmetrised agreement with each family's samples
+    (``i`` itself left out), averaged over the families with equal weight, its own family
+    weighing ``intra_weight`` (a family with no other sample does not vote). Repeats of one
+    family share its mistakes, so its agreement with its own family is weaker evidence.
+    """
+    n = len(families)
+    names = sorted(set(families))
+    member = np.array([[f == g for f in families] for g in names], dtype=np.float64)
+    total = np.zeros(n, dtype=np.float64)
+    weight = np.zeros(n, dtype=np.float64)
+    off = sym.copy()
+    np.fill_diagonal(off, 0.0)
+    for k, g in enumerate(names):
+        cnt = member[k].sum() - np.array([f == g for f in families], dtype=np.float64)
+        sums = off @ member[k]
+        w = np.where(np.array([f == g for f in families]), intra_weight, 1.0)
+        has = cnt > 0
+        total[has] += w[has] * sums[has] / cnt[has]
+        weight[has] += w[has]
+    out: FloatArray = np.divide(total, weight, out=np.zeros(n), where=weight > 0)
+    return out
+
+
 # --- 3. the uniformity alarm -----------------------------------------------------------------
 
 _URL = r"(?:https?://|www\.)[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}]"
@@ -363,6 +398,13 @@ class UniformityAlarm:
       needs about five samples per model.
     - ``baseline`` with ``z`` and ``min_history``: agreement ``z`` standard deviations above
       the pair's history (and at least ``margin`` above its mean) scores 0.5 and up.
+    - ``twin_share`` and ``twins``: two families (3+ samples each) whose replies are the
+      *same replies* (whole texts after :func:`~ensemble.metrics.vote.normalize_answer`):
+      at least ``twin_share`` of the smaller family's samples have an identical twin in the
+      other (a one-to-one matching), spread over at least ``twins`` different replies, score
+      0.5 and up. Independent families agree on answers, not on the wording of several
+      different sentences; one that copies another's replies (the same weights behind two
+      names, a cache, a relay) does. Unanimous identical replies are not enough (``twins``).
 
     An alert is raised for each group of models whose best score reaches ``fire_at``.
     """
@@ -376,6 +418,8 @@ class UniformityAlarm:
     fire_at: float = 0.5
     prompt_ngram: int = 4
     max_evidence: int = 12
+    twin_share: float = 0.8
+    twins: int = 3
 
     def check(
         self,
@@ -643,6 +687,32 @@ def _check(
                             f"history ({mean:.2f} over {hist_n} runs)",
                             None,
                         )
+
+    # (d) the same replies, one for one, across families.
+    if cfg.twins > 0:
+        from ensemble.metrics.vote import normalize_answer
+
+        replies: dict[str, list[str]] = {}
+        for i in voters:
+            key = normalize_answer(samples[i].text or "")
+            if key:
+                replies.setdefault(_model(samples[i]), []).append(key)
+        for a, b in combinations(sorted(replies), 2):
+            ra, rb = replies[a], replies[b]
+            if min(len(ra), len(rb)) < 3:
+                continue
+            shared = Counter(ra) & Counter(rb)
+            share = sum(shared.values()) / min(len(ra), len(rb))
+            if share >= cfg.twin_share and len(shared) >= cfg.twins:
+                top = 1.0 - cfg.twin_share
+                score = 0.5 + (0.5 * (share - cfg.twin_share) / top if top > 0 else 0.5)
+                add(
+                    frozenset((a, b)),
+                    _clip(score),
+                    f"{sum(shared.values())} identical replies ({len(shared)} different ones), "
+                    f"{share:.0%} of the samples",
+                    None,
+                )
 
     alerts: list[Alert] = []
     for group, f in sorted(findings.items(), key=lambda kv: (-kv[1].score, sorted(kv[0]))):

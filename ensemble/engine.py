@@ -25,11 +25,14 @@ from typing import Literal
 
 import numpy as np
 
+from ensemble import diagnostics
 from ensemble.calibration import Calibrator, load_calibration
 from ensemble.diagnostics import (
     DEFAULT_ALARM,
     UniformityAlarm,
     agreement_breakdown,
+    family_key,
+    family_mean_agreement,
     independence_weights,
     model_support,
 )
@@ -259,13 +262,28 @@ def _scored(
     return _diagnose(result, rule, prompt, alarm)
 
 
-def choose_candidate(texts: Sequence[str], agreement: FloatArray) -> int:
-    """Index of the minimum-Bayes-risk candidate among ``texts`` (see the module docstring)."""
+def choose_candidate(
+    texts: Sequence[str],
+    agreement: FloatArray,
+    families: Sequence[str] | None = None,
+    intra_weight: float | None = None,
+) -> int:
+    """Index of the minimum-Bayes-risk candidate among ``texts`` (see the module docstring).
+
+    With ``families`` (one per text) from two or more families, each family has one vote
+    in a candidate's mean agreement, its own family weighing ``intra_weight`` (default
+    :data:`ensemble.diagnostics.INTRA_FAMILY_WEIGHT`; see
+    :func:`ensemble.diagnostics.family_mean_agreement`).
+    """
     n = len(texts)
     if n == 1:
         return 0
     sym = (agreement + agreement.T) / 2.0
-    mean = (sym.sum(axis=1) - np.diag(sym)) / (n - 1)
+    if families is not None and len(set(families)) > 1:
+        weight = diagnostics.INTRA_FAMILY_WEIGHT if intra_weight is None else intra_weight
+        mean = family_mean_agreement(sym, families, weight)
+    else:
+        mean = (sym.sum(axis=1) - np.diag(sym)) / (n - 1)
     # Round so that summation order (i.e. sample order) cannot break a tie differently.
     keyed = [(-round(float(mean[i]), 9), texts[i], i) for i in range(n)]
     return min(keyed)[2]
@@ -311,7 +329,12 @@ def consensus(
     texts = [all_samples[i].text or "" for i in voters]
     metric_obj, mask = bind_prompt(metric_obj, prompt)
     matrix = metric_obj.agreement(discount_prompt(texts, prompt) if mask else texts)
-    local = choose_candidate(texts, matrix)
+    fams = (
+        [family_key(all_samples[i]) for i in voters]
+        if weighting == "model" and w_all is None
+        else None
+    )
+    local = choose_candidate(texts, matrix, fams)
     cand = voters[local]
     text = texts[local]
     return _scored(
