@@ -12,6 +12,7 @@ from ensemble._version import __version__
 from ensemble.adaptive import Escalation, SequentialStopping, Tier
 from ensemble.calibration import Calibrator, expected_calibration_error
 from ensemble.catalog import Catalog, ModelCard
+from ensemble.controller import Controller, ControllerResult
 from ensemble.diagnostics import BaselineStore, UniformityAlarm
 from ensemble.engine import consensus, score
 from ensemble.metrics.base import (
@@ -54,6 +55,8 @@ __all__ = [
     "Catalog",
     "Completion",
     "Consensus",
+    "Controller",
+    "ControllerResult",
     "Ensemble",
     "Escalation",
     "FamilyAgreement",
