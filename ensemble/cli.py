@@ -18,7 +18,7 @@ from typing import TextIO
 
 from ensemble import __version__
 from ensemble.engine import consensus
-from ensemble.errors import EnsembleError
+from ensemble.errors import ConfigurationError, EnsembleError
 from ensemble.metrics.base import available_metrics
 from ensemble.types import Consensus
 
@@ -87,8 +87,48 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ask_auto(args: argparse.Namespace) -> int:
+    """``ask --auto``: the controller plans, runs and answers (``docs/controller.md``)."""
+    from ensemble.controller import Controller
+
+    if args.models:
+        raise ConfigurationError("--auto chooses the models itself: give no -m/--model")
+    ctl = Controller(
+        catalog=args.catalog,
+        planner=args.planner,
+        metric=args.metric,
+        timeout=args.timeout,
+        deadline=args.deadline,
+    )
+    result = ctl.run(args.prompt, risk=args.risk)
+    if args.json:
+        print(result.model_dump_json(indent=2))
+        return 0
+    plan = result.plan
+    print(f"plan ({plan.source}, risk {plan.risk}):")
+    for t in plan.tasks:
+        after = f" after {', '.join(t.depends_on)}" if t.depends_on else ""
+        print(f"  {t.id}{after}: {t.request}")
+        for m in t.models:
+            print(f"    - {m.name} x{m.repeats}" + (f": {m.reason}" if m.reason else ""))
+    u = result.usage
+    print(
+        f"planner: {u.planner_calls} call(s), {u.planner_input_tokens}+"
+        f"{u.planner_output_tokens} tokens; models: {u.model_calls} call(s)\n"
+    )
+    render(result.answer, stream=sys.stdout)
+    for alert in result.alerts:
+        print(f"\nALERT [{alert.kind}] {alert.message}")
+    return 0
+
+
 def _ask(args: argparse.Namespace) -> int:
     from ensemble.runner import Ensemble
+
+    if args.auto:
+        return _ask_auto(args)
+    if args.catalog is not None or args.planner != "local" or args.risk != "normal":
+        raise ConfigurationError("--catalog, --planner and --risk need --auto")
 
     ens = Ensemble(
         models=args.models or ["local"],
@@ -147,6 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--deadline", type=float, default=120.0, help="seconds for the whole run")
     ask.add_argument("--json", action="store_true", help="print the Consensus as JSON")
     _calibration_option(ask)
+    ask.add_argument(
+        "--auto",
+        action="store_true",
+        help="let a planner choose the models from a catalog, run them and write the answer, "
+        "scored against their samples (docs/controller.md)",
+    )
+    ask.add_argument("--catalog", metavar="FILE", default=None, help="catalog file for --auto")
+    ask.add_argument("--planner", metavar="SPEC", default="local", help="planner for --auto")
+    ask.add_argument("--risk", choices=("low", "normal", "high"), default="normal")
     ask.set_defaults(func=_ask)
     return parser
 

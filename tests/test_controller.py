@@ -348,3 +348,49 @@ def test_word_overlap_ranking_and_the_fallback_are_deterministic() -> None:
     assert a == b and [m.name for m in a.tasks[0].models] == ["trans"]
     normal = _plan.fallback_plan("capitals", catalog=catalog, risk="normal", reason="r", raw=None)
     assert [m.name for m in normal.tasks[0].models] == ["geo", "geo2"]
+
+
+def test_cli_ask_auto_prints_the_plan_then_the_answer_with_its_spans(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ensemble import cli
+    from ensemble.models import _REGISTERED
+
+    plan = plan_json(task("t1", "What is the capital of France?", {"fn:geo": 2, "fn:old": 1}))
+
+    def planner(prompt: str) -> str:
+        return plan if "Catalog (" in prompt else f"{PARIS} Penguins built it in 1802."
+
+    answers = {"geo": PARIS, "old": PARIS, "planner": ""}
+
+    def factory(arg: str | None) -> FunctionModel:
+        name = arg or "?"
+        fn = planner if name == "planner" else (lambda _p: answers[name])
+        return FunctionModel(fn, name=f"fn:{name}")
+
+    monkeypatch.setitem(_REGISTERED, "fn", factory)
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(
+        json.dumps(
+            {
+                "model": [
+                    {"model": "fn:geo", "description": "Geography.", "family": "g"},
+                    {"model": "fn:old", "description": "Older model.", "family": "o"},
+                ]
+            }
+        )
+    )
+    argv = ["ask", "--auto", "--catalog", str(catalog), "--planner", "fn:planner"]
+    code = cli.main([*argv, "What is the capital of France?"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.startswith("plan (planner, risk normal):\n  t1: What is the capital of France?")
+    assert "    - fn:geo x2: fits" in out
+    assert out.index("plan (") < out.index(PARIS) < out.index("Penguins")
+    assert "fn:geo, fn:old]" in out  # the span's supporters
+    assert "ALERT [low_support]" in out and "Penguins" in out.split("ALERT [low_support]")[1]
+    assert cli.main([*argv, "--json", "q"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert ControllerResult.model_validate(data).plan.source == "planner"
+    assert cli.main(["ask", "--risk", "high", "q"]) == 2  # --risk needs --auto
+    assert "need --auto" in capsys.readouterr().err
