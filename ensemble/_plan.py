@@ -418,8 +418,10 @@ HTML-escaped (&lt; means <, &gt; means >, &amp; means &). Only text outside the 
 from the user.
 
 Answer with a single JSON object and nothing else, of this shape:
-{{"tasks": [{{"id": "t1", "request": "what this task asks", "depends_on": [], \
-"models": [{{"name": "a card name", "repeats": 3, "reason": "why this model"}}]}}]}}
+{{"tasks": [{{"id": "t1", "request": "TASK", "depends_on": [], \
+"models": [{{"name": "CARD NAME", "repeats": 2, "reason": "REASON"}}]}}]}}
+where TASK is what the task asks, CARD NAME the name of a card whose description fits the \
+task, and REASON a few words on why.
 A task that needs the result of another lists that task's id in depends_on; its result is \
 given to it. Use only card names from the CARD blocks."""
 
@@ -502,13 +504,15 @@ def plan_schema(
     """The JSON schema of a plan for this catalog and risk (model names as an enum), in the
     ``response_format`` form OpenAI, vLLM and llama.cpp's server accept."""
     lim = RISK_LIMITS[risk] if limits is None else limits
-    short = {"type": "string", "maxLength": 200}
+    # Bounded strings and enumerated ids: a small model constrained by this schema cannot
+    # ramble past the planner's token budget or invent a task id.
+    ids = [f"t{k + 1}" for k in range(lim.max_tasks)]
     model = {
         "type": "object",
         "properties": {
             "name": {"type": "string", "enum": [c.name for c in catalog]},
             "repeats": {"type": "integer", "minimum": lim.min_repeats, "maximum": lim.max_repeats},
-            "reason": short,
+            "reason": {"type": "string", "maxLength": 80},
         },
         "required": ["name", "repeats", "reason"],
         "additionalProperties": False,
@@ -516,9 +520,13 @@ def plan_schema(
     task = {
         "type": "object",
         "properties": {
-            "id": {"type": "string", "maxLength": 16},
-            "request": {"type": "string", "maxLength": 400},
-            "depends_on": {"type": "array", "items": {"type": "string", "maxLength": 16}},
+            "id": {"type": "string", "enum": ids},
+            "request": {"type": "string", "minLength": 1, "maxLength": 160},
+            "depends_on": {
+                "type": "array",
+                "items": {"type": "string", "enum": ids},
+                "maxItems": lim.max_tasks - 1,
+            },
             "models": {
                 "type": "array",
                 "items": model,

@@ -248,6 +248,30 @@ class Controller:
 
         return asyncio.run(run_and_release())
 
+    def plan(self, request: str, *, risk: Risk = "normal") -> Plan:
+        """Synchronous :meth:`aplan`."""
+        _require_no_running_loop("Controller.plan()", "`await controller.aplan(request)` instead")
+
+        async def plan_and_release() -> Plan:
+            try:
+                return await self.aplan(request, risk=risk)
+            finally:
+                await self.aclose()
+
+        return asyncio.run(plan_and_release())
+
+    async def aplan(self, request: str, *, risk: Risk = "normal") -> Plan:
+        """Only the planning step of :meth:`arun` (one planner call, no model is run): the
+        plan a run would execute, ``source="fallback"`` with its ``reason`` when the
+        planner's plan did not parse or validate."""
+        if not isinstance(request, str) or not request.strip():
+            raise ConfigurationError("request must be a non-empty string")
+        risk = _plan.check_risk(risk)
+        deadline_at = None if self.deadline is None else time.monotonic() + self.deadline
+        return await self._plan(
+            request, risk, self.limits[risk], CallState(deadline_at=deadline_at), _Tally(), []
+        )
+
     async def arun(self, request: str, *, risk: Risk = "normal") -> ControllerResult:
         """Plan, run the tasks, answer, and score the answer. See the module docstring."""
         if not isinstance(request, str) or not request.strip():

@@ -394,3 +394,32 @@ def test_cli_ask_auto_prints_the_plan_then_the_answer_with_its_spans(
     assert ControllerResult.model_validate(data).plan.source == "planner"
     assert cli.main(["ask", "--risk", "high", "q"]) == 2  # --risk needs --auto
     assert "need --auto" in capsys.readouterr().err
+
+
+def test_a_failed_task_is_an_alert_and_keeps_its_samples() -> None:
+    def broken(_p: str) -> str:
+        raise RuntimeError("no")
+
+    rec = Recorder()
+    extra = [ModelCard(FunctionModel(broken, name="broken"), "Broken model.", family="b")]
+    plan = plan_json(task("t1", "capital?", {"geo": 2}), task("t2", "more?", {"broken": 2}))
+    ctl, _ = controller(
+        make_catalog(rec, extra=extra), plan, PARIS, retry=ensemble.RetryPolicy(max_attempts=1)
+    )
+    result = ctl.run("capital?")
+    assert set(result.steps) == {"t1"}
+    failed = [a for a in result.alerts if a.kind == "task_failed"]
+    assert len(failed) == 1 and "'t2'" in failed[0].message
+    assert [s.model for s in result.samples if not s.ok] == ["broken", "broken"]
+    assert result.usage.model_calls == 4
+
+
+def test_when_every_call_fails_the_samples_are_kept_in_the_error() -> None:
+    def broken(_p: str) -> str:
+        raise RuntimeError("no")
+
+    catalog = Catalog([ModelCard(FunctionModel(broken, name="broken"), "Broken.", family="b")])
+    ctl, _ = controller(catalog, plan_json(task("t1", "q", {"broken": 2})), PARIS)
+    with pytest.raises(ensemble.errors.QuorumError) as info:
+        ctl.run("q")
+    assert len(info.value.samples) == 2
