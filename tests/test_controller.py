@@ -423,3 +423,15 @@ def test_when_every_call_fails_the_samples_are_kept_in_the_error() -> None:
     with pytest.raises(ensemble.errors.QuorumError) as info:
         ctl.run("q")
     assert len(info.value.samples) == 2
+
+
+def test_the_fallback_ranks_by_sentence_embeddings_when_installed() -> None:
+    from ensemble.controller import _embedder
+
+    embed = _embedder()
+    if embed is None:
+        pytest.skip("the similarity extra is not installed")
+    catalog = make_catalog(Recorder())
+    ranked = _plan.rank_cards("What does 'merci' mean?", list(catalog), embed=embed)
+    assert ranked[0][0].name == "trans"  # no word in common: only meaning can find it
+    assert _plan.rank_cards("What does 'merci' mean?", list(catalog))[0][1] == 0.0
