@@ -21,6 +21,9 @@ Only planning is measured (no model of the plan is run)::
   plan: :data:`LIMITS`);
 - ``hit``: the share of requests whose plan names at least one right card (an invalid plan
   counts as a miss for the planner: the controller would have run the fallback instead);
+- ``top-1``: the share of requests whose plan's first card is right (the fallback lists its
+  best-ranked card first; note that with word overlap a request sharing no word with any
+  description ranks the cards by name, and the two local cards come second and third);
 - ``precision``: right cards over all cards named, over the valid plans;
 - ``controller``: what the controller as a whole picks (the planner's plan when valid, else
   the word-overlap fallback), with the median planning latency.
@@ -110,12 +113,17 @@ def _names(plan: _plan.Plan) -> list[str]:
     return [m.name for t in plan.tasks for m in t.models]
 
 
-def _rates(plans: list[_plan.Plan | None], right: list[set[str]]) -> tuple[float, float, float]:
+def _rates(
+    plans: list[_plan.Plan | None], right: list[set[str]]
+) -> tuple[float, float, float, float]:
     valid = [p for p in plans if p is not None]
-    hit = sum(1 for p, r in zip(plans, right, strict=True) if p is not None and r & set(_names(p)))
+    pairs = list(zip(plans, right, strict=True))
+    hit = sum(1 for p, r in pairs if p is not None and r & set(_names(p)))
+    top1 = sum(1 for p, r in pairs if p is not None and _names(p)[0] in r)
     named = [(n, r) for p, r in zip(plans, right, strict=True) if p is not None for n in _names(p)]
     precision = sum(1 for n, r in named if n in r) / len(named) if named else float("nan")
-    return len(valid) / len(plans), hit / len(plans), precision
+    n = len(plans)
+    return len(valid) / n, hit / n, top1 / n, precision
 
 
 def report() -> None:
@@ -164,25 +172,26 @@ def report() -> None:
                     plans.append(_plan.parse_plan(raw or "", catalog=cat, risk=RISK, limits=LIMITS))
                 except _plan.PlanInvalid:
                     plans.append(None)
-            v, h, p = _rates(plans, truth)
-            print(f"  {label:22s} valid {v:5.0%}  hit {h:5.0%}  precision {p:5.0%}")
+            v, h, t, p = _rates(plans, truth)
+            print(f"  {label:22s} valid {v:5.0%}  hit {h:5.0%}  top-1 {t:5.0%}  precision {p:5.0%}")
             combined: list[_plan.Plan | None] = [
                 plan if plan is not None else fallbacks["words"][i]
                 for plan, i in zip(plans, ids, strict=True)
             ]
-            _v, h, p = _rates(combined, truth)
+            _v, h, t, p = _rates(combined, truth)
             latency = statistics.median(rows[i]["seconds"] for i in ids)
+            name = f"  controller ({label})"
             print(
-                f"  {'  controller (' + label + ')':22s}            hit {h:5.0%}  precision "
-                f"{p:5.0%}  median planning {latency:.1f} s"
+                f"  {name:22s}             hit {h:5.0%}  top-1 {t:5.0%}  precision {p:5.0%}  "
+                f"median planning {latency:.1f} s"
             )
         for kind, plans_by_id in fallbacks.items():
             if not plans_by_id:
                 continue
             fb: list[_plan.Plan | None] = [plans_by_id[i] for i in ids]
-            v, h, p = _rates(fb, truth)
+            v, h, t, p = _rates(fb, truth)
             name = f"fallback ({kind})"
-            print(f"  {name:22s} valid {v:5.0%}  hit {h:5.0%}  precision {p:5.0%}")
+            print(f"  {name:22s} valid {v:5.0%}  hit {h:5.0%}  top-1 {t:5.0%}  precision {p:5.0%}")
         print()
 
 
