@@ -19,7 +19,7 @@ evidence.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -38,6 +38,7 @@ from ensemble.metrics.base import FloatArray, Metric, get_metric
 from ensemble.types import Alert, Consensus, Sample, Span
 
 Weighting = Literal["sample", "model"]
+Method = Literal["select", "fuse"]
 
 __all__ = ["consensus", "score"]
 
@@ -280,6 +281,8 @@ def consensus(
     prompt: str | None = None,
     alarm: UniformityAlarm | None = DEFAULT_ALARM,
     calibration: Calibrator | str | Path | None = None,
+    method: Method = "select",
+    families: Mapping[str, str] | None = None,
 ) -> Consensus:
     """Choose the sample the others agree with most and give each of its spans a confidence.
 
@@ -296,7 +299,27 @@ def consensus(
     ``calibration`` (a :class:`~ensemble.calibration.Calibrator`, a packaged name such as
     ``"ngram-wikibio"`` or a path to a calibration file) maps each confidence to the
     probability that the span is accurate before the threshold is applied.
+
+    ``method="fuse"`` builds the text from the sentences a majority of the samples (one vote
+    per model family; ``families`` maps model names to families) states, instead of choosing
+    one sample; see :func:`ensemble.fuse.fuse` and ``docs/fuse.md``.
     """
+    if method == "fuse":
+        from ensemble.fuse import fuse
+
+        return fuse(
+            samples,
+            metric=metric,
+            families=families,
+            threshold=threshold,
+            weights=weights,
+            weighting=weighting,
+            prompt=prompt,
+            alarm=alarm,
+            calibration=calibration,
+        )
+    if method != "select":
+        raise InvalidInputError(f"method must be 'select' or 'fuse', not {method!r}")
     all_samples = _as_samples(samples)
     metric_obj = get_metric(metric)
     _check_threshold(threshold)

@@ -1,0 +1,476 @@
+"""Fused consensus: one text made of the sentences that most samples (and most models) state.
+
+Pure computation, no model calls; ``consensus(samples, method="fuse")`` lands here. The rule,
+step by step (``docs/fuse.md`` has the long version and the figures):
+
+1. **Voters.** Successful samples with some text vote; failures and empty answers never do.
+   With fewer than two voters there is nothing to fuse and the result is what
+   ``method="select"`` gives (the one sample, confidence per the usual rule).
+2. **Sentences.** Every voter is split with the metric's own segmentation; each sentence
+   remembers its sample and its relative position there (``(k + 0.5) / n``).
+3. **Agreement.** The metric's :meth:`~ensemble.Metric.agreement` over all distinct sentences
+   gives ``A[a, b]``, how well sentence ``a`` is supported by sentence ``b``; two sentences
+   *agree* by ``(A[a, b] + A[b, a]) / 2``.
+4. **Conflicts.** Two sentences *contradict* (:func:`contradicts`) when they are about the same
+   point (their content words, as the ``ngram`` metric reads them, share at least one word and
+   overlap by a Jaccard index of at least ``overlap``, or differ by exactly one word swapped
+   for another) but each says something the other does not (each has a content word the
+   other lacks), or exactly one of them is negated. "The capital of France is Paris."
+   and "The capital of France is Lyon." contradict; "The capital of France is Paris." and
+   "The capital of France is Paris, on the Seine." do not.
+5. **Clusters.** Sentences are taken in a canonical order (most agreed-with first, ties by
+   text, so the order of the samples never matters); each joins the cluster whose members it
+   agrees with most, on average, if that mean is at least ``join`` and it contradicts none of
+   them and no sentence of its own sample is in it yet, and starts a new cluster otherwise.
+6. **Votes.** Each model family (``families[model]``, else the model name; without any model
+   name, each sample) has one vote, split evenly over its voting samples. A cluster's support
+   is the vote of the samples with a sentence in it; it is *kept* when that is at least
+   ``quorum`` (default one half: one family's repeats cannot outvote the others).
+7. **Conflicts between clusters.** Clusters are visited from the best supported down; one that
+   contradicts an already kept cluster (their chosen sentences contradict) is dropped with
+   reason ``"conflict"``, so two contradicting claims are never both kept.
+8. **Text.** Each kept cluster is stated by its best-supported member (support of a sentence by
+   a sample: its agreement with that sample's best matching sentence, weighted by the votes);
+   clusters are ordered by the median relative position of their members. The sentences are
+   joined with a space, or with line breaks when a space would make the metric's segmentation
+   merge two of them, so the fused spans are exactly the spans the metric reads in the text.
+9. **Confidence.** The fused text is scored as :func:`ensemble.score` scores any text, against
+   every successful sample. Hence the rule: ``score(text=fused.text, samples=same samples,
+   metric=same metric, weighting=same)`` gives the same spans with the same confidences.
+
+Cost: ``O(N^2)`` metric comparisons for ``N`` sentences in all (the ``ngram`` metric does them
+as one sparse matrix product) plus ``O(N * C)`` for clustering into ``C`` clusters.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from ensemble.calibration import Calibrator
+from ensemble.diagnostics import DEFAULT_ALARM, UNNAMED, UniformityAlarm
+from ensemble.errors import InvalidInputError
+from ensemble.metrics.base import FloatArray, Metric, get_metric
+from ensemble.metrics.ngram import NEGATIONS, content_units
+from ensemble.types import Alert, Claim, Consensus, DroppedClaim, Sample, Span
+
+__all__ = ["DEFAULT_JOIN", "DEFAULT_OVERLAP", "DEFAULT_QUORUM", "contradicts", "fuse"]
+
+#: Mean agreement with a cluster's members at or above which a sentence joins it.
+DEFAULT_JOIN = 0.5
+#: Share of the vote a cluster needs to be kept.
+DEFAULT_QUORUM = 0.5
+#: Jaccard overlap of content words from which two differing sentences are about one point.
+DEFAULT_OVERLAP = 0.5
+
+_NEG = frozenset(NEGATIONS)
+
+
+@dataclass(frozen=True)
+class _Units:
+    rest: frozenset[str]
+    negated: bool
+
+
+def _units(text: str) -> _Units:
+    u = set(content_units(text))
+    return _Units(frozenset(u - _NEG), bool(u & _NEG))
+
+
+def _contradict(a: _Units, b: _Units, overlap: float) -> bool:
+    if not a.rest or not b.rest:
+        return False
+    shared = len(a.rest & b.rest)
+    if shared == 0:
+        return False
+    only_a, only_b = len(a.rest - b.rest), len(b.rest - a.rest)
+    swap = only_a == 1 and only_b == 1  # one word swapped for another: "euro" / "franc"
+    if not swap and shared / len(a.rest | b.rest) < overlap:
+        return False
+    if a.negated != b.negated:
+        return True
+    return only_a > 0 and only_b > 0
+
+
+def contradicts(a: str, b: str, *, overlap: float = DEFAULT_OVERLAP) -> bool:
+    """Whether two sentences contradict by the fusion rule (step 4 of the module docstring).
+
+    >>> contradicts("The capital of France is Paris.", "The capital of France is Lyon.")
+    True
+    >>> contradicts("The capital of France is Paris.", "Paris is the capital of France.")
+    False
+    """
+    return _contradict(_units(a), _units(b), overlap)
+
+
+@dataclass
+class _Sentence:
+    sample: int  # index into all samples
+    start: int
+    end: int
+    text: str
+    position: float
+    uid: int = 0  # index of its text among the distinct sentence texts
+
+
+def _check_fraction(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise InvalidInputError(f"{name} must be a number in [0, 1], not {value!r}")
+    return float(value)
+
+
+def _vote_weights(
+    samples: Sequence[Sample], voters: Sequence[int], families: Mapping[str, str] | None
+) -> dict[int, float]:
+    """Each family's (or, without model names, each sample's) one vote, split over its
+    voting samples; the weights sum to 1."""
+    if families is not None and not isinstance(families, Mapping):
+        raise InvalidInputError("families must be a mapping from model name to family name")
+    if not any(samples[i].model is not None for i in voters):
+        return {i: 1.0 / len(voters) for i in voters}
+    fam: dict[int, str] = {}
+    for i in voters:
+        model = samples[i].model
+        fam[i] = UNNAMED if model is None else (families or {}).get(model, model)
+    counts: dict[str, int] = {}
+    for f in fam.values():
+        counts[f] = counts.get(f, 0) + 1
+    return {i: 1.0 / (len(counts) * counts[fam[i]]) for i in voters}
+
+
+def _sentences(samples: Sequence[Sample], voters: Sequence[int], metric: Metric) -> list[_Sentence]:
+    out: list[_Sentence] = []
+    for i in voters:
+        text = samples[i].text or ""
+        offsets = metric.segment(text)
+        n = len(offsets)
+        out.extend(_Sentence(i, a, b, text[a:b], (k + 0.5) / n) for k, (a, b) in enumerate(offsets))
+    return out
+
+
+@dataclass
+class _Cluster:
+    members: list[int]
+    sources: set[int]
+    rep: int = -1
+    support: float = 0.0
+    position: float = 0.5
+
+
+def _cluster(
+    sents: list[_Sentence],
+    sample_texts: Sequence[str],
+    sym: FloatArray,
+    units: list[_Units],
+    *,
+    join: float,
+    overlap: float,
+) -> list[_Cluster]:
+    n = len(sents)
+    degree = sym.sum(axis=1) - np.diag(sym)
+    # Ties by text, then by the whole sample's text (samples with the same text are
+    # interchangeable), so the order of the samples cannot change a decision.
+    order = sorted(
+        range(n),
+        key=lambda a: (
+            -round(float(degree[a]), 9),
+            sents[a].text,
+            sample_texts[sents[a].sample],
+            sents[a].start,
+        ),
+    )
+    clusters: list[_Cluster] = []
+    assign = np.full(n, -1, dtype=np.intp)
+    done: list[int] = []
+    conflict_cache: dict[tuple[int, int], bool] = {}
+
+    def conflict(a: int, b: int) -> bool:
+        ua, ub = sents[a].uid, sents[b].uid
+        key = (min(ua, ub), max(ua, ub))
+        hit = conflict_cache.get(key)
+        if hit is None:
+            hit = _contradict(units[ua], units[ub], overlap)
+            conflict_cache[key] = hit
+        return hit
+
+    for a in order:
+        best = -1
+        if done:
+            idx = np.array(done, dtype=np.intp)
+            labels = assign[idx]
+            sums = np.bincount(labels, weights=sym[a, idx], minlength=len(clusters))
+            sizes = np.bincount(labels, minlength=len(clusters))
+            means = np.round(sums / np.maximum(sizes, 1), 9)
+            # Best first; ties by the cluster's creation order, itself canonical.
+            for c in np.argsort(-means, kind="stable"):
+                if means[c] < join:
+                    break
+                cluster = clusters[c]
+                if sents[a].sample not in cluster.sources and not any(
+                    conflict(a, m) for m in cluster.members
+                ):
+                    best = int(c)
+                    break
+        if best < 0:
+            clusters.append(_Cluster(members=[], sources=set()))
+            best = len(clusters) - 1
+        clusters[best].members.append(a)
+        clusters[best].sources.add(sents[a].sample)
+        assign[a] = best
+        done.append(a)
+    return clusters
+
+
+def _sample_support(sents: list[_Sentence], agree: FloatArray, voters: Sequence[int]) -> FloatArray:
+    """``(sentences, voters)``: support of each sentence by each voter's best matching sentence."""
+    out = np.zeros((len(sents), len(voters)), dtype=np.float64)
+    col = {v: k for k, v in enumerate(voters)}
+    for b, s in enumerate(sents):
+        k = col[s.sample]
+        np.maximum(out[:, k], agree[:, b], out=out[:, k])
+    return out
+
+
+def fuse(
+    samples: Sequence[str | Sample],
+    *,
+    metric: str | Metric = "ngram",
+    families: Mapping[str, str] | None = None,
+    join: float = DEFAULT_JOIN,
+    quorum: float = DEFAULT_QUORUM,
+    overlap: float = DEFAULT_OVERLAP,
+    threshold: float | None = None,
+    weights: Sequence[float] | None = None,
+    weighting: Literal["sample", "model"] = "model",
+    prompt: str | None = None,
+    alarm: UniformityAlarm | None = DEFAULT_ALARM,
+    calibration: Calibrator | str | Path | None = None,
+) -> Consensus:
+    """Fuse the samples' agreeing sentences into one text (the rule: the module docstring).
+
+    ``families`` maps model names to family names (models of one family share one vote);
+    without it each model name is its own family. ``join``, ``quorum`` and ``overlap`` are
+    the thresholds of steps 5, 6 and 4. The other options are those of
+    :func:`ensemble.consensus`; ``weights`` and ``weighting`` only weigh the confidences.
+    """
+    # Imported here: the engine imports this module when method="fuse" is asked for.
+    from ensemble import engine
+
+    all_samples = engine._as_samples(samples)
+    metric_obj = get_metric(metric)
+    join = _check_fraction("join", join)
+    quorum = _check_fraction("quorum", quorum)
+    overlap = _check_fraction("overlap", overlap)
+    if metric_obj.granularity != "sentence":
+        raise InvalidInputError(
+            f"method='fuse' needs a sentence-level metric; {metric_obj.name!r} scores "
+            f"{metric_obj.granularity}s"
+        )
+    voters = [i for i, s in enumerate(all_samples) if s.ok and (s.text or "").strip()]
+    engine._check_threshold(threshold)
+    cal = engine._calibrator(calibration, metric_obj)
+    w_all = engine._check_weights(weights, len(all_samples))
+    if len(voters) == 1:
+        # Nothing to fuse: that sample, scored as select scores its candidate (here with no
+        # other voter, so with no evidence).
+        (cand,) = voters
+        text = all_samples[cand].text or ""
+        single = engine._scored(
+            text,
+            metric_obj.segment(text),
+            all_samples,
+            [],
+            metric_obj,
+            w_all=w_all,
+            weighting=weighting,
+            cal=cal,
+            threshold=threshold,
+            candidate=cand,
+            agreement=engine._full_agreement(np.ones((1, 1)), voters, len(all_samples)),
+            prompt=prompt,
+            alarm=alarm,
+        )
+        return single.model_copy(update={"method": "fuse"})
+    if not voters:
+        selected = engine.consensus(
+            all_samples,
+            metric=metric_obj,
+            threshold=threshold,
+            weights=weights,
+            weighting=weighting,
+            prompt=prompt,
+            alarm=alarm,
+            calibration=calibration,
+        )
+        return selected.model_copy(update={"method": "fuse"})
+
+    sents = _sentences(all_samples, voters, metric_obj)
+    distinct = sorted({s.text for s in sents})
+    uid = {t: k for k, t in enumerate(distinct)}
+    for s in sents:
+        s.uid = uid[s.text]
+    a_u = np.clip(np.asarray(metric_obj.agreement(distinct), dtype=np.float64), 0.0, 1.0)
+    a_u = np.nan_to_num(a_u, nan=0.0)
+    idx = np.array([s.uid for s in sents], dtype=np.intp)
+    agree = a_u[np.ix_(idx, idx)]
+    sym = np.minimum(agree, agree.T)
+    units = [_units(t) for t in distinct]
+
+    sample_texts = [s.text or "" for s in all_samples]
+    clusters = _cluster(sents, sample_texts, sym, units, join=join, overlap=overlap)
+    vote = _vote_weights(all_samples, voters, families)
+    vote_vec = np.array([vote[v] for v in voters], dtype=np.float64)
+    by_sample = _sample_support(sents, agree, voters)
+    for c in clusters:
+        c.support = min(1.0, sum(vote[i] for i in c.sources))
+        # A member's own sample is left out of its support (it trivially supports itself).
+        best_key: tuple[float, str] | None = None
+        for m in c.members:
+            mask = np.array([v != sents[m].sample for v in voters])
+            w = vote_vec[mask]
+            score = float((by_sample[m, mask] * w).sum() / w.sum()) if w.sum() > 0 else 0.0
+            key = (-round(score, 9), sents[m].text)
+            if best_key is None or key < best_key:
+                best_key, c.rep = key, m
+        c.position = float(statistics.median(sents[m].position for m in c.members))
+
+    # Keep from the best supported down; a contradiction of a kept claim is dropped.
+    ranked = sorted(
+        range(len(clusters)),
+        key=lambda k: (
+            -round(clusters[k].support, 9),
+            -len(clusters[k].members),
+            sents[clusters[k].rep].text,
+        ),
+    )
+    kept: list[int] = []
+    reasons: dict[int, tuple[Literal["minority", "conflict"], int | None]] = {}
+    for k in ranked:
+        c = clusters[k]
+        rival = next(
+            (
+                j
+                for j in kept
+                if _contradict(units[sents[c.rep].uid], units[sents[clusters[j].rep].uid], overlap)
+            ),
+            None,
+        )
+        if c.support + 1e-9 < quorum:
+            reasons[k] = ("minority", rival)
+        elif rival is not None:
+            reasons[k] = ("conflict", rival)
+        else:
+            kept.append(k)
+    kept.sort(key=lambda k: (clusters[k].position, sents[clusters[k].rep].text))
+
+    # Claim ids: kept claims in text order, then the dropped ones by decreasing support.
+    ids = {k: n for n, k in enumerate(kept)}
+    for k in ranked:
+        if k not in ids:
+            ids[k] = len(ids)
+
+    def models_of(sources: set[int]) -> tuple[str, ...]:
+        return tuple(sorted({m for i in sources if (m := all_samples[i].model) is not None}))
+
+    def fields(k: int) -> dict[str, object]:
+        c = clusters[k]
+        return {
+            "cluster": ids[k],
+            "text": sents[c.rep].text,
+            "support": c.support,
+            "sources": tuple(sorted(c.sources)),
+            "models": models_of(c.sources),
+            "position": min(1.0, max(0.0, c.position)),
+            "members": len(c.members),
+        }
+
+    claims = tuple(Claim.model_validate(fields(k)) for k in kept)
+    dropped = tuple(
+        DroppedClaim.model_validate(
+            {
+                **fields(k),
+                "reason": reasons[k][0],
+                "conflicts_with": _rival_id(reasons[k][1], ids),
+            }
+        )
+        for k in sorted(reasons, key=lambda k: ids[k])
+    )
+
+    parts = [c.text for c in claims]
+    text, offsets = _joined(parts, metric_obj)
+    evidence = [i for i, s in enumerate(all_samples) if s.ok]
+    scored = engine._scored(
+        text,
+        offsets,
+        all_samples,
+        evidence,
+        metric_obj,
+        w_all=w_all,
+        weighting=weighting,
+        cal=cal,
+        threshold=threshold,
+        candidate=None,
+        agreement=engine._full_agreement(
+            metric_obj.agreement([all_samples[i].text or "" for i in voters]),
+            voters,
+            len(all_samples),
+        ),
+        prompt=prompt,
+        alarm=alarm,
+    )
+    by_start = {a: claims[n] for n, (a, _) in enumerate(offsets)}
+    spans = tuple(_with_claim(span, by_start[span.start]) for span in scored.spans)
+    alerts = scored.alerts
+    if not claims:
+        alerts = (
+            *alerts,
+            Alert(
+                kind="no_majority",
+                message=(
+                    f"no claim reached the quorum ({quorum:g} of the vote); the fused text is "
+                    "empty and every claim is in Consensus.dropped"
+                ),
+                severity="warning",
+            ),
+        )
+    return scored.model_copy(
+        update={
+            "spans": spans,
+            "method": "fuse",
+            "claims": claims,
+            "dropped": dropped,
+            "alerts": alerts,
+        }
+    )
+
+
+def _rival_id(rival: int | None, ids: Mapping[int, int]) -> int | None:
+    return None if rival is None else ids[rival]
+
+
+def _with_claim(span: Span, claim: Claim) -> Span:
+    return span.model_copy(
+        update={"cluster": claim.cluster, "sources": claim.sources, "source_models": claim.models}
+    )
+
+
+def _joined(parts: Sequence[str], metric: Metric) -> tuple[str, list[tuple[int, int]]]:
+    """The parts joined with spaces (or line breaks, when spaces would merge two of them in
+    the metric's segmentation), and each part's offsets."""
+    for sep in (" ", "\n"):
+        offsets: list[tuple[int, int]] = []
+        pos = 0
+        for k, p in enumerate(parts):
+            if k:
+                pos += len(sep)
+            offsets.append((pos, pos + len(p)))
+            pos += len(p)
+        text = sep.join(parts)
+        if metric.segment(text) == offsets:
+            return text, offsets
+    return text, offsets
