@@ -531,6 +531,7 @@ class Escalation:
             calibration=self.ensemble.calibration,
             prompt=prompt,
             alarm=self.alarm,
+            method=self.ensemble.method,
         )
 
     async def _draw(

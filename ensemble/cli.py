@@ -99,6 +99,7 @@ def _ask(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         deadline=args.deadline,
         calibration=args.calibration,
+        method=args.method,
     )
     result = ens.run(args.prompt)
     if args.json:
@@ -146,6 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--timeout", type=float, default=30.0, help="seconds per attempt")
     ask.add_argument("--deadline", type=float, default=120.0, help="seconds for the whole run")
     ask.add_argument("--json", action="store_true", help="print the Consensus as JSON")
+    ask.add_argument(
+        "--method",
+        choices=["select", "fuse"],
+        default="select",
+        help="select one sample (default) or fuse the sentences most models state "
+        "(see docs/fuse.md)",
+    )
     _calibration_option(ask)
     ask.set_defaults(func=_ask)
     return parser

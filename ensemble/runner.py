@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from ensemble._retry import CallOutcome, CallState, RetryPolicy, call_with_retries
 from ensemble.calibration import Calibrator, load_calibration
@@ -102,6 +102,8 @@ class Ensemble:
     - ``calibration``: a :class:`~ensemble.calibration.Calibrator`, the name of a packaged one
       (``"ngram-wikibio"``) or a calibration file, applied to the vote's confidences (checked
       against ``metric`` here, at construction; see ``docs/calibration.md``).
+    - ``method``: ``"select"`` (one sample, the default) or ``"fuse"`` (the sentences most
+      models state; see ``docs/fuse.md``), passed to :func:`ensemble.consensus`.
     """
 
     def __init__(
@@ -121,6 +123,7 @@ class Ensemble:
         max_tokens: int | None = None,
         system: str | None = None,
         calibration: Calibrator | str | Path | None = None,
+        method: Literal["select", "fuse"] = "select",
     ) -> None:
         if isinstance(models, (str, Model)) or not isinstance(models, Sequence):
             raise ConfigurationError("models must be a list of models or model specs")
@@ -179,6 +182,9 @@ class Ensemble:
         self.calibration = load_calibration(calibration)
         if self.calibration is not None:
             self.calibration.check(self._metric.info)
+        if method not in ("select", "fuse"):
+            raise ConfigurationError(f"method must be 'select' or 'fuse', not {method!r}")
+        self.method: Literal["select", "fuse"] = method
 
     def __repr__(self) -> str:
         names = ", ".join(m.name for m in self.models)
@@ -220,7 +226,13 @@ class Ensemble:
         ok = sum(1 for s in samples if s.ok)
         if (check_quorum and ok < self.quorum) or ok == 0:
             raise QuorumError(quorum=self.quorum if check_quorum else 1, samples=samples)
-        return consensus(samples, metric=self._metric, calibration=self.calibration, prompt=prompt)
+        return consensus(
+            samples,
+            metric=self._metric,
+            calibration=self.calibration,
+            prompt=prompt,
+            method=self.method,
+        )
 
     def _temperature_for(self, model: Model) -> float | None:
         if isinstance(self.temperature, Mapping):

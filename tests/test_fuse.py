@@ -365,3 +365,38 @@ def test_two_contradictory_claims_are_never_both_kept(
     for i, a in enumerate(kept):
         for b in kept[i + 1 :]:
             assert not contradicts(a, b)
+
+
+# --- wiring: Ensemble, Escalation, CLI -----------------------------------------------------
+
+
+def _scripted(name: str, texts: list[str]) -> ensemble.ScriptedModel:
+    return ensemble.ScriptedModel(*texts, name=name)
+
+
+def _fusing_ensemble() -> ensemble.Ensemble:
+    a = _scripted("a", [f"{PARIS} {EURO}", f"{LYON} {EURO}", f"{PARIS} {FRANC}"])
+    b = _scripted("b", [f"{EURO} {PARIS}", f"{PARIS} {EURO}", f"{PARIS} {EURO}"])
+    return ensemble.Ensemble(models=[a, b], repeats=3, method="fuse")
+
+
+def test_ensemble_and_escalation_pass_method_through() -> None:
+    r = _fusing_ensemble().run("Capital and currency of France?")
+    assert r.method == "fuse"
+    assert r.text == f"{PARIS} {EURO}"
+    assert {d.text for d in r.dropped} == {LYON, FRANC}
+    esc = ensemble.Escalation(_fusing_ensemble(), stopping=None)
+    r = esc.run("Capital and currency of France?")
+    assert (r.method, r.text) == ("fuse", f"{PARIS} {EURO}")
+    a = _scripted("a", [PARIS])
+    assert ensemble.Ensemble(models=[a], repeats=1).method == "select"
+    with pytest.raises(ensemble.errors.ConfigurationError, match="method"):
+        ensemble.Ensemble(models=[a], method="merge")  # type: ignore[arg-type]
+
+
+def test_cli_method_option() -> None:
+    from ensemble.cli import build_parser
+
+    args = build_parser().parse_args(["ask", "--method", "fuse", "Hello?"])
+    assert args.method == "fuse"
+    assert build_parser().parse_args(["ask", "Hello?"]).method == "select"
