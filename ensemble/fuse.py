@@ -24,11 +24,15 @@ step by step (``docs/fuse.md`` has the long version and the figures):
    them and no sentence of its own sample is in it yet, and starts a new cluster otherwise.
 6. **Votes.** Each model family (``families[model]``, else the model name; without any model
    name, each sample) has one vote, split evenly over its voting samples. A cluster's support
-   is the vote of the samples with a sentence in it; it is *kept* when that is at least
-   ``quorum`` (default one half: one family's repeats cannot outvote the others).
+   is the vote of the samples with a sentence in it (with ``contain=x``, also of the samples
+   one of whose sentences supports its chosen sentence at least ``x`` without contradicting
+   it: a long sentence that states several claims at once); it is *kept* when that is at
+   least ``quorum`` (default one half: one family's repeats cannot outvote the others).
 7. **Conflicts between clusters.** Clusters are visited from the best supported down; one that
    contradicts an already kept cluster (their chosen sentences contradict) is dropped with
-   reason ``"conflict"``, so two contradicting claims are never both kept.
+   reason ``"conflict"``, so two contradicting claims are never both kept. With
+   ``contain=x``, one whose chosen sentence contains a kept one's or is contained in it
+   (support at least ``x`` either way) is dropped as ``"redundant"``.
 8. **Text.** Each kept cluster is stated by its best-supported member (support of a sentence by
    a sample: its agreement with that sample's best matching sentence, weighted by the votes);
    clusters are ordered by the median relative position of their members. The sentences are
@@ -46,11 +50,12 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from ensemble.calibration import Calibrator
 from ensemble.diagnostics import DEFAULT_ALARM, UNNAMED, UniformityAlarm
@@ -157,6 +162,7 @@ def _sentences(samples: Sequence[Sample], voters: Sequence[int], metric: Metric)
 class _Cluster:
     members: list[int]
     sources: set[int]
+    backers: set[int] = field(default_factory=set)
     rep: int = -1
     support: float = 0.0
     position: float = 0.5
@@ -226,14 +232,20 @@ def _cluster(
     return clusters
 
 
-def _sample_support(sents: list[_Sentence], agree: FloatArray, voters: Sequence[int]) -> FloatArray:
-    """``(sentences, voters)``: support of each sentence by each voter's best matching sentence."""
+def _sample_support(
+    sents: list[_Sentence], agree: FloatArray, voters: Sequence[int]
+) -> tuple[FloatArray, npt.NDArray[np.intp]]:
+    """``(sentences, voters)``: support of each sentence by each voter's best matching
+    sentence, and which sentence that is."""
     out = np.zeros((len(sents), len(voters)), dtype=np.float64)
+    arg = np.full((len(sents), len(voters)), -1, dtype=np.intp)
     col = {v: k for k, v in enumerate(voters)}
     for b, s in enumerate(sents):
         k = col[s.sample]
-        np.maximum(out[:, k], agree[:, b], out=out[:, k])
-    return out
+        better = agree[:, b] > out[:, k]
+        out[better, k] = agree[better, b]
+        arg[better, k] = b
+    return out, arg
 
 
 def fuse(
@@ -244,6 +256,7 @@ def fuse(
     join: float = DEFAULT_JOIN,
     quorum: float = DEFAULT_QUORUM,
     overlap: float = DEFAULT_OVERLAP,
+    contain: float | None = None,
     threshold: float | None = None,
     weights: Sequence[float] | None = None,
     weighting: Literal["sample", "model"] = "model",
@@ -255,8 +268,10 @@ def fuse(
 
     ``families`` maps model names to family names (models of one family share one vote);
     without it each model name is its own family. ``join``, ``quorum`` and ``overlap`` are
-    the thresholds of steps 5, 6 and 4. The other options are those of
-    :func:`ensemble.consensus`; ``weights`` and ``weighting`` only weigh the confidences.
+    the thresholds of steps 5, 6 and 4; ``contain`` (off by default) lets a sample without a
+    member back a claim that one of its sentences supports at least that much (step 6). The
+    other options are those of :func:`ensemble.consensus`; ``weights`` and ``weighting``
+    only weigh the confidences.
     """
     # Imported here: the engine imports this module when method="fuse" is asked for.
     from ensemble import engine
@@ -266,6 +281,8 @@ def fuse(
     join = _check_fraction("join", join)
     quorum = _check_fraction("quorum", quorum)
     overlap = _check_fraction("overlap", overlap)
+    if contain is not None:
+        contain = _check_fraction("contain", contain)
     if metric_obj.granularity != "sentence":
         raise InvalidInputError(
             f"method='fuse' needs a sentence-level metric; {metric_obj.name!r} scores "
@@ -325,9 +342,8 @@ def fuse(
     clusters = _cluster(sents, sample_texts, sym, units, join=join, overlap=overlap)
     vote = _vote_weights(all_samples, voters, families)
     vote_vec = np.array([vote[v] for v in voters], dtype=np.float64)
-    by_sample = _sample_support(sents, agree, voters)
+    by_sample, best_match = _sample_support(sents, agree, voters)
     for c in clusters:
-        c.support = min(1.0, sum(vote[i] for i in c.sources))
         # A member's own sample is left out of its support (it trivially supports itself).
         best_key: tuple[float, str] | None = None
         for m in c.members:
@@ -338,6 +354,19 @@ def fuse(
             if best_key is None or key < best_key:
                 best_key, c.rep = key, m
         c.position = float(statistics.median(sents[m].position for m in c.members))
+        c.backers = set(c.sources)
+        if contain is not None:
+            rep_units = units[sents[c.rep].uid]
+            for k, v in enumerate(voters):
+                b = int(best_match[c.rep, k])
+                if (
+                    v not in c.backers
+                    and b >= 0
+                    and by_sample[c.rep, k] >= contain - 1e-9
+                    and not _contradict(rep_units, units[sents[b].uid], overlap)
+                ):
+                    c.backers.add(v)
+        c.support = min(1.0, sum(vote[i] for i in c.backers))
 
     # Keep from the best supported down; a contradiction of a kept claim is dropped.
     ranked = sorted(
@@ -349,7 +378,7 @@ def fuse(
         ),
     )
     kept: list[int] = []
-    reasons: dict[int, tuple[Literal["minority", "conflict"], int | None]] = {}
+    reasons: dict[int, tuple[Literal["minority", "conflict", "redundant"], int | None]] = {}
     for k in ranked:
         c = clusters[k]
         rival = next(
@@ -364,6 +393,8 @@ def fuse(
             reasons[k] = ("minority", rival)
         elif rival is not None:
             reasons[k] = ("conflict", rival)
+        elif (twin := _repeats(c, kept, clusters, agree, contain)) is not None:
+            reasons[k] = ("redundant", twin)
         else:
             kept.append(k)
     kept.sort(key=lambda k: (clusters[k].position, sents[clusters[k].rep].text))
@@ -384,6 +415,7 @@ def fuse(
             "text": sents[c.rep].text,
             "support": c.support,
             "sources": tuple(sorted(c.sources)),
+            "backers": tuple(sorted(c.backers)),
             "models": models_of(c.sources),
             "position": min(1.0, max(0.0, c.position)),
             "members": len(c.members),
@@ -447,6 +479,24 @@ def fuse(
             "alerts": alerts,
         }
     )
+
+
+def _repeats(
+    c: _Cluster,
+    kept: Sequence[int],
+    clusters: Sequence[_Cluster],
+    agree: FloatArray,
+    contain: float | None,
+) -> int | None:
+    """With ``contain``: the first kept cluster whose sentence contains ``c``'s or is
+    contained in it (one of them supports the other at least ``contain``)."""
+    if contain is None:
+        return None
+    for j in kept:
+        r = clusters[j].rep
+        if max(agree[c.rep, r], agree[r, c.rep]) >= contain - 1e-9:
+            return j
+    return None
 
 
 def _rival_id(rival: int | None, ids: Mapping[int, int]) -> int | None:

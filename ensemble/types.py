@@ -142,6 +142,9 @@ class Claim(_Frozen):
     sample) has one vote, split evenly over its voting samples."""
     sources: tuple[int, ...] = ()
     """Indices (into ``Consensus.samples``) of the samples with a sentence in the cluster."""
+    backers: tuple[int, ...] = ()
+    """Indices of the samples whose vote ``support`` counts: ``sources``, plus, with
+    ``contain=``, the samples that state the claim inside a longer sentence."""
     models: tuple[str, ...] = ()
     """Distinct model names among ``sources`` (sorted; empty without model names)."""
     position: float = Field(default=0.5, ge=0.0, le=1.0)
@@ -153,11 +156,13 @@ class Claim(_Frozen):
 class DroppedClaim(Claim):
     """A claim left out of a fused consensus, and why."""
 
-    reason: Literal["minority", "conflict"]
+    reason: Literal["minority", "conflict", "redundant"]
     """``minority``: its support was below the quorum; ``conflict``: it reached the quorum
-    but contradicts a better-supported claim that was kept."""
+    but contradicts a better-supported claim that was kept; ``redundant`` (only with
+    ``contain=``): it contains a kept claim or is contained in one."""
     conflicts_with: int | None = None
-    """Id of the kept claim it contradicts, if any (a minority claim may contradict one too)."""
+    """Id of the kept claim it contradicts (or, for ``redundant``, repeats), if any; a
+    minority claim may contradict one too."""
 
 
 class MetricInfo(_Frozen):

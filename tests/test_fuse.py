@@ -400,3 +400,28 @@ def test_cli_method_option() -> None:
     args = build_parser().parse_args(["ask", "--method", "fuse", "Hello?"])
     assert args.method == "fuse"
     assert build_parser().parse_args(["ask", "Hello?"]).method == "select"
+
+
+def test_contain_lets_a_long_sentence_back_its_claims() -> None:
+    long = "The capital of France is Paris, the currency is the euro and the language is French."
+    short = f"{PARIS} {EURO} {FRENCH}"
+    samples = [long, long, long, short, short]
+    plain = fuse(samples)
+    assert plain.text == long  # without contain, each short claim has 2 of 5 votes
+    assert {d.reason for d in plain.dropped} == {"minority"}
+    r = fuse(samples, contain=1.0)
+    # The long sentence holds every unit of the Paris and euro claims, not of "main language".
+    assert r.text == f"{PARIS} {EURO}"
+    assert [c.backers for c in r.claims] == [(0, 1, 2, 3, 4)] * 2
+    assert [c.sources for c in r.claims] == [(3, 4)] * 2
+    dropped = {d.text: d for d in r.dropped}
+    assert dropped[long].reason == "redundant"
+    assert dropped[long].conflicts_with in {c.cluster for c in r.claims}
+    assert dropped[FRENCH].reason == "minority"
+
+
+def test_contain_never_backs_a_contradiction() -> None:
+    negated = "The capital of France is not Paris, whatever they say."
+    r = fuse([PARIS, PARIS, negated, negated, negated], contain=1.0)
+    assert r.claims[0].backers == (2, 3, 4)
+    assert PARIS not in r.text
