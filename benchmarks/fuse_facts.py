@@ -19,9 +19,9 @@ Scoring a text (a sample, the selected sample or the fused text), per prompt:
 
 Settings are chosen on one half of the prompts and reported on the other: the prompts are split
 by their index (even: choice, odd: report). On the choice half the script tries a small grid of
-``join`` x ``quorum`` x ``contain`` on the mixed ensemble and keeps the one with the most
-``right - wrong`` (ties: the library default, then the smaller values); it then reports the
-library defaults and the chosen setting on the report half, per model and mixed. Run from
+``join`` x ``quorum`` x ``contain`` x ``floor`` on the mixed ensemble and keeps the one with
+the most ``right - wrong`` (ties: the library default, then the grid's order); it then reports
+the library defaults and the chosen setting on the report half, per model and mixed. Run from
 the repository root::
 
     python benchmarks/fuse_facts.py
@@ -47,9 +47,10 @@ from ensemble.fuse import DEFAULT_JOIN, DEFAULT_QUORUM, fuse  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "data" / "fuse"
 FAMILIES = ("smollm2-135m", "gemma3-270m")
-JOINS = (0.3, 0.4, 0.5, 0.6, 0.7)
-QUORUMS = (0.3, 0.4, 0.5, 0.6)
+JOINS = (0.3, 0.4, 0.5, 0.6)
+QUORUMS = (0.4, 0.5, 0.6)
 CONTAINS = (None, 1.0)
+FLOORS = (None, 0.2, 0.3)
 
 
 def _pattern(form: str) -> re.Pattern[str]:
@@ -101,6 +102,7 @@ def evaluate(
     join: float,
     quorum: float,
     contain: float | None,
+    floor: float | None,
 ) -> dict[str, list[float]]:
     """Totals of (right, wrong) for the average single sample, select and fuse, and the
     number of fused texts left empty."""
@@ -111,7 +113,7 @@ def evaluate(
         out["single"][0] += sum(r for r, _ in singles) / len(singles)
         out["single"][1] += sum(w for _, w in singles) / len(singles)
         sel = ensemble.consensus(samples, method="select")
-        fus = fuse(samples, join=join, quorum=quorum, contain=contain)
+        fus = fuse(samples, join=join, quorum=quorum, contain=contain, floor=floor)
         for key, result in (("select", sel), ("fuse", fus)):
             r, w = scorer(p["id"], result.text)
             out[key][0] += r
@@ -147,35 +149,43 @@ def main() -> None:
     mixed = FAMILIES
 
     print(f"{len(prompts)} prompts; choosing on {len(choice)}, reporting on {len(report)}")
-    best: tuple[float, int, float, float, float] | None = None
-    for join, quorum, contain in itertools.product(JOINS, QUORUMS, CONTAINS):
-        res = evaluate(choice, by_prompt, scorer, mixed, join=join, quorum=quorum, contain=contain)
+    default = (DEFAULT_JOIN, DEFAULT_QUORUM, None, None)
+    best: tuple[float, int, int] | None = None
+    grid = list(itertools.product(JOINS, QUORUMS, CONTAINS, FLOORS))
+    for n, (join, quorum, contain, floor) in enumerate(grid):
+        res = evaluate(
+            choice,
+            by_prompt,
+            scorer,
+            mixed,
+            join=join,
+            quorum=quorum,
+            contain=contain,
+            floor=floor,
+        )
         obj = res["fuse"][0] - res["fuse"][1]
-        is_default = join == DEFAULT_JOIN and quorum == DEFAULT_QUORUM and contain is None
-        key = (-obj, 0 if is_default else 1, join, quorum, 2.0 if contain is None else contain)
+        key = (-obj, 0 if grid[n] == default else 1, n)
         print(
-            f"  choice half, mixed, join {join} quorum {quorum} contain {contain}: "
-            f"right {res['fuse'][0]:.0f} wrong {res['fuse'][1]:.0f} right - wrong = {obj:.0f}"
+            f"  choice half, mixed, join {join} quorum {quorum} contain {contain} floor {floor}"
+            f": right {res['fuse'][0]:.0f} wrong {res['fuse'][1]:.0f}, right - wrong {obj:.0f}"
         )
         if best is None or key < best:
             best = key
     assert best is not None
-    _, _, join, quorum, c = best
-    chosen_contain = None if c == 2.0 else c
-    print(f"chosen on the choice half: join {join}, quorum {quorum}, contain {chosen_contain}")
-    settings = {
-        "defaults": (DEFAULT_JOIN, DEFAULT_QUORUM, None),
-        "chosen": (join, quorum, chosen_contain),
-    }
+    chosen = grid[best[2]]
+    print("chosen on the choice half: join {}, quorum {}, contain {}, floor {}".format(*chosen))
+    settings = {"defaults": default, "chosen": chosen}
     for half_name, half in (("report half", report), ("choice half (seen)", choice)):
-        for label, (j, q, ct) in settings.items():
-            print(f"{half_name}, {label} (join {j}, quorum {q}, contain {ct}):")
+        for label, (j, q, ct, fl) in settings.items():
+            print(f"{half_name}, {label} (join {j}, quorum {q}, contain {ct}, floor {fl}):")
             for name, fams in (
                 ("smollm2-135m", ("smollm2-135m",)),
                 ("gemma3-270m", ("gemma3-270m",)),
                 ("mixed", mixed),
             ):
-                res = evaluate(half, by_prompt, scorer, fams, join=j, quorum=q, contain=ct)
+                res = evaluate(
+                    half, by_prompt, scorer, fams, join=j, quorum=q, contain=ct, floor=fl
+                )
                 print(_line(name, len(half), res))
 
 

@@ -6,7 +6,8 @@ step by step (``docs/fuse.md`` has the long version and the figures):
 1. **Voters.** Successful samples with some text vote; failures and empty answers never do.
    With fewer than two voters there is nothing to fuse and the result is what
    ``method="select"`` gives (the one sample, confidence per the usual rule).
-2. **Sentences.** Every voter is split with the metric's own segmentation; each sentence
+2. **Sentences.** Every voter is split with the metric's own segmentation, after
+   :func:`unwrap` has turned line breaks that wrap a sentence into spaces; each sentence
    remembers its sample and its relative position there (``(k + 0.5) / n``).
 3. **Agreement.** The metric's :meth:`~ensemble.Metric.agreement` over all distinct sentences
    gives ``A[a, b]``, how well sentence ``a`` is supported by sentence ``b``; two sentences
@@ -27,14 +28,19 @@ step by step (``docs/fuse.md`` has the long version and the figures):
    is the vote of the samples with a sentence in it (with ``contain=x``, also of the samples
    one of whose sentences supports its chosen sentence at least ``x`` without contradicting
    it: a long sentence that states several claims at once); it is *kept* when that is at
-   least ``quorum`` (default one half: one family's repeats cannot outvote the others).
+   least ``quorum`` (default one half: one family's repeats cannot outvote the others). With
+   ``floor=y`` a cluster below the quorum is kept too when it has at least ``y`` of the vote,
+   two backing samples, and more than half of the vote of the samples that take a position on
+   its point (its backers and those of the clusters that contradict it): a sample that says
+   nothing about the currency does not vote against the one currency the others name.
 7. **Conflicts between clusters.** Clusters are visited from the best supported down; one that
    contradicts an already kept cluster (their chosen sentences contradict) is dropped with
    reason ``"conflict"``, so two contradicting claims are never both kept. With
    ``contain=x``, one whose chosen sentence contains a kept one's or is contained in it
    (support at least ``x`` either way) is dropped as ``"redundant"``.
 8. **Text.** Each kept cluster is stated by its best-supported member (support of a sentence by
-   a sample: its agreement with that sample's best matching sentence, weighted by the votes);
+   a sample: its mutual agreement with that sample's best matching sentence, weighted by the
+   votes; a fragment contained in the others' sentences does not win);
    clusters are ordered by the median relative position of their members. The sentences are
    joined with a space, or with line breaks when a space would make the metric's segmentation
    merge two of them, so the fused spans are exactly the spans the metric reads in the text.
@@ -48,6 +54,7 @@ as one sparse matrix product) plus ``O(N * C)`` for clustering into ``C`` cluste
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -61,10 +68,10 @@ from ensemble.calibration import Calibrator
 from ensemble.diagnostics import DEFAULT_ALARM, UNNAMED, UniformityAlarm
 from ensemble.errors import InvalidInputError
 from ensemble.metrics.base import FloatArray, Metric, get_metric
-from ensemble.metrics.ngram import NEGATIONS, content_units
+from ensemble.metrics.ngram import NEGATIONS, STOPWORDS, content_units
 from ensemble.types import Alert, Claim, Consensus, DroppedClaim, Sample, Span
 
-__all__ = ["DEFAULT_JOIN", "DEFAULT_OVERLAP", "DEFAULT_QUORUM", "contradicts", "fuse"]
+__all__ = ["DEFAULT_JOIN", "DEFAULT_OVERLAP", "DEFAULT_QUORUM", "contradicts", "fuse", "unwrap"]
 
 #: Mean agreement with a cluster's members at or above which a sentence joins it.
 DEFAULT_JOIN = 0.5
@@ -148,10 +155,29 @@ def _vote_weights(
     return {i: 1.0 / (len(counts) * counts[fam[i]]) for i in voters}
 
 
+_WRAPPED = re.compile(r"(?<=[^\W_])([ \t]*)\n(?=[ \t]*[^\W\d_])")
+_LAST_WORD = re.compile(r"([^\W\d_]+)[ \t]*$")
+
+
+def unwrap(text: str) -> str:
+    """``text`` with each line break that wraps a sentence replaced by a space (same length,
+    so offsets stay valid): a single line break between two letters where the line ends
+    with a function word ("The main language of\\nSwedish.") or the next line starts with a
+    lower-case letter. Other line breaks (lists, "Capital: Paris\\nCurrency: euro") stay."""
+
+    def repl(m: re.Match[str]) -> str:
+        before = _LAST_WORD.search(text, 0, m.start(1) + len(m.group(1)))
+        nxt = text[m.end() :].lstrip(" \t")[:1]
+        wrapped = (before is not None and before.group(1).lower() in STOPWORDS) or nxt.islower()
+        return m.group(1) + (" " if wrapped else "\n")
+
+    return _WRAPPED.sub(repl, text)
+
+
 def _sentences(samples: Sequence[Sample], voters: Sequence[int], metric: Metric) -> list[_Sentence]:
     out: list[_Sentence] = []
     for i in voters:
-        text = samples[i].text or ""
+        text = unwrap(samples[i].text or "")
         offsets = metric.segment(text)
         n = len(offsets)
         out.extend(_Sentence(i, a, b, text[a:b], (k + 0.5) / n) for k, (a, b) in enumerate(offsets))
@@ -257,6 +283,7 @@ def fuse(
     quorum: float = DEFAULT_QUORUM,
     overlap: float = DEFAULT_OVERLAP,
     contain: float | None = None,
+    floor: float | None = None,
     threshold: float | None = None,
     weights: Sequence[float] | None = None,
     weighting: Literal["sample", "model"] = "model",
@@ -269,7 +296,9 @@ def fuse(
     ``families`` maps model names to family names (models of one family share one vote);
     without it each model name is its own family. ``join``, ``quorum`` and ``overlap`` are
     the thresholds of steps 5, 6 and 4; ``contain`` (off by default) lets a sample without a
-    member back a claim that one of its sentences supports at least that much (step 6). The
+    member back a claim that one of its sentences supports at least that much (step 6);
+    ``floor`` (off by default) also keeps a claim below the quorum that has at least that
+    share of the vote and a strict majority among the samples that address its point. The
     other options are those of :func:`ensemble.consensus`; ``weights`` and ``weighting``
     only weigh the confidences.
     """
@@ -283,6 +312,8 @@ def fuse(
     overlap = _check_fraction("overlap", overlap)
     if contain is not None:
         contain = _check_fraction("contain", contain)
+    if floor is not None:
+        floor = _check_fraction("floor", floor)
     if metric_obj.granularity != "sentence":
         raise InvalidInputError(
             f"method='fuse' needs a sentence-level metric; {metric_obj.name!r} scores "
@@ -343,13 +374,14 @@ def fuse(
     vote = _vote_weights(all_samples, voters, families)
     vote_vec = np.array([vote[v] for v in voters], dtype=np.float64)
     by_sample, best_match = _sample_support(sents, agree, voters)
+    mutual, _ = _sample_support(sents, sym, voters)
     for c in clusters:
         # A member's own sample is left out of its support (it trivially supports itself).
         best_key: tuple[float, str] | None = None
         for m in c.members:
             mask = np.array([v != sents[m].sample for v in voters])
             w = vote_vec[mask]
-            score = float((by_sample[m, mask] * w).sum() / w.sum()) if w.sum() > 0 else 0.0
+            score = float((mutual[m, mask] * w).sum() / w.sum()) if w.sum() > 0 else 0.0
             key = (-round(score, 9), sents[m].text)
             if best_key is None or key < best_key:
                 best_key, c.rep = key, m
@@ -389,7 +421,9 @@ def fuse(
             ),
             None,
         )
-        if c.support + 1e-9 < quorum:
+        if c.support + 1e-9 < quorum and not (
+            floor is not None and _leads(k, clusters, sents, units, vote, floor, overlap)
+        ):
             reasons[k] = ("minority", rival)
         elif rival is not None:
             reasons[k] = ("conflict", rival)
@@ -479,6 +513,29 @@ def fuse(
             "alerts": alerts,
         }
     )
+
+
+def _leads(
+    k: int,
+    clusters: Sequence[_Cluster],
+    sents: Sequence[_Sentence],
+    units: Sequence[_Units],
+    vote: Mapping[int, float],
+    floor: float,
+    overlap: float,
+) -> bool:
+    """Whether cluster ``k`` has at least ``floor`` of the vote, two backers, and more than
+    half of the vote of the samples that take a position on its point (its backers and
+    those of the clusters that contradict it)."""
+    c = clusters[k]
+    if c.support + 1e-9 < floor or len(c.backers) < 2:
+        return False
+    mine = units[sents[c.rep].uid]
+    addressed = set(c.backers)
+    for j, other in enumerate(clusters):
+        if j != k and _contradict(mine, units[sents[other.rep].uid], overlap):
+            addressed |= other.backers
+    return c.support > 0.5 * sum(vote[i] for i in addressed) + 1e-9
 
 
 def _repeats(

@@ -155,7 +155,7 @@ def test_score_agrees_with_the_fused_confidences() -> None:
 
 
 def test_line_breaks_join_sentences_a_space_would_merge() -> None:
-    a, b = "Paris is the capital", "the euro is the currency"
+    a, b = "Paris is the capital", "The euro is the currency"
     r = ensemble.consensus([f"{a}\n{b}"] * 3, method="fuse")
     assert r.text == f"{a}\n{b}"
     assert [x.text for x in r.spans] == [a, b]
@@ -425,3 +425,35 @@ def test_contain_never_backs_a_contradiction() -> None:
     r = fuse([PARIS, PARIS, negated, negated, negated], contain=1.0)
     assert r.claims[0].backers == (2, 3, 4)
     assert PARIS not in r.text
+
+
+def test_unwrap_joins_wrapped_lines_only() -> None:
+    from ensemble.fuse import unwrap
+
+    assert unwrap("The main language of\nSweden is Swedish.") == (
+        "The main language of Sweden is Swedish."
+    )
+    assert unwrap("It is big\nand old.") == "It is big and old."
+    for kept in ("Capital: Paris\nCurrency: euro", "Done.\nNext.", "List:\n- a\n- b"):
+        assert unwrap(kept) == kept
+    wrapped = "The capital of Sweden is Stockholm. The main language of\nSweden is Swedish."
+    r = ensemble.consensus([wrapped] * 3, method="fuse")
+    assert r.text == unwrap(wrapped)
+
+
+def test_floor_keeps_the_leading_claim_of_a_point_others_leave_open() -> None:
+    pound = "The currency of Egypt is the pound."
+    dollar = "The currency of Egypt is the dollar."
+    cairo = "The capital of Egypt is Cairo."
+    samples = [f"{cairo} {pound}"] * 3 + [f"{cairo} {dollar}"] + [cairo] * 3
+    assert fuse(samples).text == cairo  # the pound has 3 of 7 votes
+    r = fuse(samples, floor=0.2)
+    assert r.text == f"{cairo} {pound}"  # ... but 3 of the 4 that name a currency
+    (d,) = r.dropped
+    assert (d.text, d.reason) == (dollar, "minority")
+    # Two against two is no majority among those who take a position.
+    tied = [f"{cairo} {pound}"] * 2 + [f"{cairo} {dollar}"] * 2 + [cairo] * 3
+    assert fuse(tied, floor=0.2).text == cairo
+    # A claim without rivals still needs the floor and two samples.
+    lone = [f"{cairo} {pound}"] + [cairo] * 6
+    assert fuse(lone, floor=0.1).text == cairo
