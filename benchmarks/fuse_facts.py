@@ -43,7 +43,7 @@ if str(ROOT) not in sys.path:  # run from a checkout, installed or not
     sys.path.insert(0, str(ROOT))
 
 import ensemble  # noqa: E402
-from ensemble.fuse import DEFAULT_JOIN, DEFAULT_QUORUM, fuse  # noqa: E402
+from ensemble.fuse import DEFAULT_CONTAIN, DEFAULT_JOIN, DEFAULT_QUORUM, fuse  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "data" / "fuse"
 FAMILIES = ("smollm2-135m", "gemma3-270m")
@@ -149,7 +149,7 @@ def main() -> None:
     mixed = FAMILIES
 
     print(f"{len(prompts)} prompts; choosing on {len(choice)}, reporting on {len(report)}")
-    default = (DEFAULT_JOIN, DEFAULT_QUORUM, None, None)
+    default = (DEFAULT_JOIN, DEFAULT_QUORUM, DEFAULT_CONTAIN, None)
     best: tuple[float, int, int] | None = None
     grid = list(itertools.product(JOINS, QUORUMS, CONTAINS, FLOORS))
     for n, (join, quorum, contain, floor) in enumerate(grid):
@@ -174,7 +174,9 @@ def main() -> None:
     assert best is not None
     chosen = grid[best[2]]
     print("chosen on the choice half: join {}, quorum {}, contain {}, floor {}".format(*chosen))
-    settings = {"defaults": default, "chosen": chosen}
+    settings = {"library defaults": default, "without contain": (*default[:2], None, None)}
+    if chosen != default:
+        settings["chosen"] = chosen
     for half_name, half in (("report half", report), ("choice half (seen)", choice)):
         for label, (j, q, ct, fl) in settings.items():
             print(f"{half_name}, {label} (join {j}, quorum {q}, contain {ct}, floor {fl}):")

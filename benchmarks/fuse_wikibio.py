@@ -21,7 +21,7 @@ fused with the ``ngram`` metric (library defaults unless told). Printed per half
 Run from the repository root::
 
     python benchmarks/fuse_wikibio.py
-    python benchmarks/fuse_wikibio.py --quorum 0.3 --no-scaling
+    python benchmarks/fuse_wikibio.py --join 0.3 --quorum 0.3 --no-contain --no-scaling
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ if str(ROOT) not in sys.path:  # run from a checkout, installed or not
 from _wikibio import DEFAULT_DATA, LABELS, Passage, load  # noqa: E402
 
 import ensemble  # noqa: E402
-from ensemble.fuse import DEFAULT_JOIN, DEFAULT_QUORUM, fuse  # noqa: E402
+from ensemble.fuse import DEFAULT_CONTAIN, DEFAULT_JOIN, DEFAULT_QUORUM, fuse  # noqa: E402
 from ensemble.metrics.ngram import NgramMetric  # noqa: E402
 
 METRIC = NgramMetric()
@@ -74,7 +74,7 @@ def _half(passages: Sequence[Passage], args: argparse.Namespace) -> dict[str, An
     for p in passages:
         samples = p["gpt3_text_samples"]
         t0 = time.perf_counter()
-        r = fuse(samples, metric=METRIC, join=args.join, quorum=args.quorum)
+        r = fuse(samples, metric=METRIC, join=args.join, quorum=args.quorum, contain=args.contain)
         t_fuse.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         s = ensemble.consensus(samples, metric=METRIC)
@@ -134,12 +134,17 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--join", type=float, default=DEFAULT_JOIN)
     parser.add_argument("--quorum", type=float, default=DEFAULT_QUORUM)
+    parser.add_argument("--contain", type=float, default=DEFAULT_CONTAIN)
+    parser.add_argument("--no-contain", dest="contain", action="store_const", const=None)
     parser.add_argument("--match", type=float, default=0.5)
     parser.add_argument("--no-scaling", action="store_true")
     args = parser.parse_args()
     data = load(args.data)
     fuse(data[0]["gpt3_text_samples"], metric=METRIC)  # warm-up: imports, stemmer cache
-    print(f"ngram, join {args.join}, quorum {args.quorum}, match >= {args.match}")
+    print(
+        f"ngram, join {args.join}, quorum {args.quorum}, contain {args.contain}, "
+        f"match >= {args.match}"
+    )
     for name, lo, hi in (("passages 0-29", 0, 30), ("passages 30-59", 30, 60)):
         res = _half(data[lo:hi], args)
         print(

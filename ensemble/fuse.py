@@ -25,19 +25,20 @@ step by step (``docs/fuse.md`` has the long version and the figures):
    them and no sentence of its own sample is in it yet, and starts a new cluster otherwise.
 6. **Votes.** Each model family (``families[model]``, else the model name; without any model
    name, each sample) has one vote, split evenly over its voting samples. A cluster's support
-   is the vote of the samples with a sentence in it (with ``contain=x``, also of the samples
-   one of whose sentences supports its chosen sentence at least ``x`` without contradicting
-   it: a long sentence that states several claims at once); it is *kept* when that is at
-   least ``quorum`` (default one half: one family's repeats cannot outvote the others). With
+   is the vote of the samples with a sentence in it and of the samples one of whose sentences
+   supports its chosen sentence at least ``contain`` (default 1.0; ``None``: off) without
+   contradicting it (a long sentence that states several claims at once); it is *kept* when
+   that is at least ``quorum`` (default one half: one family's repeats cannot outvote the
+   others). With
    ``floor=y`` a cluster below the quorum is kept too when it has at least ``y`` of the vote,
    two backing samples, and more than half of the vote of the samples that take a position on
    its point (its backers and those of the clusters that contradict it): a sample that says
    nothing about the currency does not vote against the one currency the others name.
 7. **Conflicts between clusters.** Clusters are visited from the best supported down; one that
    contradicts an already kept cluster (their chosen sentences contradict) is dropped with
-   reason ``"conflict"``, so two contradicting claims are never both kept. With
-   ``contain=x``, one whose chosen sentence contains a kept one's or is contained in it
-   (support at least ``x`` either way) is dropped as ``"redundant"``.
+   reason ``"conflict"``, so two contradicting claims are never both kept. Unless ``contain``
+   is ``None``, one whose chosen sentence contains a kept one's or is contained in it
+   (support at least ``contain`` either way) is dropped as ``"redundant"``.
 8. **Text.** Each kept cluster is stated by its best-supported member (support of a sentence by
    a sample: its mutual agreement with that sample's best matching sentence, weighted by the
    votes; a fragment contained in the others' sentences does not win);
@@ -71,10 +72,22 @@ from ensemble.metrics.base import FloatArray, Metric, get_metric
 from ensemble.metrics.ngram import NEGATIONS, STOPWORDS, content_units
 from ensemble.types import Alert, Claim, Consensus, DroppedClaim, Sample, Span
 
-__all__ = ["DEFAULT_JOIN", "DEFAULT_OVERLAP", "DEFAULT_QUORUM", "contradicts", "fuse", "unwrap"]
+__all__ = [
+    "DEFAULT_CONTAIN",
+    "DEFAULT_JOIN",
+    "DEFAULT_OVERLAP",
+    "DEFAULT_QUORUM",
+    "contradicts",
+    "fuse",
+    "unwrap",
+]
 
-#: Mean agreement with a cluster's members at or above which a sentence joins it.
+#: Mean agreement with a cluster's members at or above which a sentence joins it (chosen on
+#: the choice half of ``benchmarks/fuse_facts.py``; see ``docs/fuse.md``).
 DEFAULT_JOIN = 0.5
+#: Support by one of a sample's sentences from which that sample backs a claim it does not
+#: state in a sentence of its own (chosen with ``DEFAULT_JOIN``).
+DEFAULT_CONTAIN = 1.0
 #: Share of the vote a cluster needs to be kept.
 DEFAULT_QUORUM = 0.5
 #: Jaccard overlap of content words from which two differing sentences are about one point.
@@ -282,7 +295,7 @@ def fuse(
     join: float = DEFAULT_JOIN,
     quorum: float = DEFAULT_QUORUM,
     overlap: float = DEFAULT_OVERLAP,
-    contain: float | None = None,
+    contain: float | None = DEFAULT_CONTAIN,
     floor: float | None = None,
     threshold: float | None = None,
     weights: Sequence[float] | None = None,
@@ -295,7 +308,7 @@ def fuse(
 
     ``families`` maps model names to family names (models of one family share one vote);
     without it each model name is its own family. ``join``, ``quorum`` and ``overlap`` are
-    the thresholds of steps 5, 6 and 4; ``contain`` (off by default) lets a sample without a
+    the thresholds of steps 5, 6 and 4; ``contain`` (``None``: off) lets a sample without a
     member back a claim that one of its sentences supports at least that much (step 6);
     ``floor`` (off by default) also keeps a claim below the quorum that has at least that
     share of the vote and a strict majority among the samples that address its point. The

@@ -406,7 +406,7 @@ def test_contain_lets_a_long_sentence_back_its_claims() -> None:
     long = "The capital of France is Paris, the currency is the euro and the language is French."
     short = f"{PARIS} {EURO} {FRENCH}"
     samples = [long, long, long, short, short]
-    plain = fuse(samples)
+    plain = fuse(samples, contain=None)
     assert plain.text == long  # without contain, each short claim has 2 of 5 votes
     assert {d.reason for d in plain.dropped} == {"minority"}
     r = fuse(samples, contain=1.0)
