@@ -13,6 +13,7 @@ import anthropic
 from pydantic import SecretStr
 
 from ensemble.errors import ConfigurationError
+from ensemble.models._http import DEFAULT_MAX_RESPONSE_BYTES
 from ensemble.models._sdk import SDKModel
 from ensemble.models.base import Completion, Request
 from ensemble.types import Usage
@@ -41,6 +42,7 @@ class AnthropicModel(SDKModel):
     key_env_var: ClassVar[str | None] = "ANTHROPIC_API_KEY"
     official_host: ClassVar[str] = "api.anthropic.com"
     official_base_url: ClassVar[str] = "https://api.anthropic.com"
+    base_url_env_var: ClassVar[str] = "ANTHROPIC_BASE_URL"
     label: ClassVar[str] = "Anthropic"
     api_path: ClassVar[str] = "v1/messages"
     sdk_errors = (
@@ -62,6 +64,8 @@ class AnthropicModel(SDKModel):
         name: str | None = None,
         temperature: float | None = None,
         max_tokens: int = DEFAULT_MAX_TOKENS,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
+        allow_metadata_hosts: bool = False,
     ) -> None:
         if not isinstance(max_tokens, int) or max_tokens < 1:
             raise ConfigurationError("max_tokens must be a positive integer")
@@ -74,6 +78,8 @@ class AnthropicModel(SDKModel):
             transport=transport,
             name=name,
             temperature=temperature,
+            max_response_bytes=max_response_bytes,
+            allow_metadata_hosts=allow_metadata_hosts,
         )
         self.max_tokens = max_tokens
 
@@ -111,13 +117,16 @@ class AnthropicModel(SDKModel):
         return params
 
     async def _call_sdk(self, client: Any, params: dict[str, Any]) -> tuple[bytes, Any]:
-        raw = await client.messages.with_raw_response.create(**params)
-        return await raw.read(), raw.headers
+        # Streamed, so that max_response_bytes bounds what is read.
+        async with client.messages.with_streaming_response.create(**params) as raw:
+            return await self._read_body(raw.http_response), raw.headers
 
     def _parse(self, content: bytes, headers: Any, latency: float) -> Completion:
         try:
             data = json.loads(content)
             blocks = data["content"]
+            if blocks is None:  # as OpenAI's ``content: null``: an empty (abstaining) completion
+                blocks = []
             if not isinstance(blocks, list):
                 raise TypeError("content is not a list")
             texts = [b["text"] for b in blocks if isinstance(b, dict) and b.get("type") == "text"]

@@ -15,6 +15,7 @@ import httpx
 import openai
 from pydantic import SecretStr
 
+from ensemble.models._http import DEFAULT_MAX_RESPONSE_BYTES
 from ensemble.models._sdk import SDKModel
 from ensemble.models.base import Completion, Request
 from ensemble.types import Usage
@@ -45,6 +46,7 @@ class OpenAIModel(SDKModel):
     key_env_var: ClassVar[str | None] = "OPENAI_API_KEY"
     official_host: ClassVar[str] = "api.openai.com"
     official_base_url: ClassVar[str] = "https://api.openai.com/v1"
+    base_url_env_var: ClassVar[str] = "OPENAI_BASE_URL"
     label: ClassVar[str] = "OpenAI"
     api_path: ClassVar[str] = "chat/completions"
     sdk_errors = (
@@ -66,6 +68,8 @@ class OpenAIModel(SDKModel):
         transport: Literal["httpx", "aiohttp"] = "httpx",
         name: str | None = None,
         temperature: float | None = None,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
+        allow_metadata_hosts: bool = False,
     ) -> None:
         self._setup(
             model,
@@ -76,6 +80,8 @@ class OpenAIModel(SDKModel):
             transport=transport,
             name=name,
             temperature=temperature,
+            max_response_bytes=max_response_bytes,
+            allow_metadata_hosts=allow_metadata_hosts,
         )
         self.organization = organization
 
@@ -117,8 +123,13 @@ class OpenAIModel(SDKModel):
         # The SDK's documented raw route (auth, headers, error types, no retries) without its
         # per-call parameter transform, which costs ~3 ms of CPU per call: the body is plain
         # JSON we built ourselves, and we validate the answer ourselves.
-        raw = await client.post("/chat/completions", body=params, cast_to=httpx.Response)
-        return raw.content, raw.headers
+        raw = await client.post(
+            "/chat/completions", body=params, cast_to=httpx.Response, stream=True
+        )
+        try:  # streamed, so that max_response_bytes bounds what is read
+            return await self._read_body(raw), raw.headers
+        finally:
+            await raw.aclose()
 
     def _parse(self, content: bytes, headers: httpx.Headers | Any, latency: float) -> Completion:
         try:
@@ -126,7 +137,7 @@ class OpenAIModel(SDKModel):
             choice = data["choices"][0]
             message = choice["message"]
             text = message.get("content")
-            if text is None:
+            if text is None:  # e.g. a refusal or tool calls: an empty (abstaining) completion
                 text = ""
             if not isinstance(text, str):
                 raise TypeError("message.content is not a string")
