@@ -253,16 +253,30 @@ def test_max_response_bytes_is_validated(kind: str, bad: Any) -> None:
         make(kind, None, max_response_bytes=bad)
 
 
-@pytest.mark.parametrize("kind", ["openai/aiohttp", "anthropic/aiohttp"])
-async def test_a_huge_error_body_is_not_read_in_full_on_the_lean_path(
-    server: LoopbackServer, kind: str
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_a_huge_error_body_is_not_read_in_full(
+    server: LoopbackServer, kind: str, chunked: bool
 ) -> None:
-    server.script("m", Reply(status=503, stream_bytes=50 * MiB))
-    with pytest.raises(errors.ProviderHTTPError) as info:
-        await call(make(kind, server))
-    assert info.value.status_code == 503 and info.value.retryable
+    total = 50 * MiB
+    server.script("m", Reply(status=503, stream_bytes=total, chunked=chunked))
+    tracemalloc.start()
+    try:
+        with pytest.raises(errors.ProviderHTTPError) as info:
+            await call(make(kind, server))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    for _ in range(100):
+        if server.client_gone:
+            break
+        await asyncio.sleep(0.05)
+    assert info.value.status_code == 503 and info.value.retryable  # the status is kept
     assert len(info.value.body or "") <= 500
-    assert server.body_bytes_sent < 25 * MiB
+    assert peak < 24 * MiB
+    assert server.client_gone == 1
+    assert server.body_bytes_sent < total // 2
+    assert server.count() == 1
 
 
 # --- 3c. the adapter's timeout bounds the whole attempt ----------------------------------------

@@ -15,7 +15,7 @@ import os
 import ssl
 import sys
 import urllib.parse
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, NamedTuple
 
 import httpx
@@ -325,12 +325,50 @@ def http_library(client: Any) -> str:
     bundle. A CA that a company installs in the system store then works on both paths.
     """
     sdk = sys.modules.get(type(client).__module__.split(".")[0])
-    default = getattr(sdk, "DefaultAsyncHttpxClient", None)
-    for base in getattr(default, "__mro__", ()):
+    return library_of(getattr(sdk, "DefaultAsyncHttpxClient", None))
+
+
+def library_of(client_class: Any) -> str:
+    """``"httpx2"`` or ``"httpx"``: the library an HTTP client class derives from."""
+    for base in getattr(client_class, "__mro__", ()):
         root = str(getattr(base, "__module__", "")).split(".")[0]
         if root in ("httpx", "httpx2"):
             return root
     return "httpx"
+
+
+def error_body_cap(library: str) -> Callable[[Any], Awaitable[None]]:
+    """A ``response`` event hook for an httpx / httpx2 client that lets at most
+    :data:`MAX_ERROR_BODY_BYTES` of a non-2xx body be read (the SDK reads error bodies in
+    full itself); the connection of a cut body is closed, not reused."""
+    return _error_body_cap(library)
+
+
+@functools.lru_cache(maxsize=2)
+def _error_body_cap(library: str) -> Callable[[Any], Awaitable[None]]:
+    module = importlib.import_module(library)
+
+    class Capped(module.AsyncByteStream):  # type: ignore[misc,name-defined]
+        def __init__(self, inner: Any, cap: int) -> None:
+            self._inner = inner
+            self._cap = cap
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            left = self._cap
+            async for chunk in self._inner:
+                yield chunk[:left]
+                left -= len(chunk)
+                if left <= 0:
+                    break
+
+        async def aclose(self) -> None:
+            await self._inner.aclose()
+
+    async def hook(response: Any) -> None:
+        if not 200 <= response.status_code < 300:
+            response.stream = Capped(response.stream, MAX_ERROR_BODY_BYTES)
+
+    return hook
 
 
 def env_proxy(url: str) -> str | None:

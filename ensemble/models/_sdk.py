@@ -32,7 +32,9 @@ from ensemble.models._http import (
     check_base_url,
     check_transport,
     declared_length,
+    error_body_cap,
     http_error,
+    library_of,
     post_json,
     redact,
     resolve_key,
@@ -142,6 +144,12 @@ class SDKModel(Model):
     @property
     def endpoint(self) -> str:
         return f"{self.provider}@{self.base_url}"
+
+    def _default_http_client(self, factory: Any) -> Any:
+        """The SDK's default async client class ``factory``, with redirects off and error
+        bodies capped (:func:`~ensemble.models._http.error_body_cap`)."""
+        hook = error_body_cap(library_of(factory))
+        return factory(follow_redirects=False, event_hooks={"response": [hook]})
 
     def _key(self) -> str:
         return self._api_key.get_secret_value() if self._api_key is not None else PLACEHOLDER_KEY

@@ -86,7 +86,7 @@ class AnthropicModel(SDKModel):
     def _make_client(self) -> anthropic.AsyncAnthropic:
         http_client = self._user_client
         if http_client is None:
-            http_client = anthropic.DefaultAsyncHttpxClient(follow_redirects=False)
+            http_client = self._default_http_client(anthropic.DefaultAsyncHttpxClient)
         kwargs: dict[str, Any] = {}
         if self.timeout is not None:
             kwargs["timeout"] = self.timeout

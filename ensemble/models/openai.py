@@ -88,7 +88,7 @@ class OpenAIModel(SDKModel):
     def _make_client(self) -> openai.AsyncOpenAI:
         http_client = self._user_client
         if http_client is None:
-            http_client = openai.DefaultAsyncHttpxClient(follow_redirects=False)
+            http_client = self._default_http_client(openai.DefaultAsyncHttpxClient)
         kwargs: dict[str, Any] = {}
         if self.timeout is not None:
             kwargs["timeout"] = self.timeout
