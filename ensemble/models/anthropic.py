@@ -27,8 +27,11 @@ DEFAULT_MAX_TOKENS = 1024
 class AnthropicModel(SDKModel):
     """A model behind Anthropic's Messages API.
 
-    The key comes from ``api_key`` or ``ANTHROPIC_API_KEY`` (not read when ``base_url`` points
-    elsewhere than ``api.anthropic.com``, as for :class:`~ensemble.OpenAIModel`).
+    The base URL is ``base_url``, else ``ANTHROPIC_BASE_URL``, else the official one. The key
+    comes from ``api_key`` or ``ANTHROPIC_API_KEY`` (the latter read only for
+    ``api.anthropic.com`` or a base URL from ``ANTHROPIC_BASE_URL``, as for
+    :class:`~ensemble.OpenAIModel`, which also describes ``timeout``, ``max_response_bytes``
+    and ``allow_metadata_hosts``).
     ``max_tokens`` defaults to 1024 because the API requires a value. ``transport="aiohttp"``
     is the lean path described on :class:`~ensemble.OpenAIModel` (the SDK supplies the base
     URL and headers, the adapter posts the JSON body itself over aiohttp).

@@ -26,11 +26,14 @@ __all__ = ["OpenAIModel"]
 class OpenAIModel(SDKModel):
     """A model behind the OpenAI Chat Completions API.
 
-    The key comes from ``api_key`` or the environment variable ``OPENAI_API_KEY``. With a
-    custom ``base_url`` the environment variable is **not** read (so an OpenAI key is never
-    sent to another server by accident): pass ``api_key`` for servers that need one; servers
-    that need none get a placeholder. ``http_client`` (an ``httpx`` async client) is used as
-    given and never closed by the model; ``timeout`` is the SDK's per-request timeout.
+    The base URL is ``base_url``, else ``OPENAI_BASE_URL``, else the official one; it is what
+    :attr:`base_url` and :attr:`endpoint` report. The key comes from ``api_key`` or
+    ``OPENAI_API_KEY``; the environment's key is read only for ``api.openai.com`` or a base
+    URL from ``OPENAI_BASE_URL`` (never for a ``base_url`` argument on another host, which
+    gets a placeholder unless ``api_key`` is given). Cloud-metadata hosts are refused unless
+    ``allow_metadata_hosts=True``. ``http_client`` (an ``httpx`` async client) is used as
+    given and never closed by the model; ``timeout`` bounds the whole attempt, and a body
+    over ``max_response_bytes`` raises :class:`~ensemble.errors.ResponseTooLargeError`.
     ``transport="aiohttp"`` (with the ``aiohttp`` extra) is the lean path for large
     fan-outs: the SDK client still supplies the base URL and the headers, but the adapter posts
     the JSON body itself over aiohttp, skipping the SDK's per-call request pipeline, which
