@@ -18,7 +18,7 @@ how the library is called (:class:`UsageError`) is kept apart from a failure of 
     │   ├── ProviderConnectionError    could not connect, or the connection broke
     │   ├── ProviderTimeoutError       one attempt exceeded its timeout
     │   │   └── DeadlineExceededError  the run's deadline passed first; the call was cancelled
-    │   ├── ProviderHTTPError          a non-2xx answer (status_code, body)
+    │   ├── ProviderHTTPError          a non-2xx answer (status_code, body, should_retry)
     │   │   ├── AuthenticationError    401 / 403: the run stops calling that provider
     │   │   └── RateLimitError         429 (retry_after when the provider said it)
     │   ├── InvalidResponseError       a 2xx answer whose body is not what the API promises
