@@ -168,6 +168,12 @@ def test_without_the_variable_the_official_url_is_the_endpoint(kind: str) -> Non
 
 
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_the_endpoint_never_shows_a_query_string(kind: str) -> None:
+    model = make(kind, None, base_url=f"https://proxy.example.com/v1?api-key={CANARY}#frag")
+    assert model.endpoint == f"{kind}@https://proxy.example.com/v1"
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
 @pytest.mark.parametrize("bad", ["ftp://x/v1", "not a url", "http://169.254.169.254/v1"])
 def test_a_bad_base_url_in_the_environment_is_refused_naming_the_variable(
     kind: str, bad: str, monkeypatch: pytest.MonkeyPatch

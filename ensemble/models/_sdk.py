@@ -143,7 +143,10 @@ class SDKModel(Model):
 
     @property
     def endpoint(self) -> str:
-        return f"{self.provider}@{self.base_url}"
+        # Without query and fragment: the endpoint lands in every Sample (and so in stores and
+        # files), and a query string may carry a key (``?api-key=...``).
+        shown = httpx.URL(self.base_url).copy_with(query=None, fragment=None)
+        return f"{self.provider}@{shown}"
 
     def _default_http_client(self, factory: Any) -> Any:
         """The SDK's default async client class ``factory``, with redirects off and error
