@@ -140,13 +140,17 @@ class SDKModel(Model):
         self.transport = check_transport(transport, http_client)
         self._clients = LoopBound()
         self._target: Target | None = None  # where the lean path posts
+        self._shown_url: tuple[str, str] | None = None  # (base_url, it without its query)
 
     @property
     def endpoint(self) -> str:
         # Without query and fragment: the endpoint lands in every Sample (and so in stores and
         # files), and a query string may carry a key (``?api-key=...``).
-        shown = httpx.URL(self.base_url).copy_with(query=None, fragment=None)
-        return f"{self.provider}@{shown}"
+        shown = self._shown_url
+        if shown is None or shown[0] != self.base_url:
+            url = httpx.URL(self.base_url).copy_with(query=None, fragment=None)
+            shown = self._shown_url = (self.base_url, str(url))
+        return f"{self.provider}@{shown[1]}"
 
     def _default_http_client(self, factory: Any) -> Any:
         """The SDK's default async client class ``factory``, with redirects off and error
