@@ -195,8 +195,11 @@ async def call_with_retries(
             return out
         decision = policy.delay(error, out.attempts, state.rng)
         if isinstance(decision, str) and decision.startswith("Retry-After"):
-            # Say why a retryable error was not retried, in the error (and the sample) itself.
-            error.args = (f"{error.args[0]}; not retried: {decision}", *error.args[1:])
+            # Say why a retryable error was not retried, in the error (and the sample) itself
+            # (once: a test double may raise the same instance again).
+            message = str(error.args[0]) if error.args else str(error)
+            if decision not in message:
+                error.args = (f"{message}; not retried: {decision}", *error.args[1:])
         if isinstance(decision, str):
             logger.debug(
                 "%s: attempt %d failed: %s: %s; %s",

@@ -517,3 +517,17 @@ def test_metadata_host_needs_no_name_resolution(monkeypatch: pytest.MonkeyPatch)
     assert metadata_host("metadata.google.internal")
     assert not metadata_host("metadata.internal.example.com")
     assert not metadata_host("api.openai.com")
+
+
+async def test_the_retry_after_reason_is_added_once_to_a_reused_error() -> None:
+    from ensemble.models.scripted import ScriptedModel
+
+    limited = errors.RateLimitError("slow", model_name="s", status_code=429, retry_after=120.0)
+    model = ScriptedModel(default=limited, name="s")  # the same instance, raised every call
+    policy = RetryPolicy(max_retry_after=30.0)
+    for _ in range(3):
+        out = await call_with_retries(
+            model, Request(prompt="x"), policy=policy, timeout=None, state=CallState()
+        )
+        assert out.error is limited and out.attempts == 1
+    assert str(limited).count("exceeds the cap of 30 s") == 1
