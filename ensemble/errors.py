@@ -18,10 +18,11 @@ how the library is called (:class:`UsageError`) is kept apart from a failure of 
     │   ├── ProviderConnectionError    could not connect, or the connection broke
     │   ├── ProviderTimeoutError       one attempt exceeded its timeout
     │   │   └── DeadlineExceededError  the run's deadline passed first; the call was cancelled
-    │   ├── ProviderHTTPError          a non-2xx answer (status_code, body)
+    │   ├── ProviderHTTPError          a non-2xx answer (status_code, body, should_retry)
     │   │   ├── AuthenticationError    401 / 403: the run stops calling that provider
     │   │   └── RateLimitError         429 (retry_after when the provider said it)
     │   ├── InvalidResponseError       a 2xx answer whose body is not what the API promises
+    │   │   └── ResponseTooLargeError  an answer longer than the adapter's max_response_bytes
     │   └── LocalServerError           the embedded llama.cpp server (LocalModel) failed to start
     └── RunError                       a run failed as a whole; keeps .samples (partial results)
         └── QuorumError                fewer successful samples than the quorum; lists failures
@@ -55,6 +56,7 @@ __all__ = [
     "ProviderTimeoutError",
     "QuorumError",
     "RateLimitError",
+    "ResponseTooLargeError",
     "RunError",
     "UnknownNameError",
     "UsageError",
@@ -195,14 +197,19 @@ class ProviderHTTPError(ProviderError):
         status_code: int,
         body: str | None = None,
         retry_after: float | None = None,
+        should_retry: bool | None = None,
     ) -> None:
         self.status_code = status_code
         self.body = body
         self.retry_after = retry_after
+        self.should_retry = should_retry
+        """The provider's own verdict (the ``x-should-retry`` header), when it gave one."""
         super().__init__(f"HTTP {status_code}: {message}", model_name=model_name)
 
     @property
     def retryable(self) -> bool:  # type: ignore[override]
+        if self.should_retry is not None:  # the server said so: obey, as the official SDKs do
+            return self.should_retry
         return self.status_code in (408, 409, 429) or self.status_code >= 500
 
 
@@ -216,6 +223,15 @@ class RateLimitError(ProviderHTTPError):
 
 class InvalidResponseError(ProviderError):
     """A success status whose body is not a valid completion."""
+
+
+class ResponseTooLargeError(InvalidResponseError):
+    """An answer (or error body) longer than the adapter's ``max_response_bytes``; the rest of
+    it was not read. ``limit`` is the limit in bytes."""
+
+    def __init__(self, message: str, *, model_name: str, limit: int) -> None:
+        self.limit = limit
+        super().__init__(message, model_name=model_name)
 
 
 class LocalServerError(ProviderError):

@@ -352,6 +352,7 @@ class Ensemble:
                         usage=completion.usage,
                         finish_reason=completion.finish_reason,
                         request_id=completion.request_id,
+                        endpoint=model.endpoint,
                     )
                 )
             else:
@@ -363,6 +364,7 @@ class Ensemble:
                         temperature=temperature,
                         latency=latency,
                         error=_sample_error(error, model, outcome.attempts),
+                        endpoint=model.endpoint,
                     )
                 )
         ok = sum(1 for s in samples if s.ok)

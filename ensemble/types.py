@@ -73,6 +73,8 @@ class Sample(_Frozen):
     finish_reason: str | None = None
     request_id: str | None = None
     error: SampleError | None = None
+    endpoint: str | None = None
+    """Where the request went (the model's ``endpoint``, e.g. ``"openai@https://api.openai.com/v1"``)."""
 
     @model_validator(mode="after")
     def _text_or_error(self) -> Sample:

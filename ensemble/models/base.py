@@ -102,6 +102,13 @@ class Completion(_Frozen):
     model: str = ""
     """The model name as the provider reported it (or the adapter's name when it did not)."""
 
+    @property
+    def empty(self) -> bool:
+        """True when the answer has no text (blank, or the provider sent none: OpenAI's
+        ``content: null``, an Anthropic answer without a text block). The HTTP adapters return
+        such an answer as an empty completion, never as an error; it must not vote."""
+        return not self.text.strip()
+
 
 class Model(abc.ABC):
     """Base class of every model adapter.
