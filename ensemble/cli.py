@@ -320,7 +320,12 @@ def _add_ask(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "(repeatable; default: local)",
     )
     ask.add_argument(
-        "-n", "--repeats", type=_positive_int, default=5, help="calls per model (default 5)"
+        "-n",
+        "--repeats",
+        type=_positive_int,
+        default=5,
+        metavar="N",
+        help="calls per model (default 5)",
     )
     _run_options(ask)
     ask.add_argument(
@@ -405,9 +410,15 @@ def _vote_options(parser: argparse.ArgumentParser) -> None:
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
     """How the models are called."""
-    parser.add_argument("--temperature", type=float, default=None, help="for every model")
     parser.add_argument(
-        "--seed", type=int, default=None, help="base seed; repeat r gets S + r (default: random)"
+        "--temperature", type=float, default=None, metavar="TEMP", help="for every model"
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        metavar="S",
+        help="base seed; repeat r gets S + r (default: random)",
     )
     parser.add_argument(
         "--system", default=None, metavar="TEXT", help="system prompt sent with every call"
@@ -416,15 +427,24 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
         "--max-tokens", type=_positive_int, default=None, metavar="N", help="answer length cap"
     )
     parser.add_argument(
-        "--quorum", type=_positive_int, default=None, help="fewest successful samples (default 1)"
+        "--quorum",
+        type=_positive_int,
+        default=None,
+        metavar="Q",
+        help="fewest successful samples (default 1)",
     )
     parser.add_argument(
-        "--timeout", type=_positive_float, default=30.0, help="seconds per attempt (default 30)"
+        "--timeout",
+        type=_positive_float,
+        default=30.0,
+        metavar="SECONDS",
+        help="seconds per attempt (default 30)",
     )
     parser.add_argument(
         "--deadline",
         type=_positive_float,
         default=120.0,
+        metavar="SECONDS",
         help="seconds for the whole run (default 120)",
     )
 

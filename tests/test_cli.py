@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import io
 import json
@@ -558,3 +559,18 @@ def test_progress_honours_no_color_and_term_dumb(server: LoopbackServer) -> None
     code, _, tty = _on_a_terminal(_cli(server, "-n", "1", "--quiet"), _env())
     assert code == 0
     assert tty == ""
+
+
+def test_every_option_is_in_the_cli_reference() -> None:
+    reference = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text("utf-8")
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in subparsers.choices.items():
+        assert f"ensemble {name}" in reference, name
+        for action in sub._actions:
+            for option in action.option_strings:
+                if option.startswith("--") and option != "--help":
+                    assert f"`{option}" in reference, f"ensemble {name} {option}"
+    assert f"More than **{cli.MAX_CALLS}** calls" in reference
+    for status in (cli.EXIT_USAGE, cli.EXIT_FAILED, cli.EXIT_INTERRUPTED):
+        assert f"| {status} |" in reference

@@ -24,8 +24,17 @@ def _commands(section: str) -> str:
 def test_ci_runs_the_readme_test_command_verbatim() -> None:
     command = _commands("**Set up and pass the tests:**")
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
-    assert command in ci, "the last command of .ci/run must be the README's test command"
-    assert ci[-1] == command
+    assert command in ci, ".ci/run must run the README's test command verbatim"
+    commands = [line for line in ci if line.strip() and not line.lstrip().startswith("#")]
+    # the tests run first; building and trying the wheel comes after them
+    assert commands.index(command) < next(i for i, c in enumerate(commands) if "-m build" in c)
+
+
+def test_ci_builds_the_wheel_and_runs_the_demo_from_it() -> None:
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "-m build --sdist --wheel" in ci
+    assert '/venv/bin/pip" install -q dist/*.whl' in ci
+    assert '/venv/bin/ensemble" demo' in ci
 
 
 def test_readme_main_job_uses_the_cli_entry_point() -> None:
