@@ -12,7 +12,8 @@ model, missing key); 3 the run failed (providers failed, quorum not met); 130 in
 Adding a subcommand: write ``_add_NAME(sub)`` that builds its parser and sets
 ``func=_NAME`` (a function ``(args) -> int``), and list it in :data:`_SUBCOMMANDS`. Options that
 several subcommands share (the vote's metric, threshold, calibration, ``--json``) come from
-:func:`_vote_options`; the run's options from :func:`_run_options`.
+:func:`_vote_options`; the run's options from :func:`_run_options`. Document every option in
+``docs/cli.md`` (a test checks that each one is there).
 """
 
 from __future__ import annotations
@@ -505,6 +506,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error argparse printed
+        if exc.code is None:
+            return EXIT_OK
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
         code: int = args.func(args)

@@ -594,6 +594,17 @@ def test_progress_honours_no_color_and_term_dumb(server: LoopbackServer) -> None
     assert tty == ""
 
 
+def test_help_and_version_exit_0_and_a_missing_subcommand_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run_cli(["--version"], capsys)
+    assert code == 0 and out.startswith("ensemble ")
+    code, out, _ = run_cli(["ask", "--help"], capsys)
+    assert code == 0 and "--base-url" in out
+    code, _, err = run_cli([], capsys)
+    assert code == 2 and "usage:" in err
+
+
 def test_every_option_is_in_the_cli_reference() -> None:
     reference = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text("utf-8")
     parser = build_parser()

@@ -61,4 +61,4 @@ def test_readme_main_job_runs_a_real_ensemble_on_the_local_model() -> None:
     assert done.returncode == 0, done.stderr
     first_line = done.stdout.splitlines()[0]
     assert "Paris" in first_line
-    assert "support: local]" in done.stdout
+    assert "other samples: local]" in done.stdout
