@@ -128,7 +128,7 @@ def test_demo_prints_consensus_with_confidence(capsys: pytest.CaptureFixture[str
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
     assert "Marie Curie" in out
-    lines = [ln for ln in out.splitlines() if "support]" in ln]
+    lines = [ln for ln in out.splitlines() if "other samples]" in ln]
     assert len(lines) >= 3
     confidences = [float(ln.split()[0]) for ln in lines]
     assert all(0.0 <= c <= 1.0 for c in confidences)
