@@ -6,9 +6,13 @@ All I/O of a run lives here and in ``ensemble/models``. A run is
    (``max_concurrency``) and per endpoint (``max_per_provider``), each through the single
    retry loop in :mod:`ensemble._retry`, all under the run's ``deadline``; every call becomes
    a :class:`~ensemble.Sample` (its text, or the error that prevented it);
-2. :meth:`Ensemble.vote`: below ``quorum`` successful samples a
+2. :meth:`Ensemble.avote`: below ``quorum`` successful samples a
    :class:`~ensemble.errors.QuorumError` (listing every failure, keeping every sample), else
-   :func:`ensemble.consensus` over the samples (failures are kept but never vote).
+   :func:`ensemble.aconsensus` over the samples (failures are kept but never vote), awaited on
+   the run's loop, so a metric that calls a model (an LLM judge) never blocks it.
+
+The sync methods (:meth:`Ensemble.run`, :meth:`Ensemble.vote`, :meth:`Ensemble.close`) are
+thin wrappers that follow the one sync-over-async rule of :mod:`ensemble._sync`.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from types import TracebackType
 from typing import Any
 
 from ensemble._retry import CallOutcome, CallState, RetryPolicy, call_with_retries
-from ensemble.calibration import Calibrator, load_calibration
-from ensemble.engine import consensus
+from ensemble._sync import run_sync
+from ensemble.calibration import Calibrator
+from ensemble.engine import aconsensus, consensus
 from ensemble.errors import (
     ConfigurationError,
     DeadlineExceededError,
@@ -33,9 +38,10 @@ from ensemble.errors import (
     ProviderHTTPError,
     QuorumError,
 )
-from ensemble.metrics.base import Metric, get_metric
+from ensemble.metrics.base import Metric
 from ensemble.models import get_model
-from ensemble.models.base import Model, Request, _require_no_running_loop
+from ensemble.models.base import Model, Request
+from ensemble.settings import VoteSettings
 from ensemble.types import Consensus, Sample, SampleError
 
 __all__ = ["Ensemble"]
@@ -102,6 +108,9 @@ class Ensemble:
     - ``calibration``: a :class:`~ensemble.calibration.Calibrator`, the name of a packaged one
       (``"ngram-wikibio"``) or a calibration file, applied to the vote's confidences (checked
       against ``metric`` here, at construction; see ``docs/calibration.md``).
+    - ``settings``: an :class:`~ensemble.VoteSettings` (metric, weighting, threshold, alarm,
+      calibration at once); ``metric`` and ``calibration`` are shorthand for it, and setting
+      one of them to another value as well is a :class:`~ensemble.errors.ConfigurationError`.
     """
 
     def __init__(
@@ -121,6 +130,7 @@ class Ensemble:
         max_tokens: int | None = None,
         system: str | None = None,
         calibration: Calibrator | str | Path | None = None,
+        settings: VoteSettings | None = None,
     ) -> None:
         if isinstance(models, (str, Model)) or not isinstance(models, Sequence):
             raise ConfigurationError("models must be a list of models or model specs")
@@ -136,8 +146,11 @@ class Ensemble:
             )
         self.models: tuple[Model, ...] = resolved
         self.repeats = _count("repeats", repeats)
-        self.metric: str | Metric = metric
-        self._metric = get_metric(metric)  # an unknown name raises UnknownNameError here
+        # The vote's settings, resolved once (an unknown metric name raises UnknownNameError
+        # and a calibration fitted for another metric CalibrationMismatchError, here).
+        self.settings = VoteSettings.resolve(settings, metric=metric, calibration=calibration)
+        self.metric: str | Metric = metric if settings is None else self.settings.metric
+        self._metric = self.settings.metric
         self.timeout = _positive("timeout", timeout, allow_none=True)
         self.deadline = _positive("deadline", deadline, allow_none=True)
         if quorum is not None:
@@ -176,9 +189,7 @@ class Ensemble:
         if system is not None and not isinstance(system, str):
             raise ConfigurationError("system must be a string")
         self.system = system
-        self.calibration = load_calibration(calibration)
-        if self.calibration is not None:
-            self.calibration.check(self._metric.info)
+        self.calibration: Calibrator | None = self.settings.calibration
 
     def __repr__(self) -> str:
         names = ", ".join(m.name for m in self.models)
@@ -192,35 +203,55 @@ class Ensemble:
         Runs in a fresh event loop and releases the models' connections when it ends. From
         inside a running event loop (Jupyter, async frameworks) use ``await ens.arun(...)``.
         """
-        _require_no_running_loop("Ensemble.run()", "`await ensemble.arun(prompt)` instead")
-
-        async def run_and_release() -> Consensus:
-            try:
-                return await self.arun(prompt)
-            finally:
-                await self.aclose()
-
-        return asyncio.run(run_and_release())
+        return run_sync(
+            "Ensemble.run()",
+            "`await ensemble.arun(prompt)`",
+            lambda: self.arun(prompt),
+            release=self.aclose,
+        )
 
     async def arun(self, prompt: str) -> Consensus:
         """Ask every model ``repeats`` times and vote. See the class docstring."""
-        return self.vote(await self.asample(prompt), prompt=prompt)
+        return await self.avote(await self.asample(prompt), prompt=prompt)
 
-    def vote(
-        self, samples: Sequence[Sample], *, check_quorum: bool = True, prompt: str | None = None
+    async def avote(
+        self,
+        samples: Sequence[Sample],
+        *,
+        check_quorum: bool = True,
+        prompt: str | None = None,
+        settings: VoteSettings | None = None,
     ) -> Consensus:
-        """The consensus of ``samples`` by this ensemble's metric.
+        """The consensus of ``samples`` by this ensemble's vote settings.
 
         Raises :class:`~ensemble.errors.QuorumError` (keeping every sample) when fewer than
         ``quorum`` samples succeeded, unless ``check_quorum`` is false; with no successful
         sample at all it always raises. ``prompt`` (when known) keeps text copied from the
-        prompt out of the uniformity alarm's evidence (``docs/diagnostics.md``).
+        prompt out of the uniformity alarm's evidence (``docs/diagnostics.md``). ``settings``
+        replaces the ensemble's :class:`~ensemble.VoteSettings` for this vote.
         """
+        samples = self._check_quorum(samples, check_quorum)
+        return await aconsensus(samples, settings=settings or self.settings, prompt=prompt)
+
+    def vote(
+        self,
+        samples: Sequence[Sample],
+        *,
+        check_quorum: bool = True,
+        prompt: str | None = None,
+        settings: VoteSettings | None = None,
+    ) -> Consensus:
+        """Synchronous :meth:`avote` (with a metric that calls a model, not from inside a
+        running event loop)."""
+        samples = self._check_quorum(samples, check_quorum)
+        return consensus(samples, settings=settings or self.settings, prompt=prompt)
+
+    def _check_quorum(self, samples: Sequence[Sample], check_quorum: bool) -> tuple[Sample, ...]:
         samples = tuple(samples)
         ok = sum(1 for s in samples if s.ok)
         if (check_quorum and ok < self.quorum) or ok == 0:
             raise QuorumError(quorum=self.quorum if check_quorum else 1, samples=samples)
-        return consensus(samples, metric=self._metric, calibration=self.calibration, prompt=prompt)
+        return samples
 
     def _temperature_for(self, model: Model) -> float | None:
         if isinstance(self.temperature, Mapping):
@@ -372,13 +403,13 @@ class Ensemble:
     # --- closing -----------------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Release every model's connections (the models stay usable)."""
-        await asyncio.gather(*(m.aclose() for m in self.models))
+        """Release every model's connections, and the metric's (e.g. a judge's); everything
+        stays usable."""
+        await asyncio.gather(*(m.aclose() for m in self.models), self._metric.aclose())
 
     def close(self) -> None:
         """Synchronous :meth:`aclose`."""
-        _require_no_running_loop("Ensemble.close()", "`await ensemble.aclose()`")
-        asyncio.run(self.aclose())
+        run_sync("Ensemble.close()", "`await ensemble.aclose()`", self.aclose)
 
     async def __aenter__(self) -> Ensemble:
         return self

@@ -64,7 +64,7 @@ import numpy as np
 from ensemble._retry import CallOutcome, CallState, RetryPolicy, call_with_retries
 from ensemble.errors import ConfigurationError
 from ensemble.metrics.base import FloatArray
-from ensemble.metrics.entailment import AsyncEntailmentBackend, _run_sync, abstention
+from ensemble.metrics.entailment import AsyncEntailmentBackend, abstention
 from ensemble.models import get_model
 from ensemble.models.base import Model, Request
 from ensemble.types import SettingValue
@@ -398,21 +398,9 @@ class JudgeBackend(AsyncEntailmentBackend):
         self.abstentions = tuple(reasons)
         return out
 
-    def judge_samples(
-        self, spans: Sequence[str], samples: Sequence[str], *, text: str | None = None
-    ) -> FloatArray:
-        """Synchronous :meth:`ajudge_samples`; releases the model's connections afterwards."""
-
-        async def run() -> FloatArray:
-            try:
-                return await self.ajudge_samples(spans, samples, text=text)
-            finally:
-                await self.model.aclose()
-
-        return _run_sync(run())
-
-    def judge(self, spans: Sequence[str], sample: str, *, text: str | None = None) -> FloatArray:
-        return self.judge_samples(spans, [sample], text=text)[:, 0, :]
+    async def aclose(self) -> None:
+        """Release the judge model's connections (the backend stays usable)."""
+        await self.model.aclose()
 
 
 def pairwise_calls(n_spans: int, n_samples: int) -> int:

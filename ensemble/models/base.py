@@ -33,7 +33,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ensemble.errors import UsageError
+from ensemble._sync import require_no_running_loop
 from ensemble.types import Usage
 
 __all__ = ["Completion", "Message", "Model", "Request", "parse_retry_after"]
@@ -176,11 +176,8 @@ class Model(abc.ABC):
 
 
 def _require_no_running_loop(what: str, instead: str) -> None:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return
-    raise UsageError(f"{what} cannot be called from a running event loop; use {instead}")
+    # The one sync-over-async rule lives in ensemble._sync.
+    require_no_running_loop(what, instead)
 
 
 #: The lowest value ever reported as ``retry_after`` (a hint of 0 still means "wait a moment").
