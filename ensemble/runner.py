@@ -21,27 +21,21 @@ import asyncio
 import logging
 import math
 import random
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ensemble._retry import CallOutcome, CallState, RetryPolicy, call_with_retries
+from ensemble._fanout import Call, Returned, fan_out
+from ensemble._retry import RetryPolicy
 from ensemble._sync import run_sync
 from ensemble.calibration import Calibrator
 from ensemble.engine import aconsensus, consensus
-from ensemble.errors import (
-    ConfigurationError,
-    DeadlineExceededError,
-    ProviderError,
-    ProviderHTTPError,
-    QuorumError,
-)
+from ensemble.errors import ConfigurationError, ProviderError, ProviderHTTPError, QuorumError
 from ensemble.metrics.base import Metric
 from ensemble.models import get_model
 from ensemble.models.base import Model, Request
-from ensemble.settings import VoteSettings
+from ensemble.settings import Limits, VoteSettings
 from ensemble.types import Consensus, Sample, SampleError
 
 __all__ = ["Ensemble"]
@@ -50,18 +44,6 @@ logger = logging.getLogger("ensemble")
 
 #: Seeds are drawn below this bound (some providers reject seeds that do not fit 32 bits).
 _SEED_BOUND = 2**31 - 1
-
-
-def _positive(name: str, value: object, *, allow_none: bool) -> float | None:
-    if value is None:
-        if allow_none:
-            return None
-        raise ConfigurationError(f"{name} must be a positive number")
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigurationError(f"{name} must be a positive number, not {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ConfigurationError(f"{name} must be a positive number, not {value!r}")
-    return float(value)
 
 
 def _count(name: str, value: object, *, minimum: int = 1) -> int:
@@ -111,6 +93,9 @@ class Ensemble:
     - ``settings``: an :class:`~ensemble.VoteSettings` (metric, weighting, threshold, alarm,
       calibration at once); ``metric`` and ``calibration`` are shorthand for it, and setting
       one of them to another value as well is a :class:`~ensemble.errors.ConfigurationError`.
+    - ``limits``: an :class:`~ensemble.Limits` (``timeout``, ``deadline``,
+      ``max_concurrency``, ``max_per_provider`` at once; the keywords are shorthand for it,
+      with the same rule).
     """
 
     def __init__(
@@ -131,6 +116,7 @@ class Ensemble:
         system: str | None = None,
         calibration: Calibrator | str | Path | None = None,
         settings: VoteSettings | None = None,
+        limits: Limits | None = None,
     ) -> None:
         if isinstance(models, (str, Model)) or not isinstance(models, Sequence):
             raise ConfigurationError("models must be a list of models or model specs")
@@ -151,8 +137,17 @@ class Ensemble:
         self.settings = VoteSettings.resolve(settings, metric=metric, calibration=calibration)
         self.metric: str | Metric = metric if settings is None else self.settings.metric
         self._metric = self.settings.metric
-        self.timeout = _positive("timeout", timeout, allow_none=True)
-        self.deadline = _positive("deadline", deadline, allow_none=True)
+        self.limits = Limits.resolve(
+            limits,
+            timeout=timeout,
+            deadline=deadline,
+            max_concurrency=max_concurrency,
+            max_per_provider=max_per_provider,
+        )
+        self.timeout = self.limits.timeout
+        self.deadline = self.limits.deadline
+        self.max_concurrency = self.limits.max_concurrency
+        self.max_per_provider = self.limits.max_per_provider
         if quorum is not None:
             _count("quorum", quorum)
             if quorum > len(resolved) * self.repeats:
@@ -175,8 +170,6 @@ class Ensemble:
             self.temperature = _temperature("temperature", temperature)
         else:
             self.temperature = None
-        self.max_concurrency = _count("max_concurrency", max_concurrency)
-        self.max_per_provider = _count("max_per_provider", max_per_provider)
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ConfigurationError("retry must be an ensemble.RetryPolicy")
         self.retry = retry if retry is not None else RetryPolicy()
@@ -294,7 +287,8 @@ class Ensemble:
             if unknown:
                 raise ConfigurationError(f"repeats given for unknown model(s) {unknown}")
         base_seed = self.seed if self.seed is not None else random.randrange(_SEED_BOUND)
-        jobs: list[tuple[Model, int, Request, float | None]] = []
+        calls: list[Call] = []
+        repeats_of: list[int] = []
         for model in chosen:
             temperature = self._temperature_for(model)
             for r in range(start_repeat, start_repeat + self._repeats_for(model, repeats)):
@@ -306,99 +300,19 @@ class Ensemble:
                     max_tokens=self.max_tokens,
                     seed=seed,
                 )
-                jobs.append((model, r, request, temperature))
-        if not jobs:
-            return ()
-        state = CallState(
-            max_concurrency=self.max_concurrency,
-            max_per_endpoint=self.max_per_provider,
-            deadline_at=None if self.deadline is None else time.monotonic() + self.deadline,
+                calls.append(Call(model, request, f"{model.name}#{r}"))
+                repeats_of.append(r)
+        returned = await fan_out(calls, limits=self.limits, retry=self.retry)
+        samples = tuple(
+            _sample(c, r, out) for c, r, out in zip(calls, repeats_of, returned, strict=True)
         )
-        outcomes = [CallOutcome() for _ in jobs]
-        tasks = [
-            asyncio.ensure_future(
-                call_with_retries(
-                    model,
-                    request,
-                    policy=self.retry,
-                    timeout=self.timeout,
-                    state=state,
-                    outcome=outcome,
-                    label=f"{model.name}#{r}",
-                )
-            )
-            for (model, r, request, _t), outcome in zip(jobs, outcomes, strict=True)
-        ]
         logger.debug(
-            "run: %d call(s) to %d model(s), deadline %s s",
-            len(tasks),
+            "run: %d of %d call(s) to %d model(s) succeeded",
+            sum(1 for s in samples if s.ok),
+            len(samples),
             len(chosen),
-            self.deadline,
         )
-        cancelled: set[int] = set()
-        try:
-            _done, pending = await asyncio.wait(tasks, timeout=self.deadline)
-            if pending:
-                logger.debug("run: deadline passed; cancelling %d straggler(s)", len(pending))
-                for i, t in enumerate(tasks):
-                    if t in pending:
-                        cancelled.add(i)
-                        t.cancel()
-                await asyncio.gather(*pending, return_exceptions=True)
-        finally:
-            leftover = [t for t in tasks if not t.done()]
-            for t in leftover:
-                t.cancel()
-            if leftover:  # the caller cancelled the run itself: let the calls wind down
-                await asyncio.gather(*leftover, return_exceptions=True)
-        samples: list[Sample] = []
-        for i, ((model, r, request, temperature), outcome) in enumerate(
-            zip(jobs, outcomes, strict=True)
-        ):
-            task = tasks[i]
-            if i in cancelled or task.cancelled():
-                error: BaseException | None = DeadlineExceededError(
-                    f"cancelled at the run deadline of {self.deadline:g} s",
-                    model_name=model.name,
-                )
-                completion = None
-            else:
-                exc = task.exception()
-                if exc is not None:  # call_with_retries does not raise; be safe anyway
-                    error, completion = exc, None
-                else:
-                    error, completion = outcome.error, outcome.completion
-            latency = None
-            if outcome.started is not None and outcome.finished is not None:
-                latency = max(0.0, outcome.finished - outcome.started)
-            if completion is not None:
-                samples.append(
-                    Sample(
-                        text=completion.text,
-                        model=model.name,
-                        repeat=r,
-                        seed=request.seed,
-                        temperature=temperature,
-                        latency=latency,
-                        usage=completion.usage,
-                        finish_reason=completion.finish_reason,
-                        request_id=completion.request_id,
-                    )
-                )
-            else:
-                samples.append(
-                    Sample(
-                        model=model.name,
-                        repeat=r,
-                        seed=request.seed,
-                        temperature=temperature,
-                        latency=latency,
-                        error=_sample_error(error, model, outcome.attempts),
-                    )
-                )
-        ok = sum(1 for s in samples if s.ok)
-        logger.debug("run: %d of %d call(s) succeeded", ok, len(samples))
-        return tuple(samples)
+        return samples
 
     # --- closing -----------------------------------------------------------------------------
 
@@ -421,6 +335,28 @@ class Ensemble:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _sample(call: Call, repeat: int, out: Returned) -> Sample:
+    """The sample one call became: its text and provenance, or the error that prevented it."""
+    request = call.request
+    provenance: dict[str, Any] = {
+        "model": call.model.name,
+        "repeat": repeat,
+        "seed": request.seed,
+        "temperature": request.temperature,
+        "latency": out.latency,
+    }
+    if out.completion is not None:
+        c = out.completion
+        return Sample(
+            text=c.text,
+            usage=c.usage,
+            finish_reason=c.finish_reason,
+            request_id=c.request_id,
+            **provenance,
+        )
+    return Sample(error=_sample_error(out.error, call.model, out.attempts), **provenance)
 
 
 def _sample_error(error: BaseException | None, model: Model, attempts: int) -> SampleError:
