@@ -223,7 +223,7 @@ class Ensemble:
         prompt out of the uniformity alarm's evidence (``docs/diagnostics.md``). ``settings``
         replaces the ensemble's :class:`~ensemble.VoteSettings` for this vote.
         """
-        samples = self._check_quorum(samples, check_quorum)
+        samples = self.require_quorum(samples, check_quorum=check_quorum)
         return await aconsensus(samples, settings=settings or self.settings, prompt=prompt)
 
     def vote(
@@ -236,10 +236,15 @@ class Ensemble:
     ) -> Consensus:
         """Synchronous :meth:`avote` (with a metric that calls a model, not from inside a
         running event loop)."""
-        samples = self._check_quorum(samples, check_quorum)
+        samples = self.require_quorum(samples, check_quorum=check_quorum)
         return consensus(samples, settings=settings or self.settings, prompt=prompt)
 
-    def _check_quorum(self, samples: Sequence[Sample], check_quorum: bool) -> tuple[Sample, ...]:
+    def require_quorum(
+        self, samples: Sequence[Sample], *, check_quorum: bool = True
+    ) -> tuple[Sample, ...]:
+        """``samples`` as a tuple, or :class:`~ensemble.errors.QuorumError` (keeping every
+        sample) when fewer than ``quorum`` succeeded (when none did, even without
+        ``check_quorum``): the rule :meth:`avote` applies."""
         samples = tuple(samples)
         ok = sum(1 for s in samples if s.ok)
         if (check_quorum and ok < self.quorum) or ok == 0:

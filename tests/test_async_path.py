@@ -113,7 +113,6 @@ async def test_ensemble_arun_with_a_slow_judge_keeps_the_loop_ticking() -> None:
     _assert_kept_ticking(ticks, seconds)
 
 
-@pytest.mark.xfail(strict=True, reason="Escalation votes synchronously until it uses avote")
 async def test_escalation_arun_with_a_slow_judge_keeps_the_loop_ticking() -> None:
     judge = SlowJudge()
     esc = ensemble.Escalation(
@@ -181,6 +180,8 @@ async def test_sync_wrappers_refuse_inside_a_running_loop_and_name_the_a_twin() 
         ens.run("x")
     with pytest.raises(UsageError, match=r"await ensemble\.aconsensus"):
         ens.vote([ensemble.Sample(text="A.")])
+    with pytest.raises(UsageError, match=r"await escalation\.arun"):
+        ensemble.Escalation(ens).run("x")
     # a pure metric's sync call needs no loop, so it works anywhere
     assert ensemble.consensus(["a b", "a b"], metric="ngram").text == "a b"
 
@@ -200,3 +201,49 @@ def test_metric_default_twins_run_the_sync_methods() -> None:
     assert scores.confidence.tolist() == [0.5, 0.5]
     assert asyncio.run(m.aagreement(["A.", "B."])).tolist() == m.agreement(["A.", "B."]).tolist()
     assert _judge_metric(SlowJudge()).is_async
+
+
+async def test_escalation_makes_its_metric_once_and_votes_through_the_ensemble() -> None:
+    made = 0
+
+    class Counted(ensemble.Metric):
+        name = "counted"
+
+        def __init__(self) -> None:
+            nonlocal made
+            made += 1
+            self.votes = 0
+
+        def support(self, text, spans, samples):  # type: ignore[no-untyped-def]
+            import numpy as np
+
+            return np.array([[1.0 if s == text else 0.0 for s in samples] for _ in spans])
+
+        def agreement(self, texts):  # type: ignore[no-untyped-def]
+            self.votes += 1
+            return super().agreement(texts)
+
+    ensemble.register_metric("counted-for-escalation", Counted, replace=True)
+    model = ensemble.ScriptedModel(name="m", default="x")
+    model.enqueue(*(["Rome.", "Milan."] * 20))
+    ens = ensemble.Ensemble(models=[model], repeats=1, metric="counted-for-escalation")
+    tiers = [ensemble.Tier(repeats=k) for k in range(1, 8)]
+    async with ensemble.Escalation(ens, tiers=tiers, threshold=1.0, stopping=None) as esc:
+        result = await esc.arun("Capital of Italy?")
+    assert result.sampling is not None and len(result.sampling.tiers) == 7
+    metric = ens.settings.metric
+    assert isinstance(metric, Counted) and metric.votes == 7  # seven rounds, one metric
+    assert made == 1
+
+
+async def test_escalation_settings_and_the_alarm_shorthand() -> None:
+    ens = ensemble.Ensemble(models=[ensemble.ScriptedModel(name="m", default="Rome.")], repeats=2)
+    assert ensemble.Escalation(ens).settings is ens.settings
+    quiet = ensemble.Escalation(ens, alarm=None)
+    assert quiet.settings.alarm is None and quiet.settings.metric is ens.settings.metric
+    own = ensemble.VoteSettings(metric="vote", threshold=0.5)
+    assert ensemble.Escalation(ens, settings=own).settings is own
+    result = await ensemble.Escalation(ens, settings=own, stopping=None).arun("?")
+    assert result.metric.name == "vote" and result.threshold == 0.5
+    with pytest.raises(ensemble.errors.ConfigurationError, match="alarm"):
+        ensemble.Escalation(ens, settings=own, alarm=ensemble.UniformityAlarm(min_run=20))
