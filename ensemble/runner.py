@@ -252,12 +252,11 @@ class Ensemble:
         return samples
 
     def _temperature_for(self, model: Model) -> float | None:
+        """This ensemble's temperature for ``model`` (``None``: the model decides, see
+        :meth:`~ensemble.models.Model.temperature_for`)."""
         if isinstance(self.temperature, Mapping):
-            value = self.temperature.get(model.name)
-            return value if value is not None else model.temperature
-        if self.temperature is not None:
-            return self.temperature
-        return model.temperature
+            return self.temperature.get(model.name)
+        return self.temperature
 
     def _repeats_for(self, model: Model, repeats: int | Mapping[str, int] | None) -> int:
         if repeats is None:
@@ -349,7 +348,7 @@ def _sample(call: Call, repeat: int, out: Returned) -> Sample:
         "model": call.model.name,
         "repeat": repeat,
         "seed": request.seed,
-        "temperature": request.temperature,
+        "temperature": call.model.temperature_for(request),
         "latency": out.latency,
     }
     if out.completion is not None:

@@ -132,6 +132,11 @@ class Model(abc.ABC):
         Defaults to ``provider``; HTTP adapters add their base URL."""
         return self.provider
 
+    def temperature_for(self, request: Request) -> float | None:
+        """The temperature a call uses, decided here only: the request's, else this model's
+        default, else ``None`` (the provider's default)."""
+        return request.temperature if request.temperature is not None else self.temperature
+
     @abc.abstractmethod
     async def agenerate(self, request: Request) -> Completion:
         """Make exactly one attempt; raise only :class:`~ensemble.errors.ProviderError`."""
