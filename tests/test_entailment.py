@@ -207,6 +207,7 @@ def test_signature_names_the_backend() -> None:
     metric = EntailmentMetric(backend=Scripted(), formula="ratio")
     assert metric.info.signature == (
         "entailment|backend:scripted|backend_version:1|formula:ratio|version:1"
+        f"|ensemble:{ensemble.__version__}"
     )
 
 

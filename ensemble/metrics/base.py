@@ -42,6 +42,7 @@ import numpy.typing as npt
 
 from ensemble import segment
 from ensemble._plugins import entry_point_targets, load_target
+from ensemble._version import __version__
 from ensemble.errors import InvalidInputError, UnknownNameError
 from ensemble.types import MetricInfo, SettingValue
 
@@ -82,6 +83,9 @@ class Metric(abc.ABC):
       (``"sentence"``, ``"token"`` or ``"text"`` for the whole text as one span);
     - ``symmetric``: whether ``agreement(texts)`` is symmetric;
     - ``version``: bumped whenever the same settings would give different numbers.
+
+    :attr:`info` names the library version as well (``MetricInfo.ensemble``), so a change to
+    what all metrics share (segmentation, the consensus) changes every signature.
     """
 
     name: ClassVar[str]
@@ -95,7 +99,9 @@ class Metric(abc.ABC):
 
     @property
     def info(self) -> MetricInfo:
-        return MetricInfo(name=self.name, settings=self.settings(), version=self.version)
+        return MetricInfo(
+            name=self.name, settings=self.settings(), version=self.version, ensemble=__version__
+        )
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.settings().items())
