@@ -7,9 +7,9 @@ LLM judge's ``ajudge_samples``); each sync method is a thin wrapper that follows
   (:func:`asyncio.run`) and lets ``release`` free what that loop opened (connections belong
   to the loop that opened them);
 * inside a running event loop (Jupyter, an async web framework) it refuses with
-  :class:`SyncInAsyncError`, which names the ``a``-twin to await instead. It never starts a
-  second event loop in a worker thread: that would block the caller's loop for the whole
-  call.
+  :class:`~ensemble.errors.SyncInAsyncError`, which names the ``a``-twin to await instead.
+  It never starts a second event loop in a worker thread: that would block the caller's loop
+  for the whole call.
 """
 
 from __future__ import annotations
@@ -18,20 +18,15 @@ import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-from ensemble.errors import UsageError
+from ensemble.errors import SyncInAsyncError
 
-__all__ = ["SyncInAsyncError", "require_no_running_loop", "run_sync"]
+__all__ = ["require_no_running_loop", "run_sync"]
 
 _T = TypeVar("_T")
 
 
-class SyncInAsyncError(UsageError):
-    """A synchronous method was called from inside a running event loop; await its
-    ``a``-twin instead (the message names it)."""
-
-
 def require_no_running_loop(what: str, instead: str) -> None:
-    """Raise :class:`SyncInAsyncError` when called from inside a running event loop.
+    """Raise :class:`~ensemble.errors.SyncInAsyncError` inside a running event loop.
 
     ``what`` names the sync call (``"ensemble.consensus()"``), ``instead`` what to write
     instead (``"await ensemble.aconsensus(...)"``).

@@ -172,7 +172,7 @@ def test_pure_metrics_agree_across_the_sync_and_async_cores() -> None:
 async def test_sync_wrappers_refuse_inside_a_running_loop_and_name_the_a_twin() -> None:
     metric = _judge_metric(SlowJudge())
     ens = _ensemble(metric)
-    with pytest.raises(UsageError, match=r"await ensemble\.aconsensus"):
+    with pytest.raises(ensemble.errors.SyncInAsyncError, match=r"await ensemble\.aconsensus"):
         ensemble.consensus(ANSWERS, metric=metric)
     with pytest.raises(UsageError, match=r"await ensemble\.ascore"):
         ensemble.score(text="A.", samples=["A."], metric=metric)
