@@ -76,7 +76,7 @@ class _Settings(BaseModel):
 def _same(a: object, b: object) -> bool:
     if a is b:
         return True
-    if isinstance(b, Metric):  # a metric keyword matches the settings' metric by name
+    if isinstance(b, (Metric, Calibrator)):  # a name matches the resolved object's name
         return isinstance(a, str) and a == b.name
     if isinstance(a, bool) != isinstance(b, bool):
         return False

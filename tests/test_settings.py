@@ -51,6 +51,8 @@ def test_names_and_calibrations_are_checked_at_construction() -> None:
         ensemble.VoteSettings(metric="vote", calibration="ngram-wikibio")
     vs = ensemble.VoteSettings(calibration="ngram-wikibio")
     assert vs.calibration is not None and vs.calibration.name == "ngram-wikibio"
+    # the names of what the settings resolved agree with them
+    assert ensemble.consensus(SAMPLES, settings=vs, calibration="ngram-wikibio").calibration
 
 
 def test_consensus_and_score_accept_settings() -> None:
