@@ -27,6 +27,7 @@ running one) for a metric that :attr:`~ensemble.Metric.is_async`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +141,20 @@ def _vote(
 
 
 @dataclass(frozen=True)
+class _Segment:
+    """Ask the metric for the spans of ``text`` (in a worker thread on the async path: a
+    long text, or the splitter's first load, takes seconds)."""
+
+    text: str
+
+    def run(self, metric: Metric) -> list[tuple[int, int]]:
+        return metric.segment(self.text)
+
+    async def arun(self, metric: Metric) -> list[tuple[int, int]]:
+        return await asyncio.to_thread(metric.segment, self.text)
+
+
+@dataclass(frozen=True)
 class _Agreement:
     """Ask the metric for the agreement matrix of ``texts``."""
 
@@ -168,7 +183,7 @@ class _Evaluate:
         return await metric.aevaluate(self.text, self.spans, self.samples, self.weights)
 
 
-_Ask = _Agreement | _Evaluate
+_Ask = _Segment | _Agreement | _Evaluate
 _Steps = Generator[_Ask, Any, Consensus]
 
 
@@ -222,11 +237,12 @@ def _consensus_steps(vote: _Vote) -> _Steps:
     matrix: FloatArray = yield _Agreement(texts)
     local = choose_candidate(texts, matrix)
     text = texts[local]
+    offsets: Offsets = yield _Segment(text)
     return (
         yield from _scored_steps(
             vote,
             text,
-            vote.metric.segment(text),
+            offsets,
             evidence=[i for i in voters if i != voters[local]],
             candidate=voters[local],
             agreement=_full_agreement(matrix, voters, len(samples)),
@@ -236,7 +252,7 @@ def _consensus_steps(vote: _Vote) -> _Steps:
 
 def _score_steps(vote: _Vote, text: str | None, sentences: Sequence[str] | None) -> _Steps:
     if text is not None:
-        offsets: Offsets = vote.metric.segment(text)
+        offsets: Offsets = yield _Segment(text)
     else:
         text, offsets = _join_sentences(sentences)
     return (

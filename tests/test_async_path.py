@@ -3,7 +3,8 @@
 The heartbeat tests run a 50 ms ticker on the same loop while an LLM judge whose every call
 takes 0.4 s (an async sleep) scores the vote. Before the async core existed, ``Ensemble.arun``
 voted synchronously and the judge ran on a second loop in a worker thread that the first loop
-waited on: the ticker did not tick once in three seconds.
+waited on: the ticker did not tick once in three seconds. (Segmentation runs in a worker
+thread on the async path too, so a long text does not stop the ticker either.)
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ _T = TypeVar("_T")
 
 @pytest.fixture(autouse=True, scope="module")
 def _sentence_splitter_loaded() -> None:
-    """The sentence splitter loads its model once per process (seconds, synchronously);
+    """The sentence splitter loads its model once per process (seconds of Python code). On the
+    async path that happens in a worker thread, but it still holds the GIL most of the time;
     these tests measure the steady state, so load it before the heartbeat starts."""
     ensemble.segment.sentences("One. Two.")
 

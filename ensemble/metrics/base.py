@@ -207,7 +207,8 @@ class Metric(abc.ABC):
         if not self.is_async:
             return await asyncio.to_thread(self.agreement, texts)
         out = np.eye(len(texts), dtype=np.float64)
-        for i, spans, others in self._agreement_rows(texts, out):
+        rows = await asyncio.to_thread(self._agreement_rows, texts, out)  # segmentation
+        for i, spans, others in rows:
             sup = await self.asupport(texts[i], spans, [texts[j] for j in others])
             out[i, others] = _row_agreement(sup, spans)
         return out
