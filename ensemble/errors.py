@@ -13,7 +13,8 @@ how the library is called (:class:`UsageError`) is kept apart from a failure of 
     │   │   └── CalibrationMismatchError   a calibrator fitted for another metric's confidences
     │   ├── MissingAPIKeyError         no key given; names the environment variable to set
     │   ├── MissingDependencyError     an optional extra is not installed; also an ImportError
-    │   └── ModelNotAvailableError     a named model (e.g. NLI weights) is not on disk or cached
+    │   ├── ModelNotAvailableError     a named model (e.g. NLI weights) is not on disk or cached
+    │   └── SyncInAsyncError           a sync method called inside a running event loop
     ├── ProviderError                  the provider's failure (model_name on every instance)
     │   ├── ProviderConnectionError    could not connect, or the connection broke
     │   ├── ProviderTimeoutError       one attempt exceeded its timeout
@@ -58,6 +59,7 @@ __all__ = [
     "RateLimitError",
     "ResponseTooLargeError",
     "RunError",
+    "SyncInAsyncError",
     "UnknownNameError",
     "UsageError",
 ]
@@ -131,6 +133,11 @@ class MissingDependencyError(UsageError, ImportError):
         self.what = what
         self.install = install
         super().__init__(f"{what} is not installed; install it with: {install}")
+
+
+class SyncInAsyncError(UsageError):
+    """A synchronous method was called from inside a running event loop, which it would block;
+    the message names the ``a``-twin to await instead (see ``ensemble/_sync.py``)."""
 
 
 class ModelNotAvailableError(UsageError):

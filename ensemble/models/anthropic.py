@@ -110,7 +110,7 @@ class AnthropicModel(SDKModel):
         }
         if system is not None:
             params["system"] = system
-        temperature = request.temperature if request.temperature is not None else self.temperature
+        temperature = self.temperature_for(request)
         if temperature is not None:
             # Anthropic accepts [0, 1]; OpenAI-style values above 1 are clipped, not rejected.
             # Recent SDKs no longer type the field, so it travels in the JSON body as is.

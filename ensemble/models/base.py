@@ -33,7 +33,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ensemble.errors import UsageError
+from ensemble._sync import require_no_running_loop
 from ensemble.types import Usage
 
 __all__ = ["Completion", "Message", "Model", "Request", "parse_retry_after"]
@@ -139,6 +139,11 @@ class Model(abc.ABC):
         Defaults to ``provider``; HTTP adapters add their base URL."""
         return self.provider
 
+    def temperature_for(self, request: Request) -> float | None:
+        """The temperature a call uses, decided here only: the request's, else this model's
+        default, else ``None`` (the provider's default)."""
+        return request.temperature if request.temperature is not None else self.temperature
+
     @abc.abstractmethod
     async def agenerate(self, request: Request) -> Completion:
         """Make exactly one attempt; raise only :class:`~ensemble.errors.ProviderError`."""
@@ -183,11 +188,8 @@ class Model(abc.ABC):
 
 
 def _require_no_running_loop(what: str, instead: str) -> None:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return
-    raise UsageError(f"{what} cannot be called from a running event loop; use {instead}")
+    # The one sync-over-async rule lives in ensemble._sync.
+    require_no_running_loop(what, instead)
 
 
 #: The lowest value ever reported as ``retry_after`` (a hint of 0 still means "wait a moment").

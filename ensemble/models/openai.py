@@ -111,7 +111,7 @@ class OpenAIModel(SDKModel):
             messages.append({"role": "system", "content": system})
         messages += [{"role": m.role, "content": m.content} for m in turns]
         params: dict[str, Any] = {"model": self.model, "messages": messages}
-        temperature = request.temperature if request.temperature is not None else self.temperature
+        temperature = self.temperature_for(request)
         if temperature is not None:
             params["temperature"] = temperature
         if request.max_tokens is not None:
