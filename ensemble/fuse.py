@@ -1,7 +1,10 @@
 """Fused consensus: one text made of the sentences that most samples (and most models) state.
 
-Pure computation, no model calls; ``consensus(samples, method="fuse")`` lands here. The rule,
-step by step (``docs/fuse.md`` has the long version and the figures):
+Pure computation, no model calls; ``consensus(samples, method="fuse")``, ``aconsensus`` and
+``Ensemble(method="fuse")`` land here: :func:`fuse_steps` is written as the engine's steps
+(it asks for segmentations, agreement matrices and scores), so one code path serves the sync
+and the async drivers of :mod:`ensemble.engine`. The rule, step by step (``docs/fuse.md``
+has the long version and the figures):
 
 1. **Voters.** Successful samples with some text vote; failures and empty answers never do.
    With fewer than two voters there is nothing to fuse and the result is what
@@ -57,18 +60,19 @@ from __future__ import annotations
 
 import re
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from ensemble import engine
 from ensemble.calibration import Calibrator
 from ensemble.diagnostics import DEFAULT_ALARM, UNNAMED, UniformityAlarm
 from ensemble.errors import InvalidInputError
-from ensemble.metrics.base import FloatArray, Metric, get_metric
+from ensemble.metrics.base import FloatArray, Metric
 from ensemble.metrics.ngram import NEGATIONS, STOPWORDS, content_units
 from ensemble.types import Alert, Claim, Consensus, DroppedClaim, Sample, Span
 
@@ -77,8 +81,12 @@ __all__ = [
     "DEFAULT_JOIN",
     "DEFAULT_OVERLAP",
     "DEFAULT_QUORUM",
+    "DEFAULT_RULE",
+    "Rule",
+    "afuse",
     "contradicts",
     "fuse",
+    "fuse_steps",
     "unwrap",
 ]
 
@@ -154,8 +162,6 @@ def _vote_weights(
 ) -> dict[int, float]:
     """Each family's (or, without model names, each sample's) one vote, split over its
     voting samples; the weights sum to 1."""
-    if families is not None and not isinstance(families, Mapping):
-        raise InvalidInputError("families must be a mapping from model name to family name")
     if not any(samples[i].model is not None for i in voters):
         return {i: 1.0 / len(voters) for i in voters}
     fam: dict[int, str] = {}
@@ -187,14 +193,10 @@ def unwrap(text: str) -> str:
     return _WRAPPED.sub(repl, text)
 
 
-def _sentences(samples: Sequence[Sample], voters: Sequence[int], metric: Metric) -> list[_Sentence]:
-    out: list[_Sentence] = []
-    for i in voters:
-        text = unwrap(samples[i].text or "")
-        offsets = metric.segment(text)
-        n = len(offsets)
-        out.extend(_Sentence(i, a, b, text[a:b], (k + 0.5) / n) for k, (a, b) in enumerate(offsets))
-    return out
+def _sentences(sample: int, text: str, offsets: Sequence[tuple[int, int]]) -> list[_Sentence]:
+    """The sentences of one voter (``text`` unwrapped, ``offsets`` the metric's spans)."""
+    n = len(offsets)
+    return [_Sentence(sample, a, b, text[a:b], (k + 0.5) / n) for k, (a, b) in enumerate(offsets)]
 
 
 @dataclass
@@ -287,6 +289,54 @@ def _sample_support(
     return out, arg
 
 
+@dataclass(frozen=True)
+class Rule:
+    """The thresholds of the fusion rule (steps 4 to 7 of the module docstring), checked once;
+    :func:`fuse` takes them as keywords, ``consensus(method="fuse")`` uses the defaults."""
+
+    join: float = DEFAULT_JOIN
+    quorum: float = DEFAULT_QUORUM
+    overlap: float = DEFAULT_OVERLAP
+    contain: float | None = DEFAULT_CONTAIN
+    floor: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("join", "quorum", "overlap", "contain", "floor"):
+            value = getattr(self, name)
+            if value is not None or name in ("join", "quorum", "overlap"):
+                object.__setattr__(self, name, _check_fraction(name, value))
+
+
+#: The rule ``consensus(method="fuse")`` applies.
+DEFAULT_RULE = Rule()
+
+
+def _fuse_vote(
+    samples: Sequence[str | Sample],
+    metric: str | Metric,
+    families: Mapping[str, str] | None,
+    threshold: float | None,
+    weights: Sequence[float] | None,
+    weighting: Literal["sample", "model"],
+    prompt: str | None,
+    alarm: UniformityAlarm | None,
+    calibration: Calibrator | str | Path | None,
+) -> engine._Vote:
+    return engine._vote(
+        samples,
+        weights,
+        prompt,
+        None,
+        metric,
+        weighting,
+        threshold,
+        alarm,
+        calibration,
+        method="fuse",
+        families=families,
+    )
+
+
 def fuse(
     samples: Sequence[str | Sample],
     *,
@@ -313,69 +363,86 @@ def fuse(
     ``floor`` (off by default) also keeps a claim below the quorum that has at least that
     share of the vote and a strict majority among the samples that address its point. The
     other options are those of :func:`ensemble.consensus`; ``weights`` and ``weighting``
-    only weigh the confidences.
+    only weigh the confidences. ``fuse(samples)`` is ``consensus(samples, method="fuse")``;
+    the sync twin of :func:`afuse`.
     """
-    # Imported here: the engine imports this module when method="fuse" is asked for.
-    from ensemble import engine
+    rule = Rule(join=join, quorum=quorum, overlap=overlap, contain=contain, floor=floor)
+    vote = _fuse_vote(
+        samples, metric, families, threshold, weights, weighting, prompt, alarm, calibration
+    )
+    return engine._sync(
+        fuse_steps(vote, rule), vote.metric, "ensemble.fuse.fuse()", "`await afuse(...)`"
+    )
 
-    all_samples = engine._as_samples(samples)
-    metric_obj = get_metric(metric)
-    join = _check_fraction("join", join)
-    quorum = _check_fraction("quorum", quorum)
-    overlap = _check_fraction("overlap", overlap)
-    if contain is not None:
-        contain = _check_fraction("contain", contain)
-    if floor is not None:
-        floor = _check_fraction("floor", floor)
+
+async def afuse(
+    samples: Sequence[str | Sample],
+    *,
+    metric: str | Metric = "ngram",
+    families: Mapping[str, str] | None = None,
+    join: float = DEFAULT_JOIN,
+    quorum: float = DEFAULT_QUORUM,
+    overlap: float = DEFAULT_OVERLAP,
+    contain: float | None = DEFAULT_CONTAIN,
+    floor: float | None = None,
+    threshold: float | None = None,
+    weights: Sequence[float] | None = None,
+    weighting: Literal["sample", "model"] = "model",
+    prompt: str | None = None,
+    alarm: UniformityAlarm | None = DEFAULT_ALARM,
+    calibration: Calibrator | str | Path | None = None,
+) -> Consensus:
+    """:func:`fuse` from async code (see :func:`ensemble.aconsensus`)."""
+    rule = Rule(join=join, quorum=quorum, overlap=overlap, contain=contain, floor=floor)
+    vote = _fuse_vote(
+        samples, metric, families, threshold, weights, weighting, prompt, alarm, calibration
+    )
+    return await engine._adrive(fuse_steps(vote, rule), vote.metric)
+
+
+def fuse_steps(vote: engine._Vote, rule: Rule) -> engine._Steps:
+    """The fusion rule as the engine's steps (asks for segmentations, agreement matrices and
+    scores; :mod:`ensemble.engine` drives them sync or async)."""
+    all_samples = vote.samples
+    metric_obj = vote.metric
     if metric_obj.granularity != "sentence":
         raise InvalidInputError(
             f"method='fuse' needs a sentence-level metric; {metric_obj.name!r} scores "
             f"{metric_obj.granularity}s"
         )
     voters = [i for i, s in enumerate(all_samples) if s.ok and (s.text or "").strip()]
-    engine._check_threshold(threshold)
-    cal = engine._calibrator(calibration, metric_obj)
-    w_all = engine._check_weights(weights, len(all_samples))
+    if not voters:
+        # Nothing to fuse (every sample failed or is empty): what select gives.
+        selected: Consensus = yield from engine._select_steps(vote)
+        return selected.model_copy(update={"method": "fuse"})
     if len(voters) == 1:
         # Nothing to fuse: that sample, scored as select scores its candidate (here with no
         # other voter, so with no evidence).
         (cand,) = voters
         text = all_samples[cand].text or ""
-        single = engine._scored(
+        offsets: engine.Offsets = yield engine._Segment(text)
+        single: Consensus = yield from engine._scored_steps(
+            vote,
             text,
-            metric_obj.segment(text),
-            all_samples,
-            [],
-            metric_obj,
-            w_all=w_all,
-            weighting=weighting,
-            cal=cal,
-            threshold=threshold,
+            offsets,
+            evidence=[],
             candidate=cand,
             agreement=engine._full_agreement(np.ones((1, 1)), voters, len(all_samples)),
-            prompt=prompt,
-            alarm=alarm,
         )
         return single.model_copy(update={"method": "fuse"})
-    if not voters:
-        selected = engine.consensus(
-            all_samples,
-            metric=metric_obj,
-            threshold=threshold,
-            weights=weights,
-            weighting=weighting,
-            prompt=prompt,
-            alarm=alarm,
-            calibration=calibration,
-        )
-        return selected.model_copy(update={"method": "fuse"})
 
-    sents = _sentences(all_samples, voters, metric_obj)
+    vote_of = _vote_weights(all_samples, voters, vote.families)
+    sents: list[_Sentence] = []
+    for i in voters:
+        unwrapped = unwrap(all_samples[i].text or "")
+        segments: engine.Offsets = yield engine._Segment(unwrapped)
+        sents.extend(_sentences(i, unwrapped, segments))
     distinct = sorted({s.text for s in sents})
     uid = {t: k for k, t in enumerate(distinct)}
     for s in sents:
         s.uid = uid[s.text]
-    a_u = np.clip(np.asarray(metric_obj.agreement(distinct), dtype=np.float64), 0.0, 1.0)
+    matrix: FloatArray = yield engine._Agreement(distinct)
+    a_u = np.clip(np.asarray(matrix, dtype=np.float64), 0.0, 1.0)
     a_u = np.nan_to_num(a_u, nan=0.0)
     idx = np.array([s.uid for s in sents], dtype=np.intp)
     agree = a_u[np.ix_(idx, idx)]
@@ -383,8 +450,61 @@ def fuse(
     units = [_units(t) for t in distinct]
 
     sample_texts = [s.text or "" for s in all_samples]
-    clusters = _cluster(sents, sample_texts, sym, units, join=join, overlap=overlap)
-    vote = _vote_weights(all_samples, voters, families)
+    clusters = _cluster(sents, sample_texts, sym, units, join=rule.join, overlap=rule.overlap)
+    claims, dropped = _decide(
+        all_samples, voters, vote_of, sents, agree, sym, units, clusters, rule
+    )
+
+    text, offsets = yield from _joined_steps([c.text for c in claims])
+    voter_matrix: FloatArray = yield engine._Agreement([all_samples[i].text or "" for i in voters])
+    scored: Consensus = yield from engine._scored_steps(
+        vote,
+        text,
+        offsets,
+        evidence=[i for i, s in enumerate(all_samples) if s.ok],
+        candidate=None,
+        agreement=engine._full_agreement(voter_matrix, voters, len(all_samples)),
+    )
+    by_start = {a: claims[n] for n, (a, _) in enumerate(offsets)}
+    spans = tuple(_with_claim(span, by_start[span.start]) for span in scored.spans)
+    alerts = scored.alerts
+    if not claims:
+        alerts = (
+            *alerts,
+            Alert(
+                kind="no_majority",
+                message=(
+                    f"no claim reached the quorum ({rule.quorum:g} of the vote); the fused text "
+                    "is empty and every claim is in Consensus.dropped"
+                ),
+                severity="warning",
+            ),
+        )
+    return scored.model_copy(
+        update={
+            "spans": spans,
+            "method": "fuse",
+            "claims": claims,
+            "dropped": dropped,
+            "alerts": alerts,
+        }
+    )
+
+
+def _decide(
+    all_samples: Sequence[Sample],
+    voters: Sequence[int],
+    vote: Mapping[int, float],
+    sents: list[_Sentence],
+    agree: FloatArray,
+    sym: FloatArray,
+    units: list[_Units],
+    clusters: list[_Cluster],
+    rule: Rule,
+) -> tuple[tuple[Claim, ...], tuple[DroppedClaim, ...]]:
+    """Steps 6 and 7: each cluster's chosen sentence and support, then which are kept (in
+    text order) and which dropped (and why)."""
+    contain, overlap, quorum, floor = rule.contain, rule.overlap, rule.quorum, rule.floor
     vote_vec = np.array([vote[v] for v in voters], dtype=np.float64)
     by_sample, best_match = _sample_support(sents, agree, voters)
     mutual, _ = _sample_support(sents, sym, voters)
@@ -479,53 +599,7 @@ def fuse(
         )
         for k in sorted(reasons, key=lambda k: ids[k])
     )
-
-    parts = [c.text for c in claims]
-    text, offsets = _joined(parts, metric_obj)
-    evidence = [i for i, s in enumerate(all_samples) if s.ok]
-    scored = engine._scored(
-        text,
-        offsets,
-        all_samples,
-        evidence,
-        metric_obj,
-        w_all=w_all,
-        weighting=weighting,
-        cal=cal,
-        threshold=threshold,
-        candidate=None,
-        agreement=engine._full_agreement(
-            metric_obj.agreement([all_samples[i].text or "" for i in voters]),
-            voters,
-            len(all_samples),
-        ),
-        prompt=prompt,
-        alarm=alarm,
-    )
-    by_start = {a: claims[n] for n, (a, _) in enumerate(offsets)}
-    spans = tuple(_with_claim(span, by_start[span.start]) for span in scored.spans)
-    alerts = scored.alerts
-    if not claims:
-        alerts = (
-            *alerts,
-            Alert(
-                kind="no_majority",
-                message=(
-                    f"no claim reached the quorum ({quorum:g} of the vote); the fused text is "
-                    "empty and every claim is in Consensus.dropped"
-                ),
-                severity="warning",
-            ),
-        )
-    return scored.model_copy(
-        update={
-            "spans": spans,
-            "method": "fuse",
-            "claims": claims,
-            "dropped": dropped,
-            "alerts": alerts,
-        }
-    )
+    return claims, dropped
 
 
 def _leads(
@@ -579,7 +653,9 @@ def _with_claim(span: Span, claim: Claim) -> Span:
     )
 
 
-def _joined(parts: Sequence[str], metric: Metric) -> tuple[str, list[tuple[int, int]]]:
+def _joined_steps(
+    parts: Sequence[str],
+) -> Generator[engine._Segment, Any, tuple[str, list[tuple[int, int]]]]:
     """The parts joined with spaces (or line breaks, when spaces would merge two of them in
     the metric's segmentation), and each part's offsets."""
     for sep in (" ", "\n"):
@@ -591,6 +667,7 @@ def _joined(parts: Sequence[str], metric: Metric) -> tuple[str, list[tuple[int, 
             offsets.append((pos, pos + len(p)))
             pos += len(p)
         text = sep.join(parts)
-        if metric.segment(text) == offsets:
+        segmented: engine.Offsets = yield engine._Segment(text)
+        if list(segmented) == offsets:
             return text, offsets
     return text, offsets

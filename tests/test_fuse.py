@@ -457,3 +457,106 @@ def test_floor_keeps_the_leading_claim_of_a_point_others_leave_open() -> None:
     # A claim without rivals still needs the floor and two samples.
     lone = [f"{cairo} {pound}"] + [cairo] * 6
     assert fuse(lone, floor=0.1).text == cairo
+
+
+# --- one engine, two drivers: the async path and the vote settings ---------------------------
+
+FACTS = [
+    f"{PARIS} {EURO} {FRENCH}",
+    f"{PARIS} {EURO}",
+    f"{LYON} {EURO} {FRENCH}",
+    f"{PARIS} {FRANC} {FRENCH}",
+]
+
+
+class _VerbatimJudge:
+    """An async judge: a claim is supported when the evidence contains it word for word."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self, prompt: str) -> str:
+        import json
+
+        self.calls += 1
+        (evidence,) = re.findall(r'kind="evidence">\n(.*?)\n</data-', prompt, re.S)
+        claims = re.findall(r'kind="claim" id="(c\d+)">\n(.*?)\n</data-', prompt, re.S)
+        verdict = {cid: "supported" if text in evidence else "unsupported" for cid, text in claims}
+        return json.dumps({"verdicts": verdict})
+
+
+def _judge(judge: _VerbatimJudge) -> Metric:
+    from ensemble.metrics.entailment import EntailmentMetric
+    from ensemble.metrics.judge import JudgeBackend
+
+    model = ensemble.FunctionModel(judge, name="judge")
+    return EntailmentMetric(backend=JudgeBackend(model, retry=ensemble.RetryPolicy(max_attempts=1)))
+
+
+async def test_aconsensus_and_afuse_fuse_as_the_sync_path_does() -> None:
+    from ensemble.fuse import afuse
+
+    sync = ensemble.consensus(FACTS, method="fuse")
+    assert sync.text == f"{PARIS} {EURO} {FRENCH}"
+    assert await ensemble.aconsensus(FACTS, method="fuse") == sync
+    assert await afuse(FACTS) == sync == fuse(FACTS)
+    assert await afuse(FACTS, contain=None) == fuse(FACTS, contain=None)
+    vs = ensemble.VoteSettings(method="fuse")
+    assert await ensemble.aconsensus(FACTS, settings=vs) == sync
+    assert ensemble.consensus(FACTS, settings=vs.replace(method="select")).method == "select"
+
+
+async def test_fusion_with_an_async_judge_on_the_callers_loop() -> None:
+    judge = _VerbatimJudge()
+    metric = _judge(judge)
+    try:
+        r = await ensemble.aconsensus(FACTS, metric=metric, method="fuse", alarm=None)
+        again = await ensemble.ascore(text=r.text, samples=FACTS, metric=metric, alarm=None)
+    finally:
+        await metric.aclose()
+    assert judge.calls > 0
+    assert (r.method, r.metric.name, r.text) == ("fuse", "entailment", f"{PARIS} {EURO} {FRENCH}")
+    assert {d.text for d in r.dropped} == {LYON, FRANC}
+    assert [s.confidence for s in again.spans] == [s.confidence for s in r.spans]
+
+
+def test_sync_fusion_with_an_async_judge_matches_the_async_one() -> None:
+    import asyncio
+
+    async def fused() -> Consensus:
+        metric = _judge(_VerbatimJudge())
+        try:
+            return await ensemble.aconsensus(FACTS, metric=metric, method="fuse", alarm=None)
+        finally:
+            await metric.aclose()
+
+    expected = asyncio.run(fused())
+    assert ensemble.consensus(
+        FACTS, metric=_judge(_VerbatimJudge()), method="fuse", alarm=None
+    ) == (expected)
+
+
+async def test_ensemble_arun_and_escalation_arun_fuse() -> None:
+    ens = _fusing_ensemble()
+    async with ens:
+        r = await ens.arun("Capital and currency of France?")
+    assert (r.method, r.text) == ("fuse", f"{PARIS} {EURO}")
+    esc = ensemble.Escalation(_fusing_ensemble(), stopping=None)
+    r = await esc.arun("Capital and currency of France?")
+    assert (r.method, r.text) == ("fuse", f"{PARIS} {EURO}")
+
+
+def test_method_is_a_vote_setting() -> None:
+    a = _scripted("a", [PARIS])
+    vs = ensemble.VoteSettings(method="fuse")
+    ens = ensemble.Ensemble(models=[a], settings=vs)
+    assert (ens.method, ens.settings.method) == ("fuse", "fuse")
+    assert ensemble.Ensemble(models=[a], method="fuse").settings.method == "fuse"
+    # method= left at its default defers to the settings; another value clashes with them.
+    assert ensemble.Ensemble(models=[a], settings=vs, method="select").method == "fuse"
+    with pytest.raises(ensemble.errors.ConfigurationError, match="method"):
+        ensemble.Ensemble(models=[a], settings=ensemble.VoteSettings(), method="fuse")
+    with pytest.raises(ensemble.errors.ConfigurationError, match="method"):
+        ensemble.consensus([PARIS], settings=ensemble.VoteSettings(), method="fuse")
+    with pytest.raises(ensemble.errors.ConfigurationError, match="method"):
+        ensemble.VoteSettings(method="merge")  # type: ignore[arg-type]
