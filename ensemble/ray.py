@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ensemble.calibration import Calibrator
+from ensemble.calibration import Calibrator, load_calibration
 from ensemble.engine import Weighting, score
 from ensemble.errors import ConfigurationError, InvalidInputError, MissingDependencyError
 from ensemble.metrics.base import Metric, get_metric
@@ -155,6 +155,10 @@ def _strings(value: object, what: str) -> list[str]:
 
 
 def _with_results(batch: Any, results: Sequence[Consensus | BaseException]) -> Any:
+    """The batch (a pandas DataFrame) as an Arrow table with the three output columns, typed
+    explicitly so that a batch without errors (or without successes) has the same schema."""
+    import pyarrow as pa
+
     confidences: list[list[float] | None] = []
     consensus: list[str | None] = []
     errors: list[str | None] = []
@@ -167,11 +171,10 @@ def _with_results(batch: Any, results: Sequence[Consensus | BaseException]) -> A
             confidences.append([s.confidence for s in result.spans])
             consensus.append(result.model_dump_json())
             errors.append(None)
-    out = batch.copy()
-    out["confidences"] = confidences
-    out["consensus"] = consensus
-    out["error"] = errors
-    return out
+    table = pa.Table.from_pandas(batch, preserve_index=False)
+    table = table.append_column("confidences", pa.array(confidences, type=pa.list_(pa.float64())))
+    table = table.append_column("consensus", pa.array(consensus, type=pa.string()))
+    return table.append_column("error", pa.array(errors, type=pa.string()))
 
 
 # --- score_dataset ---------------------------------------------------------------------------
@@ -288,6 +291,8 @@ def score_dataset(
         raise InvalidInputError(f"weighting must be 'sample' or 'model', not {weighting!r}")
     if isinstance(metric, str):
         get_metric(metric)  # an unknown name fails here, not on every worker
+    # A name or path is read here, once, and the Calibrator shipped: workers need not see the file.
+    calibration = load_calibration(calibration)
     compute = _compute(ray, concurrency)
     batch_size = _positive_int("batch_size", batch_size)
     _check_columns(ds, needed)
@@ -454,7 +459,7 @@ def run_dataset(
         "seed": seed,
         "max_tokens": max_tokens,
         "system": system,
-        "calibration": calibration,
+        "calibration": load_calibration(calibration),  # read once here, shipped as an object
     }
     _build_ensemble(models, settings)  # validates every setting here, not on every worker
     compute = _compute(ray, concurrency)

@@ -79,7 +79,7 @@ def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
         run_dataset(object(), models=UPPER)
 
 
-def test_score_dataset_gives_exactly_the_local_confidences(local_ray: Any) -> None:
+def test_score_dataset_gives_exactly_the_local_confidences(local_ray: Any, tmp_path: Path) -> None:
     data_path = _wikibio()
     if data_path is None:
         pytest.skip("wikibio_dev.json not found next to the repository")
@@ -90,12 +90,9 @@ def test_score_dataset_gives_exactly_the_local_confidences(local_ray: Any) -> No
     ]
     rows.append({"id": 99, "sentences": ["A lone sentence."], "samples": []})  # no evidence
     ds = local_ray.data.from_items(rows)
-    out = {
-        r["id"]: r
-        for r in score_dataset(
-            ds, sentences_column="sentences", concurrency=1, batch_size=2
-        ).take_all()
-    }
+    scored = score_dataset(ds, sentences_column="sentences", concurrency=1, batch_size=2)
+    scored = scored.materialize()
+    out = {r["id"]: r for r in scored.take_all()}
     assert sorted(out) == [0, 1, 2, 99]
     for i, p in enumerate(passages):
         local = ensemble.score(sentences=p["gpt3_sentences"], samples=p["gpt3_text_samples"])
@@ -106,6 +103,17 @@ def test_score_dataset_gives_exactly_the_local_confidences(local_ray: Any) -> No
     assert bad["error"].startswith("InvalidInputError: ")
     assert "no samples" in bad["error"]
     assert bad["confidences"] is None and bad["consensus"] is None
+    # Results land in Parquet with one schema, whether a batch had errors or not.
+    scored.write_parquet(str(tmp_path / "out"))
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(tmp_path / "out")
+    assert str(table.schema.field("confidences").type) == "list<element: double>"
+    assert str(table.schema.field("error").type) == "string"
+    assert table.num_rows == 4
+    ids, confs = table.column("id").to_pylist(), table.column("confidences").to_pylist()
+    by_id = dict(zip(ids, confs, strict=True))
+    assert by_id[0] == list(out[0]["confidences"]) and by_id[99] is None
 
 
 def test_score_dataset_splits_a_text_column(local_ray: Any) -> None:
