@@ -6,6 +6,7 @@ statistics) serves the whole module: starting Ray takes ten seconds or more on a
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -181,3 +182,39 @@ def test_run_dataset_runs_an_ensemble_per_prompt(local_ray: Any) -> None:
     failed = out[2]
     assert failed["consensus"] is None
     assert failed["error"].startswith("QuorumError")  # the prompt failed, the job did not
+
+
+def test_rate_limit_share_paces_the_prompts_of_a_worker() -> None:
+    """A worker with a share of 10 requests/s and 2 calls per prompt starts one prompt every
+    0.2 s (the first at once): 5 prompts span at least 0.8 s. Run in-process, without Ray."""
+    import time
+
+    import pandas as pd
+
+    from ensemble.ray import _Runner, _worker_share
+
+    assert _worker_share(20.0, 2) == 10.0
+
+    def now(prompt: str) -> str:
+        return f"{prompt} at {time.monotonic():.6f}"
+
+    settings = {"repeats": 2, "metric": "ngram", "seed": 1, "timeout": 5.0, "deadline": 10.0}
+    models = [ensemble.FunctionModel(now, name="clock")]
+    paced = _Runner(models, settings, "prompt", prompts_in_flight=5, rate_share=10.0)
+    free = _Runner(models, settings, "prompt", prompts_in_flight=5, rate_share=None)
+    batch = pd.DataFrame({"prompt": [f"p{i}" for i in range(5)]})
+
+    def starts(runner: _Runner) -> list[float]:
+        table = runner(batch)
+        assert table.column("error").to_pylist() == [None] * 5
+        out = []
+        for doc in table.column("consensus").to_pylist():
+            texts = [s.text for s in ensemble.Consensus.model_validate_json(doc).samples]
+            out.append(min(float(t.rsplit(" at ", 1)[1]) for t in texts))
+        return sorted(out)
+
+    t = starts(paced)
+    assert t[-1] - t[0] >= 0.75  # 4 gaps of 0.2 s, less a little timer slack
+    assert all(b - a >= 0.15 for a, b in itertools.pairwise(t))
+    t = starts(free)
+    assert t[-1] - t[0] < 0.5  # without a rate the 5 prompts start together
