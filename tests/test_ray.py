@@ -50,21 +50,23 @@ def _wikibio() -> Path | None:
 
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[Any]:
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # nothing phones home
-    # The workers must import this checkout of ensemble, installed or not.
-    path = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *([path] if path else [])])
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        ignore_reinit_error=True,
-        log_to_driver=False,
-        _node_ip_address="127.0.0.1",
-    )
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False
-    yield ray
-    ray.shutdown()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("RAY_USAGE_STATS_ENABLED", "0")  # nothing phones home
+        # The workers must import this checkout of ensemble, installed or not.
+        path = os.environ.get("PYTHONPATH")
+        env.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), *([path] if path else [])]))
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            ignore_reinit_error=True,
+            log_to_driver=False,
+            _node_ip_address="127.0.0.1",  # loopback only
+        )
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        try:
+            yield ray
+        finally:
+            ray.shutdown()
 
 
 def test_import_ensemble_does_not_import_ray() -> None:
