@@ -24,10 +24,10 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ensemble.calibration import Calibrator, load_calibration
-from ensemble.engine import Weighting, score
+from ensemble.engine import score
 from ensemble.errors import ConfigurationError, InvalidInputError, MissingDependencyError
 from ensemble.metrics.base import Metric, get_metric
 from ensemble.models.base import Model
@@ -40,6 +40,7 @@ INSTALL = 'pip install "ensemble-consensus[ray]"'
 #: The columns every output row gets.
 OUTPUT_COLUMNS = ("confidences", "consensus", "error")
 
+Weighting = Literal["sample", "model"]  # as in ensemble.score
 MetricSpec = str | Metric | Callable[[], Metric]
 ModelsSpec = Sequence[Model | str] | Callable[[], Sequence[Model | str]]
 
