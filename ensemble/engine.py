@@ -5,7 +5,9 @@ Nothing here performs I/O. (The module is not called ``consensus`` so that the p
 
 Consensus, step by step:
 
-1. the successful samples are the voters; failures are kept in the result but never vote;
+1. the successful samples are the voters; failures are kept in the result but never vote, and
+   neither do empty (white-space-only) answers, which are kept and reported in an alert
+   (``"empty_samples"``, or ``"all_empty"`` when there is nothing else);
 2. the metric's pairwise agreement ``A[i, j]`` (how well sample ``i`` is supported by sample
    ``j``) is symmetrised, and the candidate is the sample with the highest mean agreement with
    the others (minimum Bayes risk); ties go to the lexicographically smallest text, so the order
@@ -128,6 +130,45 @@ def _no_evidence_alert(n_voters: int) -> tuple[Alert, ...]:
             severity="info",
         ),
     )
+
+
+def _is_empty(sample: Sample) -> bool:
+    """An answer with no text but white space: an abstention, never a vote (nor a candidate)."""
+    return sample.ok and not (sample.text or "").strip()
+
+
+def _empty_alerts(samples: Sequence[Sample]) -> tuple[Alert, ...]:
+    """Record the empty answers: one info alert, or a critical one when every answer is empty."""
+    empty = [i for i, s in enumerate(samples) if _is_empty(s)]
+    if not empty:
+        return ()
+    if len(empty) == sum(1 for s in samples if s.ok):
+        return (
+            Alert(
+                kind="all_empty",
+                message=(
+                    f"every successful sample ({len(empty)}) is empty or white space only: "
+                    "there is no answer to vote on"
+                ),
+                score=1.0,
+                severity="critical",
+            ),
+        )
+    return (
+        Alert(
+            kind="empty_samples",
+            message=(
+                f"samples {empty} are empty or white space only; they abstain "
+                "(neither candidate nor evidence)"
+            ),
+            score=len(empty) / len(samples),
+            severity="info",
+        ),
+    )
+
+
+def _with_alerts(result: Consensus, alerts: tuple[Alert, ...]) -> Consensus:
+    return result if not alerts else result.model_copy(update={"alerts": alerts + result.alerts})
 
 
 def _abstention_alert(support: FloatArray) -> tuple[Alert, ...]:
@@ -302,15 +343,34 @@ def consensus(
     _check_threshold(threshold)
     cal = _calibrator(calibration, metric_obj)
     w_all = _check_weights(weights, len(all_samples))
-    voters = [i for i, s in enumerate(all_samples) if s.ok]
-    if not voters:
+    if not any(s.ok for s in all_samples):
         raise InvalidInputError("every sample failed; there is nothing to build a consensus from")
+    voters = [i for i, s in enumerate(all_samples) if s.ok and not _is_empty(s)]
+    if not voters:  # every answer is empty: a result that says so, not an empty "consensus"
+        return _with_alerts(
+            _scored(
+                "",
+                [],
+                all_samples,
+                [],
+                metric_obj,
+                w_all=w_all,
+                weighting=weighting,
+                cal=cal,
+                threshold=threshold,
+                candidate=None,
+                agreement=(),
+                prompt=prompt,
+                alarm=alarm,
+            ),
+            _empty_alerts(all_samples),
+        )
     texts = [all_samples[i].text or "" for i in voters]
     matrix = metric_obj.agreement(texts)
     local = choose_candidate(texts, matrix)
     cand = voters[local]
     text = texts[local]
-    return _scored(
+    result = _scored(
         text,
         metric_obj.segment(text),
         all_samples,
@@ -325,6 +385,7 @@ def consensus(
         prompt=prompt,
         alarm=alarm,
     )
+    return _with_alerts(result, _empty_alerts(all_samples))
 
 
 def _join_sentences(sentences: object) -> tuple[str, list[tuple[int, int]]]:
@@ -379,11 +440,11 @@ def score(
         offsets = metric_obj.segment(text)
     else:
         text, offsets = _join_sentences(sentences)
-    return _scored(
+    result = _scored(
         text,
         offsets,
         all_samples,
-        [i for i, s in enumerate(all_samples) if s.ok],
+        [i for i, s in enumerate(all_samples) if s.ok and not _is_empty(s)],
         metric_obj,
         w_all=w_all,
         weighting=weighting,
@@ -394,3 +455,4 @@ def score(
         prompt=prompt,
         alarm=alarm,
     )
+    return _with_alerts(result, _empty_alerts(all_samples))
