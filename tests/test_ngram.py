@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -250,3 +255,18 @@ def test_support_matches_a_plain_python_reference(text: str, samples: list[str])
             have = set(content_units(sample, stopwords=False))
             expected = sum(u in have for u in units) / len(units) if units else 1.0
             assert got[k, j] == pytest.approx(expected)
+
+
+def test_first_score_imports_neither_nltk_nor_scipy_and_leaves_nltk_importable() -> None:
+    code = (
+        "import sys, ensemble\n"
+        "r = ensemble.score(text='He was running. It rained.', samples=['He ran.'])\n"
+        "assert r.spans, r\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('nltk', 'scipy')]\n"
+        "assert not bad, bad\n"
+        "import nltk\n"  # the full package still imports normally afterwards
+        "assert nltk.stem.porter.PorterStemmer().stem('running') == 'run'\n"
+        "assert hasattr(nltk, 'word_tokenize')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)

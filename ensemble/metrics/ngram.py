@@ -43,9 +43,9 @@ from functools import lru_cache
 from typing import ClassVar
 
 import numpy as np
-from nltk.stem.porter import PorterStemmer
 
 from ensemble.errors import ConfigurationError
+from ensemble.metrics._stem import porter_stemmer
 from ensemble.metrics.base import FloatArray, Granularity, Metric, MetricScores, weighted_mean
 from ensemble.types import SettingValue
 
@@ -83,7 +83,7 @@ NEGATIONS: frozenset[str] = frozenset(
 )
 
 _WORD = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+")
-_STEMMER = PorterStemmer()
+_STEMMER = porter_stemmer()
 
 
 @lru_cache(maxsize=1 << 16)
