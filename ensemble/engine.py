@@ -36,7 +36,7 @@ from ensemble.diagnostics import (
     model_support,
 )
 from ensemble.errors import InvalidInputError
-from ensemble.metrics.base import FloatArray, Metric, get_metric
+from ensemble.metrics.base import FloatArray, Metric, check_scores, get_metric
 from ensemble.types import Alert, Consensus, Sample, Span
 
 Weighting = Literal["sample", "model"]
@@ -276,7 +276,12 @@ def _scored(
     """Score the spans of ``text`` against the ``evidence`` samples and build the result
     (the shared last step of :func:`consensus` and :func:`score`)."""
     w, rule = _evidence_weights(w_all, all_samples, evidence, weighting)
-    scores = metric_obj.evaluate(text, offsets, [all_samples[i].text or "" for i in evidence], w)
+    scores = check_scores(
+        metric_obj,
+        metric_obj.evaluate(text, offsets, [all_samples[i].text or "" for i in evidence], w),
+        len(offsets),
+        len(evidence),
+    )
     result = Consensus(
         text=text,
         spans=_spans(

@@ -71,7 +71,7 @@ _CLOSE = "\"'\u201d\u2019\u00bb)\\]}\u300d\u300f\u3011\uff09\u300b"
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
 _END = re.compile(
     rf"[\u3002\uff01\uff1f\uff61]+[{_CLOSE}]*"  # CJK marks: always an end
-    rf"|[.!?\u2026]+[{_CLOSE}]*(?=\s|$|[{_CJK}])"  # Latin marks: before space, end or CJK
+    rf"|[.!?\u2026\u061f]+[{_CLOSE}]*(?=\s|$|[{_CJK}])"  # Latin marks: before space, end or CJK
 )
 _OPEN = "\"'\u201c\u2018\u00ab([{\u300c\u300e"
 _NEXT_WORD = re.compile(rf"\s*[{_OPEN}]*(\w+)(\.?)")
