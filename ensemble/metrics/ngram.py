@@ -26,9 +26,13 @@ What the confidence of a span means, exactly
 4. **Text context.** When the samples disagree with the text as a whole, the model that wrote
    it probably did not know the subject, and even its well-supported sentences are doubtful.
    The text term is the mean support of all units of all spans of the text (each once).
-5. **Confidence** ``= (1 - context) * span term + context * text term``, in [0, 1]. It is 1
-   exactly when every sample contains every unit of the text, and 0 when no sample contains
-   any. With no samples every confidence is 0.
+5. **Sentence-local evidence.** Facts a sample states *together* count more: for each sample,
+   the support of the span by the sample's best-matching sentence (the per-sample support
+   below, on that one sentence); their (weighted) mean replaces ``local`` of the span term,
+   and its mean over all spans replaces ``local`` of the text term.
+6. **Confidence** ``= (1 - context) * span term + context * text term``, in [0, 1]. It is 1
+   exactly when every sample contains every unit of the text in one sentence, and 0 when no
+   sample contains any. With no samples every confidence is 0.
 
 Because a unit's support pools all samples before the weakest units are picked, this metric
 overrides :meth:`Metric.evaluate`: the confidence is *not* the mean of the per-sample support
@@ -37,7 +41,7 @@ units that the sample contains, capped by the share of its critical units the sa
 (a sample that lacks the span's only number supports it 0), which is what ``Span.support``
 reports and what :meth:`NgramMetric.agreement` uses for whole texts.
 
-The defaults (``n=1, lowest=2, context=0.5, critical=2, names=False``) were chosen on the
+The defaults (``n=1, lowest=2, context=0.5, critical=2, names=False, local=0.5``) were chosen on the
 WikiBio benchmark by cross-validation over its two halves of passages; see
 ``docs/metrics/ngram.md`` for the figures and the languages supported.
 """
@@ -164,14 +168,30 @@ def _canonical(value: float) -> str:
     return f"{value:.12g}" if abs(value) < 1e15 else f"{value:.6e}"
 
 
-class _Word:
-    """A word of a text: its lower-cased form and whether it is a number or looks like a name."""
+#: A word of a text: its lower-cased (or canonical) form and its kind: "word", "number",
+#: "name" (capitalised, not first) or "cjk" (a character pair).
+_Word = tuple[str, str]
 
-    __slots__ = ("kind", "text")
 
-    def __init__(self, text: str, kind: str) -> None:
-        self.text = text
-        self.kind = kind  # "word", "number", "name" or "cjk"
+# What a raw token is (cached: tokens repeat a lot across samples).
+_PLAIN, _RUN, _NUM, _TEN, _SCALE = range(5)
+
+
+@lru_cache(maxsize=1 << 16)
+def _token(w: str) -> tuple[str, int, float]:
+    low = w.lower()
+    if _CJK_RUN.fullmatch(w):
+        return w, _RUN, 0.0
+    value = _number(w)
+    if value is not None:
+        return low, _NUM, value
+    if low in _UNITS:
+        return low, _NUM, float(_UNITS[low])
+    if low in _TENS:
+        return low, _TEN, float(_TENS[low])
+    if low in _SCALES:
+        return low, _SCALE, _SCALES[low]
+    return low, _PLAIN, 0.0
 
 
 def _words(text: str) -> list[_Word]:
@@ -181,37 +201,35 @@ def _words(text: str) -> list[_Word]:
     raw = _WORD.findall(folded)
     out: list[_Word] = []
     i = 0
-    while i < len(raw):
+    n = len(raw)
+    while i < n:
         w = raw[i]
-        low = w.lower()
+        low, code, value = _token(w)
         i += 1
-        if _CJK_RUN.fullmatch(w):
-            if len(w) == 1:
-                out.append(_Word(w, "cjk"))
+        if code in (_PLAIN, _SCALE):
+            if out and w[0].isupper() and low not in STOPWORDS:
+                out.append((low, "name"))
             else:
-                out.extend(_Word(w[k : k + 2], "cjk") for k in range(len(w) - 1))
+                out.append((low, "word"))
             continue
-        value = _number(w)
-        if value is None:
-            value = float(_UNITS[low]) if low in _UNITS else None
-            if low in _TENS:
-                value = float(_TENS[low])
-                if i < len(raw) and raw[i].lower() in _UNITS:  # twenty-five
-                    value += _UNITS[raw[i].lower()]
-                    i += 1
-        if value is None:
-            kind = "name" if out and w[0].isupper() and low not in STOPWORDS else "word"
-            out.append(_Word(low, kind))
+        if code == _RUN:
+            if len(w) == 1:
+                out.append((w, "cjk"))
+            else:
+                out.extend((w[k : k + 2], "cjk") for k in range(len(w) - 1))
             continue
-        while i < len(raw) and raw[i].lower() in _SCALES:  # 2 million, two thousand
-            value *= _SCALES[raw[i].lower()]
+        if code == _TEN and i < n and raw[i].lower() in _UNITS:  # twenty-five
+            value += _UNITS[raw[i].lower()]
             i += 1
-        if i < len(raw) and raw[i][0] in _CJK_SCALES and _CJK_RUN.fullmatch(raw[i]):
+        while i < n and _token(raw[i])[1] == _SCALE:  # 2 million, two thousand
+            value *= _token(raw[i])[2]
+            i += 1
+        if i < n and raw[i][0] in _CJK_SCALES and _CJK_RUN.fullmatch(raw[i]):
             value *= _CJK_SCALES[raw[i][0]]  # 200万
             raw[i] = raw[i][1:]
             if not raw[i]:
                 i += 1
-        out.append(_Word(_canonical(value), "number"))
+        out.append((_canonical(value), "number"))
     return out
 
 
@@ -227,12 +245,12 @@ class _Analyzer:
         self.names = names
 
     def _norm(self, w: _Word) -> str:
-        return _stem(w.text) if self.stem and w.kind in ("word", "name") else w.text
+        return _stem(w[0]) if self.stem and w[1] in ("word", "name") else w[0]
 
     def _content(self, words: list[_Word]) -> list[_Word]:
         if not self.stopwords:
             return words
-        return [w for w in words if w.kind != "word" or w.text not in STOPWORDS]
+        return [w for w in words if w[1] != "word" or w[0] not in STOPWORDS]
 
     def span_units(self, text: str) -> tuple[list[str], set[str]]:
         """Distinct units of a span, in order of first appearance, and the *critical* ones:
@@ -245,7 +263,7 @@ class _Analyzer:
         critical = {
             u
             for u, w in zip(stems, content, strict=True)
-            if w.kind == "number" or (self.names and w.kind == "name")
+            if w[1] == "number" or (self.names and w[1] == "name")
         }
         if self.n == 2 and filtered:
             units.extend(dict.fromkeys(f"{a} {b}" for a, b in itertools.pairwise(stems)))
@@ -255,7 +273,10 @@ class _Analyzer:
         """Every unit a sample can support: all its words (stemmed) and, with ``n=2``, its
         adjacent content pairs."""
         words = _words(text)
-        out = {self._norm(w) for w in words}
+        if self.stem:
+            out = {_stem(w) if k in ("word", "name") else w for w, k in words}
+        else:
+            out = {w for w, _ in words}
         if self.n == 2:
             stems = [self._norm(w) for w in self._content(words)]
             out.update(f"{a} {b}" for a, b in itertools.pairwise(stems))
@@ -345,10 +366,14 @@ class NgramMetric(Metric):
     # --- the shared computation ------------------------------------------------------------
 
     def _units_and_presence(
-        self, texts: Sequence[str], samples: Sequence[str]
+        self,
+        texts: Sequence[str],
+        samples: Sequence[str],
+        evidence: Sequence[set[str]] | None = None,
     ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray, dict[str, int]]:
         """Unit ids per span, critical unit ids per span, a (samples x vocabulary) 0/1 matrix
-        of which sample has which unit, and the vocabulary (unit -> id)."""
+        of which sample has which unit, and the vocabulary (unit -> id). ``evidence``: the
+        samples' evidence units, when already known."""
         vocab: dict[str, int] = {}
         ids: list[np.ndarray] = []
         crit: list[np.ndarray] = []
@@ -356,11 +381,28 @@ class NgramMetric(Metric):
             units, critical = self._analyzer.span_units(t)
             ids.append(np.array([vocab.setdefault(u, len(vocab)) for u in units], dtype=np.intp))
             crit.append(np.array([vocab[u] for u in units if u in critical], dtype=np.intp))
-        presence = np.zeros((len(samples), len(vocab)), dtype=np.float64)
-        for j, sample in enumerate(samples):
-            hit = [vocab[u] for u in self._analyzer.evidence(sample) if u in vocab]
-            presence[j, hit] = 1.0
+        if evidence is None:
+            evidence = [self._analyzer.evidence(sample) for sample in samples]
+        presence = self._presence(evidence, vocab)
         return ids, crit, presence, vocab
+
+    @staticmethod
+    def _presence(evidence: Sequence[set[str]], vocab: dict[str, int]) -> np.ndarray:
+        presence = np.zeros((len(evidence), len(vocab)), dtype=np.float64)
+        for j, units in enumerate(evidence):
+            hit = [vocab[u] for u in units if u in vocab]
+            presence[j, hit] = 1.0
+        return presence
+
+    def _sentence_evidence(self, samples: Sequence[str]) -> tuple[list[set[str]], list[int]]:
+        """The evidence units of every sentence of every sample, and each sentence's sample."""
+        units: list[set[str]] = []
+        owner: list[int] = []
+        for j, sample in enumerate(samples):
+            for a, b in segment.sentences(sample):
+                units.append(self._analyzer.evidence(sample[a:b]))
+                owner.append(j)
+        return units, owner
 
     @staticmethod
     def _share(ids: list[np.ndarray], presence: np.ndarray) -> FloatArray:
@@ -388,28 +430,18 @@ class NgramMetric(Metric):
         ids: list[np.ndarray],
         crit: list[np.ndarray],
         vocab: dict[str, int],
-        samples: Sequence[str],
+        sentences: tuple[list[set[str]], list[int]],
+        n_samples: int,
     ) -> FloatArray:
         """Per span and sample: the support of the span by the sample's best sentence (0 for a
         sample without any)."""
-        pieces: list[str] = []
-        starts: list[int] = []
-        has: list[int] = []
-        for j, sample in enumerate(samples):
-            found = [sample[a:b] for a, b in segment.sentences(sample)]
-            if found:
-                has.append(j)
-                starts.append(len(pieces))
-                pieces.extend(found)
-        out = np.zeros((len(ids), len(samples)), dtype=np.float64)
-        if not pieces:
+        units, owner = sentences
+        out = np.zeros((len(ids), n_samples), dtype=np.float64)
+        if not units:
             return out
-        presence = np.zeros((len(pieces), len(vocab)), dtype=np.float64)
-        for r, piece in enumerate(pieces):
-            hit = [vocab[u] for u in self._analyzer.evidence(piece) if u in vocab]
-            presence[r, hit] = 1.0
-        cover = self._coverage(ids, crit, presence)
-        out[:, has] = np.maximum.reduceat(cover, starts, axis=1)
+        cover = self._coverage(ids, crit, self._presence(units, vocab))
+        starts = [k for k in range(len(owner)) if k == 0 or owner[k] != owner[k - 1]]
+        out[:, [owner[k] for k in starts]] = np.maximum.reduceat(cover, starts, axis=1)
         return out
 
     def support(
@@ -428,8 +460,15 @@ class NgramMetric(Metric):
         weights: FloatArray | None = None,
     ) -> MetricScores:
         """Per-sample coverage, and the pooled confidence described in the module docstring."""
+        sentences = self._sentence_evidence(samples) if self.local > 0.0 else None
+        evidence = None
+        if sentences is not None and self.n == 1:
+            # With single units, a sample's evidence is the union of its sentences' (one pass).
+            evidence = [set[str]() for _ in samples]
+            for units, j in zip(*sentences, strict=True):
+                evidence[j] |= units
         ids, crit, presence, vocab = self._units_and_presence(
-            [text[a:b] for a, b in spans], samples
+            [text[a:b] for a, b in spans], samples, evidence
         )
         coverage = np.clip(self._coverage(ids, crit, presence), 0.0, 1.0)
         n_spans = len(ids)
@@ -460,10 +499,12 @@ class NgramMetric(Metric):
         )
         plain = unit[np.concatenate(ids)] if sum(len(i) for i in ids) else np.zeros(0)
         text_term = float(plain.mean()) if plain.size else 1.0
-        if self.local > 0.0:
+        if sentences is not None:
             # Sentence-local evidence: how well each sample's best-matching sentence covers the
             # span (facts stated together, not merely somewhere in the sample).
-            best = weighted_mean(self._best_sentence(ids, crit, vocab, samples), weights)
+            best = weighted_mean(
+                self._best_sentence(ids, crit, vocab, sentences, len(samples)), weights
+            )
             span_term = (1.0 - self.local) * span_term + self.local * best
             text_term = (1.0 - self.local) * text_term + self.local * float(best.mean())
         conf = (1.0 - self.context) * span_term + self.context * text_term
