@@ -51,7 +51,7 @@ from __future__ import annotations
 import itertools
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import ClassVar
 
@@ -269,11 +269,18 @@ class _Analyzer:
             units.extend(dict.fromkeys(f"{a} {b}" for a, b in itertools.pairwise(stems)))
         return units, critical
 
-    def evidence(self, text: str) -> set[str]:
+    def evidence(self, text: str, keep: Callable[[str], bool] | None = None) -> set[str]:
         """Every unit a sample can support: all its words (stemmed) and, with ``n=2``, its
-        adjacent content pairs."""
+        adjacent content pairs. ``keep`` (``n=1`` only) skips words whose stem cannot be one
+        of the units looked for (see :func:`_matchable`), which saves stemming them."""
         words = _words(text)
-        if self.stem:
+        if self.stem and keep is not None and self.n == 1:
+            out = {
+                _stem(w) if k in ("word", "name") else w
+                for w, k in words
+                if k not in ("word", "name") or keep(w)
+            }
+        elif self.stem:
             out = {_stem(w) if k in ("word", "name") else w for w, k in words}
         else:
             out = {w for w, _ in words}
@@ -281,6 +288,20 @@ class _Analyzer:
             stems = [self._norm(w) for w in self._content(words)]
             out.update(f"{a} {b}" for a, b in itertools.pairwise(stems))
         return out
+
+
+#: Words whose Porter stem (NLTK's irregular forms) does not start with their first two letters.
+_IRREGULAR = frozenset(["dying", "lying", "tying"])
+
+
+def _matchable(vocab: dict[str, int]) -> Callable[[str], bool]:
+    """Whether a word's stem can be one of the units of ``vocab``. Porter's stemmer only
+    rewrites the end of a word and keeps at least two letters of a longer word, so the stem
+    starts with the word's first two letters (first letter, for a one-letter stem) -- except
+    for the irregular forms in :data:`_IRREGULAR`. A word that fails this cannot match."""
+    two = frozenset(u[:2] for u in vocab)
+    one = frozenset(u for u in vocab if len(u) == 1)
+    return lambda w: w[:2] in two or w[:1] in one or w in _IRREGULAR
 
 
 def content_units(text: str, *, n: int = 1, stem: bool = True, stopwords: bool = True) -> list[str]:
@@ -374,6 +395,16 @@ class NgramMetric(Metric):
         """Unit ids per span, critical unit ids per span, a (samples x vocabulary) 0/1 matrix
         of which sample has which unit, and the vocabulary (unit -> id). ``evidence``: the
         samples' evidence units, when already known."""
+        ids, crit, vocab = self._span_ids(texts)
+        if evidence is None:
+            evidence = [self._analyzer.evidence(sample) for sample in samples]
+        presence = self._presence(evidence, vocab)
+        return ids, crit, presence, vocab
+
+    def _span_ids(
+        self, texts: Sequence[str]
+    ) -> tuple[list[np.ndarray], list[np.ndarray], dict[str, int]]:
+        """Unit ids and critical unit ids per span, and the vocabulary (unit -> id)."""
         vocab: dict[str, int] = {}
         ids: list[np.ndarray] = []
         crit: list[np.ndarray] = []
@@ -381,10 +412,7 @@ class NgramMetric(Metric):
             units, critical = self._analyzer.span_units(t)
             ids.append(np.array([vocab.setdefault(u, len(vocab)) for u in units], dtype=np.intp))
             crit.append(np.array([vocab[u] for u in units if u in critical], dtype=np.intp))
-        if evidence is None:
-            evidence = [self._analyzer.evidence(sample) for sample in samples]
-        presence = self._presence(evidence, vocab)
-        return ids, crit, presence, vocab
+        return ids, crit, vocab
 
     @staticmethod
     def _presence(evidence: Sequence[set[str]], vocab: dict[str, int]) -> np.ndarray:
@@ -394,13 +422,15 @@ class NgramMetric(Metric):
             presence[j, hit] = 1.0
         return presence
 
-    def _sentence_evidence(self, samples: Sequence[str]) -> tuple[list[set[str]], list[int]]:
+    def _sentence_evidence(
+        self, samples: Sequence[str], keep: Callable[[str], bool] | None = None
+    ) -> tuple[list[set[str]], list[int]]:
         """The evidence units of every sentence of every sample, and each sentence's sample."""
         units: list[set[str]] = []
         owner: list[int] = []
         for j, sample in enumerate(samples):
             for a, b in segment.sentences(sample):
-                units.append(self._analyzer.evidence(sample[a:b]))
+                units.append(self._analyzer.evidence(sample[a:b], keep))
                 owner.append(j)
         return units, owner
 
@@ -460,16 +490,17 @@ class NgramMetric(Metric):
         weights: FloatArray | None = None,
     ) -> MetricScores:
         """Per-sample coverage, and the pooled confidence described in the module docstring."""
-        sentences = self._sentence_evidence(samples) if self.local > 0.0 else None
-        evidence = None
+        ids, crit, vocab = self._span_ids([text[a:b] for a, b in spans])
+        keep = _matchable(vocab)
+        sentences = self._sentence_evidence(samples, keep) if self.local > 0.0 else None
         if sentences is not None and self.n == 1:
             # With single units, a sample's evidence is the union of its sentences' (one pass).
             evidence = [set[str]() for _ in samples]
             for units, j in zip(*sentences, strict=True):
                 evidence[j] |= units
-        ids, crit, presence, vocab = self._units_and_presence(
-            [text[a:b] for a, b in spans], samples, evidence
-        )
+        else:
+            evidence = [self._analyzer.evidence(sample, keep) for sample in samples]
+        presence = self._presence(evidence, vocab)
         coverage = np.clip(self._coverage(ids, crit, presence), 0.0, 1.0)
         n_spans = len(ids)
         if len(samples) == 0 or n_spans == 0:
