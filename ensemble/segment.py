@@ -6,7 +6,9 @@ CJK marks (``。`` and full-width ``!`` and ``?``; also ``… ! ?`` directly bef
 closing quotes and brackets staying with the sentence they close. Whether a period ends a
 sentence is decided by what follows it, not by a list of common words:
 
-- a lower-case next word continues the sentence (``e.g. this``, ``approx. five``);
+- a lower-case next word continues the sentence (``e.g. this``, ``approx. five``), unless the
+  text is in lower case: a plain lower-case word, a period and a common sentence start
+  (``london. he was``) end it;
 - a capitalised next word that commonly starts a sentence (``He``, ``The``, ``In``...) ends it,
   so "He got a C. She got an A." and "a museum of art. It is" are two sentences;
 - otherwise the sentence continues after a known title before a name (``Dr. Smith``,
@@ -34,7 +36,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["NUMBER_WORDS", "STARTERS", "TITLES", "sentences", "tokens"]
+__all__ = ["LOWER_ABBREVIATIONS", "NUMBER_WORDS", "STARTERS", "TITLES", "sentences", "tokens"]
 
 #: Capitalised words (here lower-cased) that a sentence commonly starts with: after a
 #: period, they mark a new sentence even after an initial or an abbreviation.
@@ -65,6 +67,10 @@ NUMBER_WORDS: frozenset[str] = frozenset(
     jan feb mar apr jun jul aug sep sept oct nov dec
     """.split()
 )
+
+#: Lower-case abbreviations that a common sentence start may follow ("etc. the"): the only
+#: words after which a period before such a word does not end a sentence in lower-case text.
+LOWER_ABBREVIATIONS: frozenset[str] = frozenset("etc vs cf approx ca incl esp viz al resp".split())
 
 _LINE = re.compile(r"[^\n\r]+")
 _CLOSE = "\"'\u201d\u2019\u00bb)\\]}\u300d\u300f\u3011\uff09\u300b"
@@ -97,7 +103,15 @@ def _ends_sentence(line: str, start: int, end: int) -> bool:
     word = nxt.group(1)
     first = word[0]
     if first.islower():
-        return False
+        # Continues ("e.g. this", "approx. five") unless the text is written in lower case:
+        # a plain word, then a word that commonly starts a sentence ("london. he was").
+        if word not in STARTERS or mark != ".":
+            return False
+        before = _previous_words(line, start)
+        prev = before[-1] if before else ""
+        return (
+            len(prev) > 1 and prev.islower() and prev.isalpha() and prev not in LOWER_ABBREVIATIONS
+        )
     if mark != ".":  # ! ? ... and …: any non-lower-case word starts a new sentence
         return True
     before = _previous_words(line, start)

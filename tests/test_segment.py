@@ -119,6 +119,11 @@ def test_tokens_keep_every_character(text: str) -> None:
         ("It ended in 1990. 1991 was calm.", ["It ended in 1990.", "1991 was calm."]),
         ('He said "Go!" She went.', ['He said "Go!"', "She went."]),
         ("Wait... Then it came.", ["Wait...", "Then it came."]),
+        (
+            "he was born in london. he was a painter.",
+            ["he was born in london.", "he was a painter."],
+        ),
+        ("apples, pears, etc. the rest", ["apples, pears, etc. the rest"]),
     ],
 )
 def test_periods_decided_by_what_follows(text: str, expected: list[str] | None) -> None:
