@@ -12,7 +12,7 @@ from ensemble._version import __version__
 from ensemble.adaptive import Escalation, SequentialStopping, Tier
 from ensemble.calibration import Calibrator, expected_calibration_error
 from ensemble.diagnostics import BaselineStore, UniformityAlarm
-from ensemble.engine import consensus, score
+from ensemble.engine import aconsensus, ascore, consensus, score
 from ensemble.metrics.base import (
     Metric,
     MetricScores,
@@ -25,12 +25,15 @@ from ensemble.models.base import Completion, Model, Request
 from ensemble.models.function import FunctionModel
 from ensemble.models.scripted import ScriptedModel
 from ensemble.runner import Ensemble
+from ensemble.settings import Limits, VoteSettings
 from ensemble.types import (
     AgreementBreakdown,
     Alert,
     AlertEvidence,
     CalibrationInfo,
+    Claim,
     Consensus,
+    DroppedClaim,
     MetricInfo,
     ModelAgreement,
     Sample,
@@ -49,11 +52,14 @@ __all__ = [
     "BaselineStore",
     "CalibrationInfo",
     "Calibrator",
+    "Claim",
     "Completion",
     "Consensus",
+    "DroppedClaim",
     "Ensemble",
     "Escalation",
     "FunctionModel",
+    "Limits",
     "LocalModel",
     "Metric",
     "MetricInfo",
@@ -73,7 +79,10 @@ __all__ = [
     "TierRun",
     "UniformityAlarm",
     "Usage",
+    "VoteSettings",
     "__version__",
+    "aconsensus",
+    "ascore",
     "available_metrics",
     "consensus",
     "errors",

@@ -186,7 +186,7 @@ def test_settings_are_validated_and_signed() -> None:
     assert isinstance(m, NgramMetric)
     assert m.info.signature == (
         "ngram|context:0.5|critical:2|local:0.5|lowest:2|n:1|names:no|stem:yes|stopwords:yes"
-        "|version:3"
+        f"|version:3|ensemble:{ensemble.__version__}"
     )
 
 
