@@ -57,3 +57,42 @@ def test_failures_plus_empty_answers_are_all_empty_not_an_error() -> None:
     result = ensemble.consensus([failed, Sample(text="")])
     assert result.alerts[0].kind == "all_empty"
     assert result.samples[0].error is not None
+
+
+async def test_the_async_path_leaves_empty_answers_out_alike() -> None:
+    sync = ensemble.consensus(SAMPLES)
+    result = await ensemble.aconsensus(SAMPLES)
+    assert result == sync
+    assert result.candidate in (2, 3)
+    assert result.alerts[0].kind == "empty_samples"
+    text = "Paris is the capital."
+    scored = await ensemble.ascore(text=text, samples=["", text, " "])
+    assert scored == ensemble.score(text=text, samples=["", text, " "])
+    assert scored.spans[0].support == (None, 1.0, None)
+    every = await ensemble.aconsensus(["", " "])
+    assert every.text == "" and every.alerts[0].kind == "all_empty"
+
+
+PARIS = "The capital of France is Paris."
+EURO = "The currency of France is the euro."
+
+
+@pytest.mark.parametrize("method", ["select", "fuse"])
+def test_empty_answers_are_no_evidence_in_a_fused_consensus_either(method: str) -> None:
+    answers = [f"{PARIS} {EURO}", f"{PARIS} {EURO}", f"{PARIS} {EURO}"]
+    with_empty = ensemble.consensus([*answers, "", "  "], method=method)  # type: ignore[arg-type]
+    without = ensemble.consensus(answers, method=method)  # type: ignore[arg-type]
+    assert with_empty.text == without.text
+    assert [s.confidence for s in with_empty.spans] == [s.confidence for s in without.spans]
+    for span in with_empty.spans:
+        assert span.support[3:] == (None, None)  # neither voter nor evidence
+        assert 3 not in span.supporters and 4 not in span.supporters
+    assert with_empty.alerts[0].kind == "empty_samples"
+
+
+async def test_a_fused_consensus_of_empty_answers_says_so_on_both_paths() -> None:
+    sync = ensemble.consensus(["", " \n"], method="fuse")
+    result = await ensemble.aconsensus(["", " \n"], method="fuse")
+    assert result == sync
+    assert result.text == "" and result.method == "fuse"
+    assert result.alerts[0].kind == "all_empty"
