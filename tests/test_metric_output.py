@@ -91,3 +91,43 @@ class BadEvaluate(Fixed):
 def test_an_overridden_evaluate_is_validated_too(confidence: FloatArray) -> None:
     with pytest.raises(MetricOutputError, match="fixed"):
         ensemble.score(text=TEXT, samples=SAMPLES, metric=BadEvaluate(confidence))
+
+
+class AsyncFixed(Fixed):
+    """``Fixed`` as a natively async metric: the engine reaches it through ``asupport``."""
+
+    async def asupport(
+        self, text: str, spans: Sequence[tuple[int, int]], samples: Sequence[str]
+    ) -> FloatArray:
+        return self.support(text, spans, samples)
+
+
+@pytest.mark.parametrize("value", [2.0, np.zeros((5, 7))])
+async def test_the_async_path_validates_support_too(value: object) -> None:
+    with pytest.raises(MetricOutputError, match="fixed"):
+        await ensemble.ascore(text=TEXT, samples=SAMPLES, metric=Fixed(value))
+    with pytest.raises(MetricOutputError, match="fixed"):
+        await ensemble.aconsensus(SAMPLES, metric=Fixed(value))
+    with pytest.raises(MetricOutputError, match="fixed"):  # asupport, then aagreement
+        await ensemble.aconsensus(SAMPLES, metric=AsyncFixed(value))
+    with pytest.raises(MetricOutputError, match="fixed"):  # asupport, then aevaluate
+        await ensemble.ascore(text=TEXT, samples=SAMPLES, metric=AsyncFixed(value))
+
+
+class BadAsyncEvaluate(BadEvaluate):
+    async def aevaluate(
+        self,
+        text: str,
+        spans: Sequence[tuple[int, int]],
+        samples: Sequence[str],
+        weights: FloatArray | None = None,
+    ) -> MetricScores:
+        return self.evaluate(text, spans, samples, weights)
+
+
+async def test_an_overridden_aevaluate_is_validated_on_the_async_path() -> None:
+    metric = BadAsyncEvaluate(np.array([0.5, 2.0]))
+    with pytest.raises(MetricOutputError, match="fixed"):
+        await ensemble.ascore(text=TEXT, samples=SAMPLES, metric=metric)
+    with pytest.raises(MetricOutputError, match="fixed"):
+        ensemble.score(text=TEXT, samples=SAMPLES, metric=metric)
