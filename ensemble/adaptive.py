@@ -61,11 +61,12 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from pydantic import Field, field_validator
 
+from ensemble._validate import Int, Number, Settings
 from ensemble.diagnostics import DEFAULT_ALARM, UniformityAlarm
 from ensemble.engine import consensus
 from ensemble.errors import ConfigurationError, QuorumError, UsageError
@@ -256,9 +257,10 @@ def answer_counts(
     return leader, (others[0] if others else 0)
 
 
-@dataclass(frozen=True)
-class SequentialStopping:
+class SequentialStopping(Settings):
     """When to stop sampling within a tier (see the module docstring for the rule).
+
+    Keyword-only and frozen; invalid settings raise :class:`~ensemble.errors.ConfigurationError`.
 
     - ``confidence``: the probability the rule asks for (see ``rule``). 0.95 keeps the
       full budget's answer almost always; 0.85 stops sooner (with ``N = 10``: one dissent
@@ -289,37 +291,13 @@ class SequentialStopping:
       the one the full budget would have elected (see :meth:`futile`).
     """
 
-    confidence: float = 0.95
-    min_samples: int = 3
-    batch: int = 1
-    agree_at: float = 0.5
+    confidence: Number = Field(default=0.95, gt=0.5, lt=1.0)
+    min_samples: Int = Field(default=3, ge=1, le=1_000_000)
+    batch: Int = Field(default=1, ge=1, le=1_000_000)
+    agree_at: Number = Field(default=0.5, gt=0.0, le=1.0)
     rule: Literal["dirichlet", "predictive", "share"] = "dirichlet"
     abstains: Callable[[Sample], bool] | None = None
-    futility: float | None = None
-
-    def __post_init__(self) -> None:
-        if not 0.5 < self.confidence < 1.0:
-            raise ConfigurationError("confidence must lie strictly between 0.5 and 1")
-        if self.rule not in ("dirichlet", "predictive", "share"):
-            raise ConfigurationError(
-                f"rule must be 'dirichlet', 'predictive' or 'share', not {self.rule!r}"
-            )
-        for name in ("min_samples", "batch"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigurationError(f"{name} must be an integer >= 1, not {value!r}")
-        if not 0.0 < self.agree_at <= 1.0:
-            raise ConfigurationError("agree_at must lie in (0, 1]")
-        if self.abstains is not None and not callable(self.abstains):
-            raise ConfigurationError("abstains must be None or a callable taking a Sample")
-        if self.futility is not None and (
-            isinstance(self.futility, bool)
-            or not isinstance(self.futility, (int, float))
-            or not 0.0 < self.futility < 0.5
-        ):
-            raise ConfigurationError(
-                f"futility must be None or a probability in (0, 0.5), not {self.futility!r}"
-            )
+    futility: Number | None = Field(default=None, gt=0.0, lt=0.5)
 
     def settled(self, result: Consensus, remaining: int) -> str | None:
         """Why the consensus is settled, or ``None`` to keep sampling."""
@@ -392,24 +370,33 @@ class SequentialStopping:
         return None
 
 
-@dataclass(frozen=True)
-class Tier:
+#: The stopping rule :class:`Escalation` uses unless told otherwise.
+DEFAULT_STOPPING = SequentialStopping()
+
+
+class Tier(Settings):
     """One level of an :class:`Escalation`: which models, and at most how many samples each.
 
     ``models`` are names of the ensemble's models, or :class:`~ensemble.models.Model` objects
     or specs (``None``: every model of the ensemble). ``repeats`` counts the samples a model
-    already has from earlier tiers: ``Tier(["local"], 3)`` then ``Tier(["local", "big"], 5)``
-    draws 2 more of ``local`` and 5 of ``big``.
+    already has from earlier tiers: ``Tier(3, ["local"])`` then ``Tier(5, ["local", "big"])``
+    draws 2 more of ``local`` and 5 of ``big``. Frozen; the two fields may be given by
+    position (``Tier(repeats, models)``); invalid values raise
+    :class:`~ensemble.errors.ConfigurationError`.
     """
 
-    repeats: int
-    models: Sequence[str | Model] | None = None
+    repeats: Int = Field(ge=1, le=1_000_000)
+    models: tuple[str | Model, ...] | None = None
 
-    def __post_init__(self) -> None:
-        if isinstance(self.repeats, bool) or not isinstance(self.repeats, int) or self.repeats < 1:
-            raise ConfigurationError(f"Tier repeats must be an integer >= 1, not {self.repeats!r}")
-        if isinstance(self.models, (str, Model)):
-            raise ConfigurationError("Tier models must be a list of models or names")
+    @field_validator("models", mode="before")
+    @classmethod
+    def _not_one_model(cls, value: object) -> object:
+        if isinstance(value, (str, Model)):
+            raise ValueError("must be a list of models or names, not a single one")
+        return value
+
+    def __init__(self, repeats: int, models: Sequence[str | Model] | None = None) -> None:
+        super().__init__(repeats=repeats, models=models)
 
 
 class Escalation:
@@ -437,7 +424,7 @@ class Escalation:
         tiers: Sequence[Tier] | None = None,
         threshold: float | None = None,
         escalate_on: Collection[str] = ("uniformity",),
-        stopping: SequentialStopping | None = SequentialStopping(),
+        stopping: SequentialStopping | None = DEFAULT_STOPPING,
         alarm: UniformityAlarm | None = DEFAULT_ALARM,
     ) -> None:
         if not isinstance(ensemble, Ensemble):

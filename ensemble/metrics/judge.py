@@ -62,6 +62,7 @@ from typing import ClassVar
 import numpy as np
 
 from ensemble._retry import CallOutcome, CallState, RetryPolicy, call_with_retries
+from ensemble._validate import check_int
 from ensemble.errors import ConfigurationError
 from ensemble.metrics.base import FloatArray
 from ensemble.metrics.entailment import AsyncEntailmentBackend, _run_sync, abstention
@@ -259,8 +260,7 @@ class JudgeBackend(AsyncEntailmentBackend):
             ("max_per_provider", max_per_provider),
             ("max_spans_per_call", max_spans_per_call),
         ):
-            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-                raise ConfigurationError(f"{label} must be a positive integer")
+            check_int(label, count, minimum=1)
         self.timeout = timeout
         self.deadline = deadline
         self.max_concurrency = max_concurrency

@@ -45,6 +45,7 @@ from typing import ClassVar
 import numpy as np
 from nltk.stem.porter import PorterStemmer
 
+from ensemble._validate import check_int, check_number
 from ensemble.errors import ConfigurationError
 from ensemble.metrics.base import FloatArray, Granularity, Metric, MetricScores, weighted_mean
 from ensemble.types import SettingValue
@@ -169,19 +170,11 @@ class NgramMetric(Metric):
         stem: bool = True,
         stopwords: bool = True,
     ) -> None:
-        if n not in (1, 2):
+        if check_int("n", n) not in (1, 2):
             raise ConfigurationError(f"n must be 1 or 2, not {n!r}")
-        if isinstance(lowest, bool) or not isinstance(lowest, int) or lowest < 1:
-            raise ConfigurationError(f"lowest must be a positive integer, not {lowest!r}")
-        if (
-            isinstance(context, bool)
-            or not isinstance(context, (int, float))
-            or not 0.0 <= context <= 1.0
-        ):
-            raise ConfigurationError(f"context must be a number in [0, 1], not {context!r}")
         self.n = n
-        self.lowest = lowest
-        self.context = float(context)
+        self.lowest = check_int("lowest", lowest, minimum=1)
+        self.context = check_number("context", context, low=0.0, high=1.0)
         self.stem = bool(stem)
         self.stopwords = bool(stopwords)
         self._analyzer = _Analyzer(n, self.stem, self.stopwords)
