@@ -20,7 +20,7 @@ from ensemble.metrics.base import (
     get_metric,
     register_metric,
 )
-from ensemble.models import get_model
+from ensemble.models import get_model, register_model
 from ensemble.models.base import Completion, Model, Request
 from ensemble.models.function import FunctionModel
 from ensemble.models.scripted import ScriptedModel
@@ -81,6 +81,7 @@ __all__ = [
     "get_metric",
     "get_model",
     "register_metric",
+    "register_model",
     "score",
 ]
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -46,6 +46,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field, field_validator, model_validator
 
+from ensemble._registry import Registry
 from ensemble._validate import Flag, Int, Number, Settings
 from ensemble.errors import CalibrationMismatchError, InvalidInputError, UsageError
 from ensemble.types import CalibrationInfo, MetricInfo
@@ -502,23 +503,49 @@ class Calibrator(Settings):
 
     @classmethod
     def load(cls, source: str | Path) -> Calibrator:
-        """Load a packaged calibration by name (e.g. ``"ngram-wikibio"``) or a JSON file."""
-        if isinstance(source, str) and source in _PACKAGED:
-            ref = resources.files("ensemble") / "data" / _PACKAGED[source]
-            return cls.from_json(ref.read_text(encoding="utf-8"))
-        path = Path(source)
-        if not path.is_file():
-            known = ", ".join(repr(k) for k in sorted(_PACKAGED))
+        """Load a packaged calibration by name (e.g. ``"ngram-wikibio"``) or a JSON file.
+
+        A string that is neither a packaged name nor an existing file raises
+        :class:`~ensemble.errors.UnknownNameError`, which lists the packaged names.
+        """
+        if not isinstance(source, (str, Path)):
             raise InvalidInputError(
-                f"no calibration named {str(source)!r}: not a packaged calibration ({known}) "
-                "and not a file"
+                f"a calibration is loaded from a name or a path, not {type(source).__name__}"
             )
-        return cls.from_json(path.read_text(encoding="utf-8"))
+        if isinstance(source, str) and source.strip() in CALIBRATIONS:
+            return CALIBRATIONS.resolve(source)
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise CALIBRATIONS.unknown(source)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInputError(
+                f"cannot read the calibration file {str(path)!r}: {exc}"
+            ) from exc
+        return cls.from_json(text)
+
+
+def _packaged(filename: str) -> Callable[[], Calibrator]:
+    def load() -> Calibrator:
+        ref = resources.files("ensemble") / "data" / filename
+        return Calibrator.from_json(ref.read_text(encoding="utf-8"))
+
+    return load
+
+
+#: Calibrations that ship with the package (files in ``ensemble/data``).
+CALIBRATIONS: Registry[Calibrator] = Registry(
+    "calibration",
+    product=Calibrator,
+    builtin={name: _packaged(file) for name, file in _PACKAGED.items()},
+    hint="or give the path of a calibration JSON file (no such file exists)",
+)
 
 
 def packaged_calibrations() -> list[str]:
     """Names of the calibrations that ship with the package."""
-    return sorted(_PACKAGED)
+    return CALIBRATIONS.names()
 
 
 def load_calibration(calibration: Calibrator | str | Path | None) -> Calibrator | None:

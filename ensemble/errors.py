@@ -76,22 +76,27 @@ class InvalidInputError(UsageError):
     """Samples, text, sentences or another argument has the wrong type or value."""
 
 
-class UnknownNameError(UsageError, LookupError):
-    """A name (metric, model spec, ...) that no registry knows; the message lists the known ones."""
+class ConfigurationError(UsageError):
+    """Settings that are invalid on their own or together (e.g. quorum above the sample count)."""
 
-    def __init__(self, kind: str, name: str, known: Iterable[str]) -> None:
+
+class UnknownNameError(ConfigurationError, LookupError):
+    """A name (metric, model spec, calibration, entailment backend) that no registry knows.
+
+    ``kind`` is what was looked up, ``name`` the name given and ``known`` every name the
+    registry knows; the message lists them (and ``hint``, when the registry has one).
+    """
+
+    def __init__(self, kind: str, name: str, known: Iterable[str], *, hint: str = "") -> None:
         self.kind = kind
         self.name = name
         self.known = tuple(sorted(known))
         listed = ", ".join(repr(k) for k in self.known) or "(none)"
-        super().__init__(f"unknown {kind} {name!r}; known {kind}s: {listed}")
+        extra = f"; {hint}" if hint else ""
+        super().__init__(f"unknown {kind} {name!r}; known {kind}s: {listed}{extra}")
 
     def __str__(self) -> str:  # LookupError would add quotes around the message
         return str(self.args[0])
-
-
-class ConfigurationError(UsageError):
-    """Settings that are invalid on their own or together (e.g. quorum above the sample count)."""
 
 
 class CalibrationMismatchError(ConfigurationError):

@@ -108,3 +108,96 @@ def test_baseline_store_refuses_a_directory_and_non_paths(tmp_path) -> None:  # 
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(InvalidInputError, match="not an ensemble agreement baseline"):
         ensemble.BaselineStore(tmp_path / "bad.json")
+
+
+# --- the error tree does not leak -------------------------------------------------------------
+
+
+def test_unknown_names_always_raise_unknown_name_error_listing_the_known_ones() -> None:
+    from ensemble.errors import UnknownNameError
+    from ensemble.metrics.entailment import EntailmentMetric
+
+    cases = [
+        (lambda: ensemble.get_metric("nope"), "metric", "'ngram'"),
+        (lambda: ensemble.get_model("mistral:small"), "model", "'openai:MODEL'"),
+        (lambda: ensemble.Calibrator.load("no-such-calibration"), "calibration", "'ngram-wikibio'"),
+        (lambda: EntailmentMetric(backend="telepathy"), "entailment backend", "'nli:MODEL'"),
+        (
+            lambda: ensemble.score(text="a.", samples=["a."], calibration="nope"),
+            "calibration",
+            "'ngram-wikibio'",
+        ),
+    ]
+    for call, kind, listed in cases:
+        with pytest.raises(UnknownNameError) as info:
+            call()
+        assert info.value.kind == kind
+        assert listed in str(info.value)
+        assert isinstance(info.value, ConfigurationError) and isinstance(info.value, LookupError)
+
+
+def test_one_registry_helper_serves_metrics_models_calibrations_and_backends() -> None:
+    from ensemble._registry import Registry
+    from ensemble.calibration import CALIBRATIONS
+    from ensemble.metrics.base import METRICS
+    from ensemble.metrics.entailment import BACKENDS
+    from ensemble.models import MODELS
+
+    for registry in (METRICS, MODELS, CALIBRATIONS, BACKENDS):
+        assert isinstance(registry, Registry)
+    assert "ngram" in METRICS and "openai:x" in MODELS and "nli:m" in BACKENDS
+    assert CALIBRATIONS.names() == ensemble.calibration.packaged_calibrations()
+
+
+def test_register_model_is_top_level(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ensemble.models
+
+    monkeypatch.setattr(ensemble.models.MODELS, "_registered", {})
+    ensemble.register_model("echo", lambda rest: ensemble.ScriptedModel(default=rest or "-"))
+    assert ensemble.get_model("echo:hi").generate(ensemble.Request(prompt="?")).text == "hi"
+    with pytest.raises(InvalidInputError, match="already registered"):
+        ensemble.register_model("echo", lambda rest: ensemble.ScriptedModel())
+    for bad in ("", "a:b", None):
+        with pytest.raises(InvalidInputError):
+            ensemble.register_model(bad, lambda rest: ensemble.ScriptedModel())  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="callable"):
+        ensemble.register_model("other", "not callable")  # type: ignore[arg-type]
+    ensemble.register_model("wrong", lambda rest: "a string", replace=True)  # type: ignore[arg-type,return-value]
+    with pytest.raises(ConfigurationError, match="not a Model"):
+        ensemble.get_model("wrong")
+
+
+def test_a_broken_plugin_target_raises_from_the_tree() -> None:
+    from ensemble._registry import load_target
+
+    with pytest.raises(ConfigurationError, match="cannot load"):
+        load_target("no_such_module_xyz:thing")
+    with pytest.raises(ConfigurationError, match="cannot load"):
+        load_target("ensemble.types:NoSuchName")
+    with pytest.raises(ConfigurationError, match="not callable"):
+        load_target("ensemble._version:__version__")
+
+
+LONE = ["\ud800", "\udfff", "a\ud83d", "\ude00b", "x\ud83d\ude00y"]
+
+
+@pytest.mark.parametrize("bad", LONE)
+def test_lone_surrogates_never_break_json(bad: str) -> None:
+    texts = [f"Paris is the capital{bad}. It rains.", "Paris is the capital. It rains.", bad]
+    for result in (
+        ensemble.consensus(texts, metric="ngram"),
+        ensemble.score(text=texts[0], samples=texts, metric="ngram"),
+    ):
+        dumped = result.model_dump_json()
+        back = ensemble.Consensus.model_validate_json(dumped)
+        assert back == result
+        for span in result.spans:
+            assert result.text[span.start : span.end] == span.text
+        assert all("\ufffd" in (s.text or "") for s in result.samples if s.text != texts[1])
+        assert all(len(s.text or "") == len(t) for s, t in zip(result.samples, texts, strict=True))
+
+
+def test_a_sample_with_a_surrogate_keeps_its_length() -> None:
+    sample = ensemble.Sample(text="ab\ud800c", model="m\udfff")
+    assert sample.text == "ab\ufffdc" and sample.model == "m\ufffd"
+    assert ensemble.Sample.model_validate_json(sample.model_dump_json()) == sample
