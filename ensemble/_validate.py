@@ -9,12 +9,15 @@ reaches the user: :class:`Settings` turns it into a
 names the class, every bad field and the value it was given.
 
 The checks that code outside a pydantic model needs (an integer that is not a ``bool``, a
-finite number in a range) are :func:`check_int` and :func:`check_number`.
+finite number in a range, a file path) are :func:`check_int`, :func:`check_number` and
+:func:`as_path`.
 """
 
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Strict, ValidationError
@@ -26,6 +29,7 @@ __all__ = [
     "Int",
     "Number",
     "Settings",
+    "as_path",
     "check_int",
     "check_number",
     "describe_validation_error",
@@ -92,12 +96,21 @@ class Settings(BaseModel):
         raise ConfigurationError(f"{type(self).__name__} is immutable: cannot delete {name!r}")
 
 
-def check_int(name: str, value: object, *, minimum: int | None = None) -> int:
-    """``value`` if it is an integer (not a ``bool``) of at least ``minimum``."""
+def check_int(
+    name: str,
+    value: object,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    error: type[UsageError] = ConfigurationError,
+) -> int:
+    """``value`` if it is an integer (not a ``bool``) in ``[minimum, maximum]``."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigurationError(f"{name} must be an integer, not {_shown(value)}")
+        raise error(f"{name} must be an integer, not {_shown(value)}")
     if minimum is not None and value < minimum:
-        raise ConfigurationError(f"{name} must be an integer >= {minimum}, not {value!r}")
+        raise error(f"{name} must be an integer >= {minimum}, not {value!r}")
+    if maximum is not None and value > maximum:
+        raise error(f"{name} must be an integer <= {maximum}, not {_shown(value)}")
     return value
 
 
@@ -128,3 +141,16 @@ def check_number(
         hi = "inf" if high is None else f"{high:g}"
         raise ConfigurationError(f"{name} must lie in {left}{lo}, {hi}{right}, not {value!r}")
     return number
+
+
+def as_path(name: str, value: object) -> Path:
+    """``value`` as a :class:`~pathlib.Path` with ``~`` expanded, if it is a non-blank path."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise ConfigurationError(f"{name} must be a file path, not {_shown(value)}")
+    text = os.fspath(value)
+    if not isinstance(text, str) or not text.strip() or "\x00" in text:
+        raise ConfigurationError(f"{name} must be a file path, not {_shown(value)}")
+    try:
+        return Path(text).expanduser()
+    except RuntimeError as exc:  # "~user" with no such user, or no home directory
+        raise ConfigurationError(f"{name}: cannot expand {text!r}: {exc}") from exc

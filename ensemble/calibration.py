@@ -47,7 +47,7 @@ import numpy.typing as npt
 from pydantic import Field, field_validator, model_validator
 
 from ensemble._registry import Registry
-from ensemble._validate import Flag, Int, Number, Settings
+from ensemble._validate import Flag, Int, Number, Settings, as_path, check_int
 from ensemble.errors import CalibrationMismatchError, InvalidInputError, UsageError
 from ensemble.types import CalibrationInfo, MetricInfo
 
@@ -514,7 +514,9 @@ class Calibrator(Settings):
             )
         if isinstance(source, str) and source.strip() in CALIBRATIONS:
             return CALIBRATIONS.resolve(source)
-        path = Path(source).expanduser()
+        if isinstance(source, str) and not source.strip():
+            raise CALIBRATIONS.unknown(source)
+        path = as_path("calibration", source)
         if not path.is_file():
             raise CALIBRATIONS.unknown(source)
         try:
@@ -576,8 +578,7 @@ def expected_calibration_error(
     """
     p = _as_scores(probs, "probs")
     y = _as_labels(labels, p.size)
-    if not isinstance(bins, int) or bins < 1:
-        raise InvalidInputError("bins must be a positive integer")
+    check_int("bins", bins, minimum=1, maximum=1_000_000, error=InvalidInputError)
     if p.size == 0:
         raise InvalidInputError("expected_calibration_error needs at least one probability")
     if np.any((p < 0) | (p > 1)):

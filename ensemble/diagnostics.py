@@ -31,13 +31,12 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import Field
 
-from ensemble._validate import Int, Number, Settings
+from ensemble._validate import Int, Number, Settings, as_path
 from ensemble.errors import ConfigurationError, InvalidInputError
 from ensemble.metrics.base import FloatArray
 from ensemble.types import (
@@ -264,11 +263,7 @@ class BaselineStore(AgreementBaseline):
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        if not isinstance(path, (str, os.PathLike)) or not str(os.fspath(path)).strip():
-            raise ConfigurationError(
-                f"BaselineStore needs the path of a JSON file, not {str(path)[:80]!r}"
-            )
-        self.path = Path(path).expanduser()
+        self.path = as_path("BaselineStore path", path)
         if self.path.is_dir():
             raise ConfigurationError(f"BaselineStore path {str(self.path)!r} is a directory")
         pairs: Mapping[str, Mapping[str, float]] = {}

@@ -33,7 +33,7 @@ from ensemble.diagnostics import (
     independence_weights,
     model_support,
 )
-from ensemble.errors import InvalidInputError
+from ensemble.errors import ConfigurationError, InvalidInputError
 from ensemble.metrics.base import FloatArray, Metric, get_metric
 from ensemble.types import Alert, Consensus, Sample, Span
 
@@ -78,7 +78,10 @@ def _check_threshold(threshold: float | None) -> None:
 def _check_weights(weights: Sequence[float] | None, n: int) -> FloatArray | None:
     if weights is None:
         return None
-    w = np.asarray(weights, dtype=np.float64)
+    try:
+        w = np.asarray(weights, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        w = np.full(0, np.nan)  # refused just below
     if w.shape != (n,) or not np.isfinite(w).all() or np.any(w < 0):
         raise InvalidInputError("weights must be one non-negative finite number per sample")
     return w
@@ -202,6 +205,10 @@ def _diagnose(
         )
     breakdown = agreement_breakdown(samples, result.agreement) if result.agreement else None
     alerts = result.alerts
+    if alarm is not None and not isinstance(alarm, UniformityAlarm):
+        raise ConfigurationError(
+            f"alarm must be an ensemble.UniformityAlarm or None, not {type(alarm).__name__}"
+        )
     if alarm is not None:
         alerts = alerts + alarm.check(
             samples, agreement=result.agreement, breakdown=breakdown, prompt=prompt

@@ -7,12 +7,18 @@ raised is an :class:`~ensemble.errors.EnsembleError`.
 
 from __future__ import annotations
 
+import asyncio
 import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import ensemble
-from ensemble.errors import ConfigurationError, InvalidInputError
+from ensemble.errors import ConfigurationError, EnsembleError, InvalidInputError
 
 # --- one configuration style ----------------------------------------------------------------
 
@@ -201,3 +207,310 @@ def test_a_sample_with_a_surrogate_keeps_its_length() -> None:
     sample = ensemble.Sample(text="ab\ud800c", model="m\udfff")
     assert sample.text == "ab\ufffdc" and sample.model == "m\ufffd"
     assert ensemble.Sample.model_validate_json(sample.model_dump_json()) == sample
+
+
+# --- the property: bad values to every public entry point that takes configuration ------------
+
+FAKE_KEY = "sk-FAKE-0000000000000000"
+
+#: Values a careless caller passes: wrong types, out of range, NaN/inf, huge, bool-for-int,
+#: empty and blank strings, None where something is required, odd containers.
+BAD: st.SearchStrategy[Any] = st.one_of(
+    st.sampled_from(
+        [
+            None,
+            True,
+            False,
+            0,
+            -1,
+            -3,
+            2**63,
+            -(2**70),
+            0.0,
+            -0.5,
+            1.5,
+            7.0,
+            math.nan,
+            math.inf,
+            -math.inf,
+            1e308,
+            "",
+            " ",
+            "\n",
+            "x",
+            "\ud800",
+            b"bytes",
+            [],
+            (),
+            {},
+            [None],
+            ["x", 1],
+            [math.nan],
+            {"x": math.nan},
+            object(),
+            3 + 4j,
+            Path("/nonexistent/dir/file.json"),
+        ]
+    ),
+    st.integers(min_value=-(2**40), max_value=2**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=6),
+    st.lists(st.one_of(st.none(), st.integers(), st.floats(), st.text(max_size=4)), max_size=3),
+)
+
+
+def _ens(**kw: Any) -> ensemble.Ensemble:
+    return ensemble.Ensemble(**kw)
+
+
+def _run(**kw: Any) -> ensemble.Consensus:
+    prompt = kw.pop("prompt")
+    ens = ensemble.Ensemble(models=[ensemble.ScriptedModel(default="Paris.")], repeats=1, **kw)
+    return ens.run(prompt)
+
+
+def _arun(**kw: Any) -> ensemble.Consensus:
+    prompt = kw.pop("prompt")
+    ens = ensemble.Ensemble(models=[ensemble.ScriptedModel(default="Paris.")], repeats=1)
+    return asyncio.run(ens.arun(prompt, **kw))
+
+
+def _scripted(**kw: Any) -> ensemble.ScriptedModel:
+    answers = kw.pop("answers")
+    return (
+        ensemble.ScriptedModel(*answers, **kw)
+        if isinstance(answers, list)
+        else (ensemble.ScriptedModel(answers, **kw))
+    )
+
+
+def _function(**kw: Any) -> ensemble.FunctionModel:
+    return ensemble.FunctionModel(kw.pop("fn"), **kw)
+
+
+def _openai(**kw: Any) -> object:
+    return ensemble.OpenAIModel(kw.pop("model"), **kw)
+
+
+def _anthropic(**kw: Any) -> object:
+    return ensemble.AnthropicModel(kw.pop("model"), **kw)
+
+
+def _consensus(**kw: Any) -> ensemble.Consensus:
+    return ensemble.consensus(kw.pop("samples"), **kw)
+
+
+def _fit(**kw: Any) -> ensemble.Calibrator:
+    return ensemble.Calibrator.fit(kw.pop("scores"), kw.pop("labels"), **kw)
+
+
+def _ece(**kw: Any) -> float:
+    return ensemble.expected_calibration_error(kw.pop("probs"), kw.pop("labels"), **kw)
+
+
+_SCRIPTED = ensemble.ScriptedModel(default="x", name="m")
+
+#: name -> (callable taking keyword arguments, valid keyword arguments)
+TARGETS: dict[str, tuple[Callable[..., object], dict[str, Any]]] = {
+    "RetryPolicy": (
+        ensemble.RetryPolicy,
+        {
+            "max_attempts": 3,
+            "base_delay": 0.1,
+            "max_delay": 1.0,
+            "max_retry_after": 5.0,
+            "jitter": True,
+        },
+    ),
+    "SequentialStopping": (
+        ensemble.SequentialStopping,
+        {
+            "confidence": 0.9,
+            "min_samples": 3,
+            "batch": 1,
+            "agree_at": 0.5,
+            "rule": "dirichlet",
+            "abstains": None,
+            "futility": 0.05,
+        },
+    ),
+    "Tier": (ensemble.Tier, {"repeats": 3, "models": ["m"]}),
+    "UniformityAlarm": (
+        ensemble.UniformityAlarm,
+        {
+            "min_run": 12,
+            "margin": 0.15,
+            "p_value": 0.01,
+            "baseline": None,
+            "z": 3.0,
+            "min_history": 5,
+            "fire_at": 0.5,
+            "prompt_ngram": 4,
+            "max_evidence": 12,
+        },
+    ),
+    "Calibrator": (
+        ensemble.Calibrator,
+        {
+            "method": "isotonic",
+            "metric": None,
+            "knots_x": [0.0, 1.0],
+            "knots_y": [0.2, 0.9],
+            "slope": 0.0,
+            "intercept": 0.0,
+            "n_fitted": 2,
+            "name": "c",
+            "description": "",
+            "forced": False,
+        },
+    ),
+    "Calibrator.fit": (
+        _fit,
+        {
+            "scores": [0.1, 0.5, 0.9],
+            "labels": [0, 1, 1],
+            "method": "isotonic",
+            "metric": None,
+            "name": None,
+            "description": "",
+            "prior": 0.0,
+        },
+    ),
+    "Calibrator.load": (ensemble.Calibrator.load, {"source": "ngram-wikibio"}),
+    "expected_calibration_error": (_ece, {"probs": [0.2, 0.8], "labels": [0, 1], "bins": 10}),
+    "BaselineStore": (ensemble.BaselineStore, {"path": "/nonexistent-dir/baseline.json"}),
+    "Ensemble": (
+        _ens,
+        {
+            "models": [_SCRIPTED],
+            "repeats": 2,
+            "metric": "ngram",
+            "timeout": 5.0,
+            "deadline": 10.0,
+            "quorum": 1,
+            "temperature": 0.7,
+            "max_concurrency": 4,
+            "max_per_provider": 2,
+            "retry": None,
+            "seed": 1,
+            "max_tokens": 16,
+            "system": "be brief",
+            "calibration": None,
+        },
+    ),
+    "Ensemble.run": (_run, {"prompt": "What is the capital of France?", "timeout": 5.0}),
+    "Ensemble.arun": (_arun, {"prompt": "What is the capital of France?"}),
+    "consensus": (
+        _consensus,
+        {
+            "samples": ["Paris is big.", "Paris is big."],
+            "metric": "ngram",
+            "threshold": 0.5,
+            "weights": [1.0, 1.0],
+            "weighting": "model",
+            "prompt": "?",
+            "alarm": None,
+            "calibration": None,
+        },
+    ),
+    "score": (
+        ensemble.score,
+        {
+            "text": "Paris is big.",
+            "samples": ["Paris is big.", "Paris."],
+            "metric": "ngram",
+            "threshold": 0.5,
+            "weights": [1.0, 1.0],
+            "weighting": "model",
+            "prompt": "?",
+            "alarm": None,
+            "calibration": None,
+        },
+    ),
+    "get_metric": (ensemble.get_metric, {"name": "ngram"}),
+    "get_model": (ensemble.get_model, {"spec": "local"}),
+    "register_metric": (
+        ensemble.register_metric,
+        {"name": "ngram", "factory": lambda: ensemble.get_metric("ngram"), "replace": False},
+    ),
+    "register_model": (
+        ensemble.register_model,
+        {"prefix": "local", "factory": lambda rest: _SCRIPTED, "replace": False},
+    ),
+    "FunctionModel": (
+        _function,
+        {"fn": lambda prompt: "x", "name": "f", "temperature": 0.5, "pass_request": False},
+    ),
+    "ScriptedModel": (
+        _scripted,
+        {"answers": ["a", "b"], "name": "s", "default": "x", "delay": 0.0, "temperature": None},
+    ),
+    "OpenAIModel": (
+        _openai,
+        {
+            "model": "gpt-4o-mini",
+            "api_key": FAKE_KEY,
+            "base_url": "http://127.0.0.1:9/v1",
+            "organization": None,
+            "timeout": 5.0,
+            "transport": "httpx",
+            "name": None,
+            "temperature": None,
+        },
+    ),
+    "AnthropicModel": (
+        _anthropic,
+        {
+            "model": "claude-3-5-haiku-latest",
+            "api_key": FAKE_KEY,
+            "base_url": "http://127.0.0.1:9",
+            "timeout": 5.0,
+            "transport": "httpx",
+            "name": None,
+            "temperature": None,
+            "max_tokens": 64,
+        },
+    ),
+}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_registries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a test registers (even with replace=True) is forgotten afterwards."""
+    import ensemble.metrics.base
+    import ensemble.models
+
+    monkeypatch.setattr(ensemble.metrics.base.METRICS, "_registered", {})
+    monkeypatch.setattr(ensemble.models.MODELS, "_registered", {})
+
+
+def _call(target: str, overrides: dict[str, Any]) -> None:
+    fn, valid = TARGETS[target]
+    kwargs = {**valid, **overrides}
+    try:
+        fn(**kwargs)
+    except EnsembleError:
+        pass
+    except BaseException as exc:  # the property fails: a builtin or foreign error leaked
+        raise AssertionError(
+            f"{target}({', '.join(f'{k}={v!r}' for k, v in overrides.items())}) raised "
+            f"{type(exc).__module__}.{type(exc).__name__}: {exc}"
+        ) from exc
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_valid_arguments_are_accepted(target: str) -> None:
+    _call(target, {})
+    fn, valid = TARGETS[target]
+    if target not in ("register_metric", "register_model"):  # those names are taken on purpose
+        fn(**valid)
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_bad_values_raise_only_ensemble_errors(target: str, data: st.DataObject) -> None:
+    params = sorted(TARGETS[target][1])
+    chosen = data.draw(st.lists(st.sampled_from(params), min_size=1, max_size=2, unique=True))
+    overrides = {name: data.draw(BAD, label=name) for name in chosen}
+    _call(target, overrides)
