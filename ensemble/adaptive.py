@@ -79,7 +79,6 @@ __all__ = [
     "Escalation",
     "SequentialStopping",
     "Tier",
-    "answer_counts",
     "dirichlet_probability",
     "leader_probability",
     "majority_probability",
@@ -280,7 +279,7 @@ class SequentialStopping(Settings):
       them out: they are neither the leader, nor the runner-up, nor dissent. The "cannot be
       overtaken" rule still counts them, and while the consensus candidate itself abstains
       only that rule may stop. For the ``vote`` metric a natural predicate is an empty
-      normalised answer: ``lambda s: not ensemble.metrics.vote.normalize_answer(s.text or "")``;
+      normalised answer: ``lambda s: not ensemble.VoteMetric.normalize(s.text or "")``;
     - ``futility``: ``None`` (the default: off), or a probability such as 0.05. A round then
       also stops when the tier's budget can most probably *not* settle the question: when
       the probability that some answer ends with a strict majority of the budget's answers

@@ -51,16 +51,7 @@ from ensemble._validate import Flag, Int, Number, Settings, as_path, check_int
 from ensemble.errors import CalibrationMismatchError, InvalidInputError, UsageError
 from ensemble.types import CalibrationInfo, MetricInfo
 
-__all__ = [
-    "CalibrationMethod",
-    "Calibrator",
-    "expected_calibration_error",
-    "fit_logistic",
-    "isotonic_reference",
-    "load_calibration",
-    "packaged_calibrations",
-    "pav",
-]
+__all__ = ["Calibrator", "expected_calibration_error", "packaged_calibrations"]
 
 FloatArray = npt.NDArray[np.float64]
 CalibrationMethod = Literal["isotonic", "centered-isotonic", "platt"]

@@ -48,15 +48,7 @@ from ensemble.types import (
     Sample,
 )
 
-__all__ = [
-    "AgreementBaseline",
-    "BaselineStore",
-    "UniformityAlarm",
-    "agreement_breakdown",
-    "independence_weights",
-    "model_support",
-    "rare_strings",
-]
+__all__ = ["AgreementBaseline", "BaselineStore", "UniformityAlarm"]
 
 #: Name used for samples that carry no model name (all of them count as one source).
 UNNAMED = "?"

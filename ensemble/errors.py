@@ -7,9 +7,10 @@ how the library is called (:class:`UsageError`) is kept apart from a failure of 
 
     EnsembleError
     ├── UsageError                     your mistake; also a ValueError
-    │   ├── InvalidInputError          bad samples / text / sentences / thresholds
-    │   ├── UnknownNameError           unknown metric or model spec; lists the known names
-    │   ├── ConfigurationError         invalid settings (repeats, quorum, base_url, ...)
+    │   ├── InvalidInputError          bad samples / text / sentences / weights / calibration data
+    │   ├── ConfigurationError         invalid settings: names the field and the bad value
+    │   │   ├── UnknownNameError       unknown metric, model spec, calibration or entailment
+    │   │   │                          backend; lists the known names (also a LookupError)
     │   │   └── CalibrationMismatchError   a calibrator fitted for another metric's confidences
     │   ├── MissingAPIKeyError         no key given; names the environment variable to set
     │   ├── MissingDependencyError     an optional extra is not installed; also an ImportError
@@ -25,6 +26,11 @@ how the library is called (:class:`UsageError`) is kept apart from a failure of 
     │   └── LocalServerError           the embedded llama.cpp server (LocalModel) failed to start
     └── RunError                       a run failed as a whole; keeps .samples (partial results)
         └── QuorumError                fewer successful samples than the quorum; lists failures
+
+No other exception escapes on purpose: a pydantic ``ValidationError`` becomes a
+:class:`ConfigurationError` (or :class:`InvalidInputError`) whose message names the field and
+the value; a builtin ``TypeError`` / ``ValueError`` from a bad argument is a bug (a property
+test in ``tests/test_errors_property.py`` feeds bad values to every public entry point).
 
 Messages never contain API keys.
 """

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from nltk.tokenize.punkt import PunktSentenceTokenizer
 
-__all__ = ["ABBREVIATIONS", "sentences", "tokens"]
+__all__ = ["sentences", "tokens"]
 
 #: Lower-case abbreviations (without the final period) that never end a sentence on their own.
 ABBREVIATIONS: frozenset[str] = frozenset(

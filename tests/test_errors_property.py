@@ -514,3 +514,45 @@ def test_bad_values_raise_only_ensemble_errors(target: str, data: st.DataObject)
     chosen = data.draw(st.lists(st.sampled_from(params), min_size=1, max_size=2, unique=True))
     overrides = {name: data.draw(BAD, label=name) for name in chosen}
     _call(target, overrides)
+
+
+def _drawn_tree(text: str) -> dict[str, str | None]:
+    """``{class: parent}`` from a tree drawn with box characters (4 columns per level)."""
+    import re
+
+    parents: dict[str, str | None] = {}
+    stack: list[str] = []
+    root: int | None = None
+    for line in text.splitlines():
+        m = re.match(r"^[\s│├└─]*?([A-Z]\w+Error)\b", line)
+        if not m:
+            continue
+        column = m.start(1)
+        root = column if root is None else root
+        depth = (column - root) // 4
+        del stack[depth:]
+        parents[m.group(1)] = stack[-1] if stack else None
+        stack.append(m.group(1))
+    return parents
+
+
+@pytest.mark.parametrize("where", ["docstring", "docs"])
+def test_the_drawn_tree_is_the_real_one(where: str) -> None:
+    from ensemble import errors
+
+    text = (
+        errors.__doc__ or ""
+        if where == "docstring"
+        else (Path(__file__).parent.parent / "docs" / "errors.md")
+        .read_text(encoding="utf-8")
+        .split("```text\n")[1]
+        .split("```")[0]
+    )
+    drawn = _drawn_tree(text)
+    assert set(drawn) == set(errors.__all__)
+    for name, parent in drawn.items():
+        cls = getattr(errors, name)
+        if parent is None:
+            assert cls is errors.EnsembleError
+        else:
+            assert getattr(errors, parent) in cls.__bases__, (name, parent)

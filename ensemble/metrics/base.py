@@ -37,15 +37,7 @@ from ensemble._registry import Registry
 from ensemble.errors import InvalidInputError
 from ensemble.types import MetricInfo, SettingValue
 
-__all__ = [
-    "FloatArray",
-    "Granularity",
-    "Metric",
-    "MetricScores",
-    "available_metrics",
-    "get_metric",
-    "register_metric",
-]
+__all__ = ["Metric", "MetricScores", "available_metrics", "get_metric", "register_metric"]
 
 FloatArray = npt.NDArray[np.float64]
 Granularity = Literal["sentence", "token", "text"]

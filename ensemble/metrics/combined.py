@@ -41,7 +41,7 @@ from ensemble.errors import ConfigurationError, InvalidInputError
 from ensemble.metrics.base import FloatArray, Granularity, Metric, MetricScores, get_metric
 from ensemble.types import SettingValue
 
-__all__ = ["DEFAULT_PARTS", "CombinedMetric"]
+__all__ = ["CombinedMetric"]
 
 #: What ``get_metric("combined")`` combines, with equal weights: on the WikiBio dev split this
 #: beats ``ngram`` alone on NonFact, NonFact* and Factual, on each half of the passages, with

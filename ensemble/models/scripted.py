@@ -21,7 +21,7 @@ from ensemble._validate import check_number
 from ensemble.errors import ConfigurationError, ProviderError
 from ensemble.models.base import Completion, Model, Request
 
-__all__ = ["ScriptedAnswer", "ScriptedModel"]
+__all__ = ["ScriptedModel"]
 
 ScriptedAnswer = str | Completion | BaseException | Callable[[Request], str]
 
