@@ -15,10 +15,12 @@ finite number in a range, a file path) are :func:`check_int`, :func:`check_numbe
 
 from __future__ import annotations
 
+import copy
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Strict, ValidationError
 
@@ -67,6 +69,9 @@ def describe_validation_error(owner: str, exc: ValidationError) -> str:
     return "; ".join(lines) or f"{owner}: invalid settings"
 
 
+_S = TypeVar("_S", bound="Settings")
+
+
 class Settings(BaseModel):
     """Base of the frozen, keyword-only settings objects; see the module docstring."""
 
@@ -86,6 +91,37 @@ class Settings(BaseModel):
             super().__init__(**data)
         except ValidationError as exc:
             raise self._error(describe_validation_error(type(self).__name__, exc)) from None
+
+    @classmethod
+    def model_validate(cls: type[_S], obj: Any, *args: Any, **kwargs: Any) -> _S:
+        """As pydantic's, with the library's error instead of a ``ValidationError``."""
+        try:
+            return super().model_validate(obj, *args, **kwargs)
+        except ValidationError as exc:
+            raise cls._error(describe_validation_error(cls.__name__, exc)) from None
+
+    @classmethod
+    def model_validate_json(
+        cls: type[_S], json_data: str | bytes | bytearray, *args: Any, **kwargs: Any
+    ) -> _S:
+        """As pydantic's, with the library's error instead of a ``ValidationError``."""
+        try:
+            return super().model_validate_json(json_data, *args, **kwargs)
+        except ValidationError as exc:
+            raise cls._error(describe_validation_error(cls.__name__, exc)) from None
+
+    def model_copy(self: _S, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> _S:
+        """A copy; with ``update``, a new object validated like any other (never unchecked)."""
+        if not update:
+            return super().model_copy(deep=deep)
+        values: dict[str, Any] = {}
+        for name, info in type(self).model_fields.items():
+            values[info.alias or name] = getattr(self, name)
+        for key, value in update.items():
+            field = type(self).model_fields.get(key)
+            values[(field.alias or key) if field is not None else key] = value
+        made = type(self)(**values)
+        return copy.deepcopy(made) if deep else made
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise ConfigurationError(

@@ -556,3 +556,21 @@ def test_the_drawn_tree_is_the_real_one(where: str) -> None:
             assert cls is errors.EnsembleError
         else:
             assert getattr(errors, parent) in cls.__bases__, (name, parent)
+
+
+def test_every_way_of_building_settings_validates() -> None:
+    policy = ensemble.RetryPolicy()
+    with pytest.raises(ConfigurationError, match=r"max_attempts=0"):
+        policy.model_copy(update={"max_attempts": 0})
+    assert policy.model_copy(update={"max_attempts": 2}).max_attempts == 2
+    assert policy.model_copy() == policy
+    with pytest.raises(ConfigurationError, match=r"RetryPolicy.max_attempts=0"):
+        ensemble.RetryPolicy.model_validate({"max_attempts": 0})
+    with pytest.raises(ConfigurationError, match=r"RetryPolicy.jitter"):
+        ensemble.RetryPolicy.model_validate_json('{"jitter": "maybe"}')
+    assert ensemble.RetryPolicy.model_validate_json(policy.model_dump_json()) == policy
+    cal = ensemble.Calibrator(method="platt", metric=None, slope=1.0)
+    assert cal.model_copy(update={"is_forced": True}).is_forced
+    with pytest.raises(InvalidInputError, match="slope"):
+        cal.model_copy(update={"slope": -1.0})
+    assert ensemble.Tier(2).model_copy(update={"repeats": 3}) == ensemble.Tier(3)
