@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -24,6 +23,7 @@ from types import TracebackType
 from typing import Any
 
 from ensemble._retry import CallOutcome, CallState, RetryPolicy, call_with_retries
+from ensemble._validate import check_int, check_number
 from ensemble.calibration import Calibrator, load_calibration
 from ensemble.engine import consensus
 from ensemble.errors import (
@@ -51,25 +51,15 @@ def _positive(name: str, value: object, *, allow_none: bool) -> float | None:
         if allow_none:
             return None
         raise ConfigurationError(f"{name} must be a positive number")
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigurationError(f"{name} must be a positive number, not {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ConfigurationError(f"{name} must be a positive number, not {value!r}")
-    return float(value)
+    return check_number(name, value, low=0.0, low_open=True)
 
 
 def _count(name: str, value: object, *, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigurationError(f"{name} must be an integer >= {minimum}, not {value!r}")
-    return value
+    return check_int(name, value, minimum=minimum)
 
 
 def _temperature(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigurationError(f"{name} must be a number >= 0, not {value!r}")
-    if not (math.isfinite(value) and value >= 0):
-        raise ConfigurationError(f"{name} must be a number >= 0, not {value!r}")
-    return float(value)
+    return check_number(name, value, low=0.0)
 
 
 class Ensemble:
