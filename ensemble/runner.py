@@ -246,6 +246,8 @@ class Ensemble:
         """
         if not isinstance(prompt, str):
             raise ConfigurationError(f"prompt must be a string, not {type(prompt).__name__}")
+        if not prompt.strip():
+            raise ConfigurationError("the prompt is empty: give the models something to answer")
         _count("start_repeat", start_repeat, minimum=0)
         chosen = self.models if models is None else tuple(get_model(m) for m in models)
         if isinstance(repeats, Mapping):

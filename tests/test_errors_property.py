@@ -574,3 +574,14 @@ def test_every_way_of_building_settings_validates() -> None:
     with pytest.raises(InvalidInputError, match="slope"):
         cal.model_copy(update={"slope": -1.0})
     assert ensemble.Tier(2).model_copy(update={"repeats": 3}) == ensemble.Tier(3)
+
+
+@pytest.mark.parametrize("prompt", ["", "   ", "\n\t"])
+def test_an_empty_prompt_is_refused_before_any_call(prompt: str) -> None:
+    model = ensemble.ScriptedModel(default="x")
+    ens = ensemble.Ensemble(models=[model], repeats=2)
+    with pytest.raises(ConfigurationError, match="prompt is empty"):
+        ens.run(prompt)
+    with pytest.raises(ConfigurationError, match="prompt is empty"):
+        asyncio.run(ens.arun(prompt))
+    assert model.requests == []
