@@ -35,8 +35,11 @@ def test_version_is_a_string() -> None:
 ROOT = Path(__file__).resolve().parent.parent
 #: Public submodules that are namespaces of their own, exported as modules at top level.
 NAMESPACES = {"ensemble.errors", "ensemble.evaluation"}
-#: The console-script module: its one name is the entry point in pyproject.toml.
-ENTRY_POINTS = {"ensemble.cli": {"main"}}
+#: The console-script module: the entry point in pyproject.toml and its exit statuses
+#: (documented in the CLI reference by value).
+ENTRY_POINTS = {
+    "ensemble.cli": {"main", "EXIT_OK", "EXIT_USAGE", "EXIT_FAILED", "EXIT_INTERRUPTED"}
+}
 
 
 def _docs() -> str:

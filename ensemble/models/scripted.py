@@ -51,8 +51,13 @@ class ScriptedModel(Model):
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ConfigurationError(f"ScriptedModel needs a non-empty name, not {name!r}")
-        if default is not None and not isinstance(default, str):
-            raise ConfigurationError(f"default must be a string or None, not {default!r}")
+        if default is not None and not (
+            isinstance(default, (str, Completion, BaseException)) or callable(default)
+        ):
+            raise ConfigurationError(
+                f"default must be a scripted answer (a string, a Completion, an exception or "
+                f"a callable) or None, not {default!r}"
+            )
         self.name = name
         self.default = default
         self.delay = check_number("delay", delay, low=0.0, high=86400.0)
