@@ -12,7 +12,7 @@ from ensemble._version import __version__
 from ensemble.adaptive import Escalation, SequentialStopping, Tier
 from ensemble.calibration import Calibrator, expected_calibration_error, packaged_calibrations
 from ensemble.diagnostics import AgreementBaseline, BaselineStore, UniformityAlarm
-from ensemble.engine import consensus, score
+from ensemble.engine import aconsensus, ascore, consensus, score
 from ensemble.metrics.base import (
     Metric,
     MetricScores,
@@ -25,12 +25,15 @@ from ensemble.models.base import Completion, Message, Model, Request
 from ensemble.models.function import FunctionModel
 from ensemble.models.scripted import ScriptedModel
 from ensemble.runner import Ensemble
+from ensemble.settings import Limits, VoteSettings
 from ensemble.types import (
     AgreementBreakdown,
     Alert,
     AlertEvidence,
     CalibrationInfo,
+    Claim,
     Consensus,
+    DroppedClaim,
     MetricInfo,
     ModelAgreement,
     Sample,
@@ -52,15 +55,18 @@ __all__ = [
     "BatchedEntailmentBackend",
     "CalibrationInfo",
     "Calibrator",
+    "Claim",
     "CombinedMetric",
     "Completion",
     "Consensus",
+    "DroppedClaim",
     "Ensemble",
     "EntailmentBackend",
     "EntailmentMetric",
     "Escalation",
     "FunctionModel",
     "JudgeBackend",
+    "Limits",
     "LocalModel",
     "Message",
     "Metric",
@@ -87,7 +93,10 @@ __all__ = [
     "UniformityAlarm",
     "Usage",
     "VoteMetric",
+    "VoteSettings",
     "__version__",
+    "aconsensus",
+    "ascore",
     "available_metrics",
     "available_model_prefixes",
     "consensus",

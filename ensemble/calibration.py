@@ -49,7 +49,7 @@ from pydantic import Field, field_validator, model_validator
 from ensemble._registry import Registry
 from ensemble._validate import Flag, Int, Number, Settings, as_path, check_int
 from ensemble.errors import CalibrationMismatchError, InvalidInputError, UsageError
-from ensemble.types import CalibrationInfo, MetricInfo
+from ensemble.types import CalibrationInfo, MetricInfo, metric_part
 
 __all__ = ["Calibrator", "expected_calibration_error", "packaged_calibrations"]
 
@@ -393,7 +393,7 @@ class Calibrator(Settings):
         sig = _signature(metric)
         if force or self.is_forced or self.metric is None or sig is None:
             return
-        if sig != self.metric:
+        if metric_part(sig) != metric_part(self.metric):  # the library version may differ
             raise CalibrationMismatchError(expected=self.metric, got=sig, name=self.name)
 
     def apply(
@@ -422,7 +422,11 @@ class Calibrator(Settings):
         """What a :class:`~ensemble.Consensus` records about this calibrator when it maps
         ``metric``'s confidences (``forced`` is true when the signatures differ)."""
         sig = _signature(metric)
-        forced = self.metric is not None and sig is not None and sig != self.metric
+        forced = (
+            self.metric is not None
+            and sig is not None
+            and metric_part(sig) != metric_part(self.metric)
+        )
         return CalibrationInfo(
             name=self.name,
             method=self.method,
