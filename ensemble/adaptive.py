@@ -443,7 +443,12 @@ class Escalation:
         self.ensemble = ensemble
         if tiers is None:
             tiers = [Tier(repeats=ensemble.repeats)]
-        if isinstance(tiers, Tier) or not tiers or not all(isinstance(t, Tier) for t in tiers):
+        if (
+            not isinstance(tiers, Sequence)
+            or isinstance(tiers, str)
+            or not tiers
+            or not all(isinstance(t, Tier) for t in tiers)
+        ):
             raise ConfigurationError("tiers must be a non-empty list of ensemble.Tier")
         self.tiers = tuple(tiers)
         self._models = [self._resolve(t) for t in self.tiers]
@@ -454,6 +459,14 @@ class Escalation:
         ):
             raise ConfigurationError(f"threshold must be a number in [0, 1], not {threshold!r}")
         self.threshold = threshold
+        if (
+            not isinstance(escalate_on, Collection)
+            or isinstance(escalate_on, (str, bytes))
+            or not all(isinstance(k, str) for k in escalate_on)
+        ):
+            raise ConfigurationError(
+                f"escalate_on must be a collection of alert kinds (strings), not {escalate_on!r}"
+            )
         self.escalate_on = frozenset(escalate_on)
         if stopping is not None and not isinstance(stopping, SequentialStopping):
             raise ConfigurationError("stopping must be an ensemble.SequentialStopping or None")

@@ -300,6 +300,11 @@ def _consensus(**kw: Any) -> ensemble.Consensus:
     return ensemble.consensus(kw.pop("samples"), **kw)
 
 
+def _escalation(**kw: Any) -> ensemble.Escalation:
+    ens = ensemble.Ensemble(models=[ensemble.ScriptedModel(default="Paris.")], repeats=1)
+    return ensemble.Escalation(ens, **kw)
+
+
 def _fit(**kw: Any) -> ensemble.Calibrator:
     return ensemble.Calibrator.fit(kw.pop("scores"), kw.pop("labels"), **kw)
 
@@ -396,6 +401,7 @@ TARGETS: dict[str, tuple[Callable[..., object], dict[str, Any]]] = {
             "max_tokens": 16,
             "system": "be brief",
             "calibration": None,
+            "method": "select",
         },
     ),
     "Ensemble.run": (_run, {"prompt": "What is the capital of France?", "timeout": 5.0}),
@@ -411,7 +417,34 @@ TARGETS: dict[str, tuple[Callable[..., object], dict[str, Any]]] = {
             "prompt": "?",
             "alarm": None,
             "calibration": None,
+            "method": "select",
         },
+    ),
+    "Escalation": (
+        _escalation,
+        {
+            "tiers": [ensemble.Tier(1), ensemble.Tier(2)],
+            "threshold": 0.5,
+            "escalate_on": ("uniformity",),
+            "stopping": ensemble.SequentialStopping(),
+            "alarm": ensemble.UniformityAlarm(),
+            "settings": None,
+        },
+    ),
+    "VoteSettings": (
+        ensemble.VoteSettings,
+        {
+            "metric": "ngram",
+            "weighting": "model",
+            "threshold": 0.5,
+            "alarm": None,
+            "calibration": None,
+            "method": "fuse",
+        },
+    ),
+    "Limits": (
+        ensemble.Limits,
+        {"timeout": 5.0, "deadline": 10.0, "max_concurrency": 4, "max_per_provider": 2},
     ),
     "score": (
         ensemble.score,
@@ -585,3 +618,15 @@ def test_an_empty_prompt_is_refused_before_any_call(prompt: str) -> None:
     with pytest.raises(ConfigurationError, match="prompt is empty"):
         asyncio.run(ens.arun(prompt))
     assert model.requests == []
+
+
+def test_escalation_refuses_a_bare_string_or_a_non_list() -> None:
+    ens = ensemble.Ensemble(models=[ensemble.ScriptedModel(default="Paris.")], repeats=1)
+    with pytest.raises(ConfigurationError, match="escalate_on must be a collection"):
+        ensemble.Escalation(ens, escalate_on="uniformity")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="escalate_on must be a collection"):
+        ensemble.Escalation(ens, escalate_on=[1])  # type: ignore[list-item]
+    with pytest.raises(ConfigurationError, match="tiers must be a non-empty list"):
+        ensemble.Escalation(ens, tiers=3)  # type: ignore[arg-type]
+    esc = ensemble.Escalation(ens, escalate_on=["uniformity", "no_evidence"])
+    assert esc.escalate_on == {"uniformity", "no_evidence"}
