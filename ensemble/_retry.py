@@ -26,8 +26,9 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from ensemble._validate import Flag, Int, Number, Settings
 from ensemble.errors import (
     AuthenticationError,
     InvalidResponseError,
@@ -41,20 +42,20 @@ __all__ = ["CallOutcome", "CallState", "RetryPolicy", "call_with_retries"]
 logger = logging.getLogger("ensemble")
 
 
-class RetryPolicy(BaseModel):
+class RetryPolicy(Settings):
     """How the runner retries one call. All times in seconds.
 
-    ``max_attempts`` counts the first attempt (``1`` disables retries).
+    Keyword-only and frozen; invalid settings raise
+    :class:`~ensemble.errors.ConfigurationError`. ``max_attempts`` counts the first attempt
+    (``1`` disables retries).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    max_attempts: int = Field(default=4, ge=1)
-    base_delay: float = Field(default=0.5, ge=0.0)
-    max_delay: float = Field(default=8.0, ge=0.0)
-    max_retry_after: float = Field(default=20.0, ge=0.0)
+    max_attempts: Int = Field(default=4, ge=1, le=100)
+    base_delay: Number = Field(default=0.5, ge=0.0, le=3600.0)
+    max_delay: Number = Field(default=8.0, ge=0.0, le=3600.0)
+    max_retry_after: Number = Field(default=20.0, ge=0.0, le=86400.0)
     """A provider asking to wait longer than this makes the call fail at once."""
-    jitter: bool = True
+    jitter: Flag = True
     """Full jitter (``uniform(0, backoff)``); ``False`` waits the whole backoff."""
 
     @model_validator(mode="after")

@@ -64,13 +64,14 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal
 
 import numpy as np
+from pydantic import Field, field_validator
 
 from ensemble._sync import run_sync
+from ensemble._validate import Int, Number, Settings
 from ensemble.diagnostics import DEFAULT_ALARM, UniformityAlarm
 from ensemble.errors import ConfigurationError
 from ensemble.models import get_model
@@ -83,7 +84,6 @@ __all__ = [
     "Escalation",
     "SequentialStopping",
     "Tier",
-    "answer_counts",
     "dirichlet_probability",
     "leader_probability",
     "majority_probability",
@@ -261,9 +261,10 @@ def answer_counts(
     return leader, (others[0] if others else 0)
 
 
-@dataclass(frozen=True)
-class SequentialStopping:
+class SequentialStopping(Settings):
     """When to stop sampling within a tier (see the module docstring for the rule).
+
+    Keyword-only and frozen; invalid settings raise :class:`~ensemble.errors.ConfigurationError`.
 
     - ``confidence``: the probability the rule asks for (see ``rule``). 0.95 keeps the
       full budget's answer almost always; 0.85 stops sooner (with ``N = 10``: one dissent
@@ -283,7 +284,7 @@ class SequentialStopping:
       them out: they are neither the leader, nor the runner-up, nor dissent. The "cannot be
       overtaken" rule still counts them, and while the consensus candidate itself abstains
       only that rule may stop. For the ``vote`` metric a natural predicate is an empty
-      normalised answer: ``lambda s: not ensemble.metrics.vote.normalize_answer(s.text or "")``;
+      normalised answer: ``lambda s: not ensemble.VoteMetric.normalize(s.text or "")``;
     - ``futility``: ``None`` (the default: off), or a probability such as 0.05. A round then
       also stops when the tier's budget can most probably *not* settle the question: when
       the probability that some answer ends with a strict majority of the budget's answers
@@ -294,37 +295,13 @@ class SequentialStopping:
       the one the full budget would have elected (see :meth:`futile`).
     """
 
-    confidence: float = 0.95
-    min_samples: int = 3
-    batch: int = 1
-    agree_at: float = 0.5
+    confidence: Number = Field(default=0.95, gt=0.5, lt=1.0)
+    min_samples: Int = Field(default=3, ge=1, le=1_000_000)
+    batch: Int = Field(default=1, ge=1, le=1_000_000)
+    agree_at: Number = Field(default=0.5, gt=0.0, le=1.0)
     rule: Literal["dirichlet", "predictive", "share"] = "dirichlet"
     abstains: Callable[[Sample], bool] | None = None
-    futility: float | None = None
-
-    def __post_init__(self) -> None:
-        if not 0.5 < self.confidence < 1.0:
-            raise ConfigurationError("confidence must lie strictly between 0.5 and 1")
-        if self.rule not in ("dirichlet", "predictive", "share"):
-            raise ConfigurationError(
-                f"rule must be 'dirichlet', 'predictive' or 'share', not {self.rule!r}"
-            )
-        for name in ("min_samples", "batch"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigurationError(f"{name} must be an integer >= 1, not {value!r}")
-        if not 0.0 < self.agree_at <= 1.0:
-            raise ConfigurationError("agree_at must lie in (0, 1]")
-        if self.abstains is not None and not callable(self.abstains):
-            raise ConfigurationError("abstains must be None or a callable taking a Sample")
-        if self.futility is not None and (
-            isinstance(self.futility, bool)
-            or not isinstance(self.futility, (int, float))
-            or not 0.0 < self.futility < 0.5
-        ):
-            raise ConfigurationError(
-                f"futility must be None or a probability in (0, 0.5), not {self.futility!r}"
-            )
+    futility: Number | None = Field(default=None, gt=0.0, lt=0.5)
 
     def settled(self, result: Consensus, remaining: int) -> str | None:
         """Why the consensus is settled, or ``None`` to keep sampling."""
@@ -397,24 +374,33 @@ class SequentialStopping:
         return None
 
 
-@dataclass(frozen=True)
-class Tier:
+#: The stopping rule :class:`Escalation` uses unless told otherwise.
+DEFAULT_STOPPING = SequentialStopping()
+
+
+class Tier(Settings):
     """One level of an :class:`Escalation`: which models, and at most how many samples each.
 
     ``models`` are names of the ensemble's models, or :class:`~ensemble.models.Model` objects
     or specs (``None``: every model of the ensemble). ``repeats`` counts the samples a model
-    already has from earlier tiers: ``Tier(["local"], 3)`` then ``Tier(["local", "big"], 5)``
-    draws 2 more of ``local`` and 5 of ``big``.
+    already has from earlier tiers: ``Tier(3, ["local"])`` then ``Tier(5, ["local", "big"])``
+    draws 2 more of ``local`` and 5 of ``big``. Frozen; the two fields may be given by
+    position (``Tier(repeats, models)``); invalid values raise
+    :class:`~ensemble.errors.ConfigurationError`.
     """
 
-    repeats: int
-    models: Sequence[str | Model] | None = None
+    repeats: Int = Field(ge=1, le=1_000_000)
+    models: tuple[str | Model, ...] | None = None
 
-    def __post_init__(self) -> None:
-        if isinstance(self.repeats, bool) or not isinstance(self.repeats, int) or self.repeats < 1:
-            raise ConfigurationError(f"Tier repeats must be an integer >= 1, not {self.repeats!r}")
-        if isinstance(self.models, (str, Model)):
-            raise ConfigurationError("Tier models must be a list of models or names")
+    @field_validator("models", mode="before")
+    @classmethod
+    def _not_one_model(cls, value: object) -> object:
+        if isinstance(value, (str, Model)):
+            raise ValueError("must be a list of models or names, not a single one")
+        return value
+
+    def __init__(self, repeats: int, models: Sequence[str | Model] | None = None) -> None:
+        super().__init__(repeats=repeats, models=models)
 
 
 class Escalation:
@@ -448,7 +434,7 @@ class Escalation:
         tiers: Sequence[Tier] | None = None,
         threshold: float | None = None,
         escalate_on: Collection[str] = ("uniformity",),
-        stopping: SequentialStopping | None = SequentialStopping(),
+        stopping: SequentialStopping | None = DEFAULT_STOPPING,
         alarm: UniformityAlarm | None = DEFAULT_ALARM,
         settings: VoteSettings | None = None,
     ) -> None:
@@ -457,7 +443,12 @@ class Escalation:
         self.ensemble = ensemble
         if tiers is None:
             tiers = [Tier(repeats=ensemble.repeats)]
-        if isinstance(tiers, Tier) or not tiers or not all(isinstance(t, Tier) for t in tiers):
+        if (
+            not isinstance(tiers, Sequence)
+            or isinstance(tiers, str)
+            or not tiers
+            or not all(isinstance(t, Tier) for t in tiers)
+        ):
             raise ConfigurationError("tiers must be a non-empty list of ensemble.Tier")
         self.tiers = tuple(tiers)
         self._models = [self._resolve(t) for t in self.tiers]
@@ -468,6 +459,14 @@ class Escalation:
         ):
             raise ConfigurationError(f"threshold must be a number in [0, 1], not {threshold!r}")
         self.threshold = threshold
+        if (
+            not isinstance(escalate_on, Collection)
+            or isinstance(escalate_on, (str, bytes))
+            or not all(isinstance(k, str) for k in escalate_on)
+        ):
+            raise ConfigurationError(
+                f"escalate_on must be a collection of alert kinds (strings), not {escalate_on!r}"
+            )
         self.escalate_on = frozenset(escalate_on)
         if stopping is not None and not isinstance(stopping, SequentialStopping):
             raise ConfigurationError("stopping must be an ensemble.SequentialStopping or None")

@@ -31,12 +31,13 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import Field
 
-from ensemble.errors import InvalidInputError
+from ensemble._validate import Int, Number, Settings, as_path
+from ensemble.errors import ConfigurationError, InvalidInputError
 from ensemble.metrics.base import FloatArray
 from ensemble.types import (
     AgreementBreakdown,
@@ -47,15 +48,7 @@ from ensemble.types import (
     Sample,
 )
 
-__all__ = [
-    "AgreementBaseline",
-    "BaselineStore",
-    "UniformityAlarm",
-    "agreement_breakdown",
-    "independence_weights",
-    "model_support",
-    "rare_strings",
-]
+__all__ = ["AgreementBaseline", "BaselineStore", "UniformityAlarm"]
 
 #: Name used for samples that carry no model name (all of them count as one source).
 UNNAMED = "?"
@@ -262,14 +255,16 @@ class BaselineStore(AgreementBaseline):
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
+        self.path = as_path("BaselineStore path", path)
+        if self.path.is_dir():
+            raise ConfigurationError(f"BaselineStore path {str(self.path)!r} is a directory")
         pairs: Mapping[str, Mapping[str, float]] = {}
         if self.path.exists():
             try:
                 data = json.loads(self.path.read_text(encoding="utf-8"))
                 pairs = data["pairs"]
                 super().__init__(pairs)
-            except (ValueError, KeyError, TypeError) as exc:
+            except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise InvalidInputError(
                     f"{self.path} is not an ensemble agreement baseline: {exc}"
                 ) from exc
@@ -288,8 +283,7 @@ class BaselineStore(AgreementBaseline):
         self.save()
 
 
-@dataclass(frozen=True)
-class UniformityAlarm:
+class UniformityAlarm(Settings):
     """Settings of the uniformity alarm (see ``docs/diagnostics.md`` for the rules).
 
     - ``min_run``: a verbatim run of this many words, shared by samples of different models
@@ -307,17 +301,19 @@ class UniformityAlarm:
       the pair's history (and at least ``margin`` above its mean) scores 0.5 and up.
 
     An alert is raised for each group of models whose best score reaches ``fire_at``.
+    Keyword-only and frozen; out-of-range settings raise
+    :class:`~ensemble.errors.ConfigurationError`.
     """
 
-    min_run: int = 12
-    margin: float = 0.15
-    p_value: float = 0.01
-    baseline: AgreementBaseline | None = field(default=None, compare=False)
-    z: float = 3.0
-    min_history: int = 5
-    fire_at: float = 0.5
-    prompt_ngram: int = 4
-    max_evidence: int = 12
+    min_run: Int = Field(default=12, ge=1, le=10_000)
+    margin: Number = Field(default=0.15, gt=0.0, le=1.0)
+    p_value: Number = Field(default=0.01, gt=0.0, le=1.0)
+    baseline: AgreementBaseline | None = None
+    z: Number = Field(default=3.0, gt=0.0, le=1000.0)
+    min_history: Int = Field(default=5, ge=1, le=1_000_000)
+    fire_at: Number = Field(default=0.5, gt=0.0, le=1.0)
+    prompt_ngram: Int = Field(default=4, ge=1, le=10_000)
+    max_evidence: Int = Field(default=12, ge=0, le=10_000)
 
     def check(
         self,

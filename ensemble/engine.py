@@ -57,7 +57,12 @@ from ensemble.diagnostics import (
     independence_weights,
     model_support,
 )
-from ensemble.errors import CalibrationMismatchError, ConfigurationError, InvalidInputError
+from ensemble.errors import (
+    CalibrationMismatchError,
+    ConfigurationError,
+    InvalidInputError,
+    UnknownNameError,
+)
 from ensemble.metrics.base import FloatArray, Metric, MetricScores, check_scores
 from ensemble.settings import Method, VoteSettings, Weighting
 from ensemble.types import Alert, Consensus, Sample, Span
@@ -95,7 +100,10 @@ def _as_samples(samples: object) -> tuple[Sample, ...]:
 def _check_weights(weights: Sequence[float] | None, n: int) -> FloatArray | None:
     if weights is None:
         return None
-    w = np.asarray(weights, dtype=np.float64)
+    try:
+        w = np.asarray(weights, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        w = np.full(0, np.nan)  # refused just below
     if w.shape != (n,) or not np.isfinite(w).all() or np.any(w < 0):
         raise InvalidInputError("weights must be one non-negative finite number per sample")
     return w
@@ -147,7 +155,7 @@ def _vote(
             calibration=calibration,
             method=method,
         )
-    except CalibrationMismatchError:
+    except (CalibrationMismatchError, UnknownNameError):
         raise
     except ConfigurationError as exc:
         if settings is not None:

@@ -7,10 +7,11 @@ how the library is called (:class:`UsageError`) is kept apart from a failure of 
 
     EnsembleError
     ├── UsageError                     your mistake; also a ValueError
-    │   ├── InvalidInputError          bad samples / text / sentences / thresholds
+    │   ├── InvalidInputError          bad samples / text / sentences / weights / calibration data
     │   │   └── MetricOutputError      a metric returned a wrong shape / out-of-range values
-    │   ├── UnknownNameError           unknown metric or model spec; lists the known names
-    │   ├── ConfigurationError         invalid settings (repeats, quorum, base_url, ...)
+    │   ├── ConfigurationError         invalid settings: names the field and the bad value
+    │   │   ├── UnknownNameError       unknown metric, model spec, calibration or entailment
+    │   │   │                          backend; lists the known names (also a LookupError)
     │   │   └── CalibrationMismatchError   a calibrator fitted for another metric's confidences
     │   ├── MissingAPIKeyError         no key given; names the environment variable to set
     │   ├── MissingDependencyError     an optional extra is not installed; also an ImportError
@@ -28,6 +29,11 @@ how the library is called (:class:`UsageError`) is kept apart from a failure of 
     │   └── LocalServerError           the embedded llama.cpp server (LocalModel) failed to start
     └── RunError                       a run failed as a whole; keeps .samples (partial results)
         └── QuorumError                fewer successful samples than the quorum; lists failures
+
+No other exception escapes on purpose: a pydantic ``ValidationError`` becomes a
+:class:`ConfigurationError` (or :class:`InvalidInputError`) whose message names the field and
+the value; a builtin ``TypeError`` / ``ValueError`` from a bad argument is a bug (a property
+test in ``tests/test_errors_property.py`` feeds bad values to every public entry point).
 
 Messages never contain API keys.
 """
@@ -88,22 +94,27 @@ class MetricOutputError(InvalidInputError):
     message names the metric. (NaN support is not an error: it is an abstention.)"""
 
 
-class UnknownNameError(UsageError, LookupError):
-    """A name (metric, model spec, ...) that no registry knows; the message lists the known ones."""
+class ConfigurationError(UsageError):
+    """Settings that are invalid on their own or together (e.g. quorum above the sample count)."""
 
-    def __init__(self, kind: str, name: str, known: Iterable[str]) -> None:
+
+class UnknownNameError(ConfigurationError, LookupError):
+    """A name (metric, model spec, calibration, entailment backend) that no registry knows.
+
+    ``kind`` is what was looked up, ``name`` the name given and ``known`` every name the
+    registry knows; the message lists them (and ``hint``, when the registry has one).
+    """
+
+    def __init__(self, kind: str, name: str, known: Iterable[str], *, hint: str = "") -> None:
         self.kind = kind
         self.name = name
         self.known = tuple(sorted(known))
         listed = ", ".join(repr(k) for k in self.known) or "(none)"
-        super().__init__(f"unknown {kind} {name!r}; known {kind}s: {listed}")
+        extra = f"; {hint}" if hint else ""
+        super().__init__(f"unknown {kind} {name!r}; known {kind}s: {listed}{extra}")
 
     def __str__(self) -> str:  # LookupError would add quotes around the message
         return str(self.args[0])
-
-
-class ConfigurationError(UsageError):
-    """Settings that are invalid on their own or together (e.g. quorum above the sample count)."""
 
 
 class CalibrationMismatchError(ConfigurationError):

@@ -81,12 +81,9 @@ __all__ = [
     "DEFAULT_JOIN",
     "DEFAULT_OVERLAP",
     "DEFAULT_QUORUM",
-    "DEFAULT_RULE",
-    "Rule",
     "afuse",
     "contradicts",
     "fuse",
-    "fuse_steps",
     "unwrap",
 ]
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 from ensemble._fanout import Call, Returned, fan_out
 from ensemble._retry import RetryPolicy
 from ensemble._sync import run_sync
+from ensemble._validate import check_int, check_number
 from ensemble.calibration import Calibrator
 from ensemble.engine import aconsensus, consensus
 from ensemble.errors import ConfigurationError, ProviderError, ProviderHTTPError, QuorumError
@@ -47,17 +47,11 @@ _SEED_BOUND = 2**31 - 1
 
 
 def _count(name: str, value: object, *, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigurationError(f"{name} must be an integer >= {minimum}, not {value!r}")
-    return value
+    return check_int(name, value, minimum=minimum)
 
 
 def _temperature(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigurationError(f"{name} must be a number >= 0, not {value!r}")
-    if not (math.isfinite(value) and value >= 0):
-        raise ConfigurationError(f"{name} must be a number >= 0, not {value!r}")
-    return float(value)
+    return check_number(name, value, low=0.0)
 
 
 class Ensemble:
@@ -291,6 +285,8 @@ class Ensemble:
         """
         if not isinstance(prompt, str):
             raise ConfigurationError(f"prompt must be a string, not {type(prompt).__name__}")
+        if not prompt.strip():
+            raise ConfigurationError("the prompt is empty: give the models something to answer")
         _count("start_repeat", start_repeat, minimum=0)
         chosen = self.models if models is None else tuple(get_model(m) for m in models)
         if isinstance(repeats, Mapping):

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["LOWER_ABBREVIATIONS", "NUMBER_WORDS", "STARTERS", "TITLES", "sentences", "tokens"]
+__all__ = ["sentences", "tokens"]
 
 #: Capitalised words (here lower-cased) that a sentence commonly starts with: after a
 #: period, they mark a new sentence even after an initial or an abbreviation.

@@ -22,16 +22,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field
 
+from ensemble._validate import Settings
 from ensemble.calibration import Calibrator, load_calibration
 from ensemble.diagnostics import DEFAULT_ALARM, UniformityAlarm
-from ensemble.errors import ConfigurationError, UsageError
+from ensemble.errors import ConfigurationError
 from ensemble.metrics.base import Metric, get_metric
 
-__all__ = ["Limits", "Method", "VoteSettings", "Weighting"]
+__all__ = ["Limits", "VoteSettings"]
 
 Weighting = Literal["sample", "model"]
 #: How :func:`ensemble.consensus` builds the text: pick one sample, or fuse the sentences
@@ -39,29 +40,13 @@ Weighting = Literal["sample", "model"]
 Method = Literal["select", "fuse"]
 
 
-def _describe(owner: str, exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors(include_url=False):
-        loc = ".".join(str(p) for p in err.get("loc", ()))
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        lines.append(f"{owner}.{loc}={err.get('input')!r}: {msg}" if loc else f"{owner}: {msg}")
-    return "; ".join(lines) or f"{owner}: invalid settings"
+class _Settings(Settings):
+    """The library's settings base (:class:`ensemble._validate.Settings`), strict throughout."""
 
-
-class _Settings(BaseModel):
-    """Frozen, keyword-only, validated once; a ``ValidationError`` becomes ``_error``."""
-
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", strict=True, allow_inf_nan=False, arbitrary_types_allowed=True
-    )
-
-    _error: ClassVar[type[UsageError]] = ConfigurationError
+    model_config = ConfigDict(strict=True)
 
     def __init__(self, /, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise self._error(_describe(type(self).__name__, exc)) from None
+        super().__init__(**data)
 
     def _merge(self, given: Mapping[str, object], defaults: Mapping[str, object]) -> None:
         """Refuse keywords that are not at their default and disagree with this object."""

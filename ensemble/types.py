@@ -4,12 +4,18 @@ Every model here is a frozen pydantic v2 model, so results can be hashed by iden
 between threads, and round-tripped through JSON::
 
     Consensus.model_validate_json(result.model_dump_json()) == result
+
+Text that cannot be written as UTF-8 never enters a result: every surrogate code point
+(U+D800 to U+DFFF, e.g. a lone ``"\\ud800"`` from a badly decoded answer) in a string field is
+replaced by U+FFFD, one for one, so character offsets stay valid and ``model_dump_json()``
+always works (see :func:`clean_text`).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Literal
+import re
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -34,8 +40,40 @@ __all__ = [
 SettingValue = str | int | float | bool | None
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """``text`` with every surrogate code point replaced by U+FFFD (one for one)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, (list, tuple)) and any(isinstance(v, str) for v in value):
+        return type(value)(clean_text(v) if isinstance(v, str) else v for v in value)
+    if isinstance(value, dict):
+        return {
+            (clean_text(k) if isinstance(k, str) else k): (
+                clean_text(v) if isinstance(v, str) else v
+            )
+            for k, v in value.items()
+        }
+    return value
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _utf8(cls, value: Any) -> Any:
+        return _clean(value)
 
 
 class Usage(_Frozen):

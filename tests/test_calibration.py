@@ -22,7 +22,7 @@ from ensemble.calibration import (
     packaged_calibrations,
     pav,
 )
-from ensemble.errors import CalibrationMismatchError, InvalidInputError
+from ensemble.errors import CalibrationMismatchError, InvalidInputError, UnknownNameError
 from ensemble.types import metric_part
 
 scores_and_labels = st.integers(min_value=2, max_value=25).flatmap(
@@ -209,7 +209,7 @@ def test_from_json_rejects_other_files() -> None:
 
 
 def test_load_unknown_name_lists_packaged_ones() -> None:
-    with pytest.raises(InvalidInputError, match="ngram-wikibio"):
+    with pytest.raises(UnknownNameError, match="ngram-wikibio"):
         Calibrator.load("no-such-calibration")
     with pytest.raises(InvalidInputError):
         load_calibration(3.5)  # type: ignore[arg-type]

@@ -34,7 +34,7 @@ CANARY = "sk-CANARY-5d1e0c7a93b2f8a64c10"
 @pytest.fixture
 def loop_prefix(server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> LoopbackServer:
     """Specs ``loop:NAME`` resolve to OpenAIModel(NAME) at the loopback server."""
-    monkeypatch.setattr(registry, "_REGISTERED", {})
+    monkeypatch.setattr(registry.MODELS, "_registered", {})
     registry.register_model(
         "loop",
         lambda name: OpenAIModel(name or "x", base_url=server.openai_url, api_key=CANARY),

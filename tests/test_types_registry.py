@@ -80,7 +80,7 @@ def test_register_metric_and_reject_duplicates() -> None:
     finally:
         from ensemble.metrics import base
 
-        base._REGISTERED.pop("always-test", None)
+        base.METRICS._registered.pop("always-test", None)
 
 
 def test_third_party_metric_through_entry_point(

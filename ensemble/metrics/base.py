@@ -41,22 +41,12 @@ import numpy as np
 import numpy.typing as npt
 
 from ensemble import segment
-from ensemble._plugins import entry_point_targets, load_target
+from ensemble._registry import Registry
 from ensemble._version import __version__
-from ensemble.errors import InvalidInputError, MetricOutputError, UnknownNameError
+from ensemble.errors import InvalidInputError, MetricOutputError
 from ensemble.types import MetricInfo, SettingValue
 
-__all__ = [
-    "FloatArray",
-    "Granularity",
-    "Metric",
-    "MetricScores",
-    "available_metrics",
-    "check_scores",
-    "check_support",
-    "get_metric",
-    "register_metric",
-]
+__all__ = ["Metric", "MetricScores", "available_metrics", "get_metric", "register_metric"]
 
 FloatArray = npt.NDArray[np.float64]
 Granularity = Literal["sentence", "token", "text"]
@@ -344,8 +334,9 @@ _BUILTIN: dict[str, str] = {
     "semantic": "ensemble.metrics.semantic:SemanticMetric",
     "vote": "ensemble.metrics.vote:VoteMetric",
 }
-_REGISTERED: dict[str, MetricFactory] = {}
-_ENTRY_POINT_GROUP = "ensemble.metrics"
+METRICS: Registry[Metric] = Registry(
+    "metric", product=Metric, builtin=_BUILTIN, group="ensemble.metrics"
+)
 
 
 def register_metric(name: str, factory: MetricFactory, *, replace: bool = False) -> None:
@@ -353,16 +344,12 @@ def register_metric(name: str, factory: MetricFactory, *, replace: bool = False)
 
     ``factory`` is a :class:`Metric` subclass or any callable returning a metric.
     """
-    if not name or not isinstance(name, str):
-        raise InvalidInputError("a metric name must be a non-empty string")
-    if not replace and (name in _REGISTERED or name in _BUILTIN):
-        raise InvalidInputError(f"a metric named {name!r} is already registered")
-    _REGISTERED[name] = factory
+    METRICS.register(name, factory, replace=replace)
 
 
 def available_metrics() -> list[str]:
     """Every metric name that :func:`get_metric` resolves (built-in, registered, entry points)."""
-    return sorted(set(_BUILTIN) | set(_REGISTERED) | set(entry_point_targets(_ENTRY_POINT_GROUP)))
+    return METRICS.names()
 
 
 def get_metric(name: str | Metric) -> Metric:
@@ -377,16 +364,4 @@ def get_metric(name: str | Metric) -> Metric:
         raise InvalidInputError(
             f"metric must be a name or a Metric instance, not {type(name).__name__}"
         )
-    factory = _REGISTERED.get(name)
-    if factory is None and name in _BUILTIN:
-        factory = load_target(_BUILTIN[name])
-    if factory is None:
-        eps = entry_point_targets(_ENTRY_POINT_GROUP)
-        if name in eps:
-            factory = load_target(eps[name])
-    if factory is None:
-        raise UnknownNameError("metric", name, available_metrics())
-    metric = factory()
-    if not isinstance(metric, Metric):
-        raise InvalidInputError(f"the factory registered for {name!r} did not return a Metric")
-    return metric
+    return METRICS.resolve(name)

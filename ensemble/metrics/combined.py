@@ -42,7 +42,7 @@ from ensemble.errors import ConfigurationError, InvalidInputError
 from ensemble.metrics.base import FloatArray, Granularity, Metric, MetricScores, get_metric
 from ensemble.types import SettingValue, metric_part
 
-__all__ = ["DEFAULT_PARTS", "DEFAULT_WEIGHTS", "CombinedMetric"]
+__all__ = ["CombinedMetric"]
 
 #: What ``get_metric("combined")`` (``CombinedMetric()``) combines, with
 #: :data:`DEFAULT_WEIGHTS`. ``entailment`` needs the ``similarity`` extra.

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
+from ensemble._registry import Registry
 from ensemble._sync import run_sync
 from ensemble.errors import ConfigurationError
 from ensemble.metrics.base import FloatArray, Granularity, Metric
@@ -59,18 +60,12 @@ if TYPE_CHECKING:
     from ensemble.metrics._similarity import SimilarityBackend
 
 __all__ = [
-    "CONTRADICT",
-    "ENTAIL",
-    "NEUTRAL",
     "AsyncEntailmentBackend",
     "BatchedEntailmentBackend",
     "EntailmentBackend",
     "EntailmentMetric",
     "NLIBackend",
     "SimilarityBackend",
-    "abstention",
-    "check_verdicts",
-    "support_from_verdicts",
 ]
 
 #: Column of each verdict: P(entail), P(neutral), P(contradict).
@@ -223,21 +218,41 @@ class AsyncEntailmentBackend(EntailmentBackend):
         )
 
 
+def _similarity_backend(arg: str | None) -> EntailmentBackend:
+    if arg:
+        raise ConfigurationError(f"the 'similarity' backend takes no argument, not {arg!r}")
+    from ensemble.metrics._similarity import SimilarityBackend
+
+    return SimilarityBackend()
+
+
+def _nli_backend(arg: str | None) -> EntailmentBackend:
+    from ensemble.metrics._nli import NLIBackend
+
+    return NLIBackend(arg or "")
+
+
+#: Backend specs: ``"similarity"`` and ``"nli:MODEL"`` (a Hugging Face name or a local path).
+BACKENDS: Registry[EntailmentBackend] = Registry(
+    "entailment backend",
+    product=EntailmentBackend,
+    builtin={"nli": _nli_backend, "similarity": _similarity_backend},
+    specs=True,
+    needs_arg=("nli",),
+    arg_label="MODEL",
+    hint="or pass an EntailmentBackend instance",
+)
+
+
 def _make_backend(backend: str | EntailmentBackend) -> EntailmentBackend:
     if isinstance(backend, EntailmentBackend):
         return backend
-    if backend == "similarity":
-        from ensemble.metrics._similarity import SimilarityBackend
-
-        return SimilarityBackend()
-    if isinstance(backend, str) and backend.startswith("nli:") and backend[4:].strip():
-        from ensemble.metrics._nli import NLIBackend
-
-        return NLIBackend(backend[4:].strip())
-    raise ConfigurationError(
-        f"unknown entailment backend {backend!r}; give 'similarity', 'nli:MODEL' (a Hugging "
-        "Face model name or a local path) or an EntailmentBackend instance"
-    )
+    if not isinstance(backend, str):
+        raise ConfigurationError(
+            "backend must be 'similarity', 'nli:MODEL' or an EntailmentBackend instance, "
+            f"not {type(backend).__name__}"
+        )
+    return BACKENDS.resolve(backend)
 
 
 def __getattr__(name: str) -> Any:

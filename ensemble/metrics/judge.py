@@ -74,16 +74,7 @@ from ensemble.models.base import Model, Request
 from ensemble.settings import Limits
 from ensemble.types import SettingValue
 
-__all__ = [
-    "VERDICTS",
-    "Abstention",
-    "JudgeBackend",
-    "batched_calls",
-    "build_prompt",
-    "escape",
-    "pairwise_calls",
-    "parse_verdicts",
-]
+__all__ = ["JudgeBackend"]
 
 #: The verdicts a judge may give, and the (entail, neutral, contradict) row each stands for.
 VERDICTS: dict[str, tuple[float, float, float]] = {

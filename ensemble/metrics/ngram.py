@@ -58,6 +58,7 @@ from typing import ClassVar
 import numpy as np
 
 from ensemble import segment
+from ensemble._validate import check_int, check_number
 from ensemble.errors import ConfigurationError
 from ensemble.metrics._stem import porter_stemmer
 from ensemble.metrics.base import FloatArray, Granularity, Metric, MetricScores, weighted_mean
@@ -350,26 +351,16 @@ class NgramMetric(Metric):
         names: bool = False,
         local: float = 0.5,
     ) -> None:
-        if n not in (1, 2):
+        if check_int("n", n) not in (1, 2):
             raise ConfigurationError(f"n must be 1 or 2, not {n!r}")
-        for label, value in (("lowest", lowest), ("critical", critical)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigurationError(f"{label} must be a positive integer, not {value!r}")
-        for label, share in (("context", context), ("local", local)):
-            if (
-                isinstance(share, bool)
-                or not isinstance(share, (int, float))
-                or not 0.0 <= share <= 1.0
-            ):
-                raise ConfigurationError(f"{label} must be a number in [0, 1], not {share!r}")
         self.n = n
-        self.lowest = lowest
-        self.context = float(context)
+        self.lowest = check_int("lowest", lowest, minimum=1)
+        self.context = check_number("context", context, low=0.0, high=1.0)
         self.stem = bool(stem)
         self.stopwords = bool(stopwords)
-        self.critical = critical
+        self.critical = check_int("critical", critical, minimum=1)
         self.names = bool(names)
-        self.local = float(local)
+        self.local = check_number("local", local, low=0.0, high=1.0)
         self._analyzer = _Analyzer(n, self.stem, self.stopwords, self.names)
 
     def settings(self) -> dict[str, SettingValue]:

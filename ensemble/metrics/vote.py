@@ -22,7 +22,7 @@ import numpy as np
 
 from ensemble.metrics.base import FloatArray, Granularity, Metric
 
-__all__ = ["VoteMetric", "normalize_answer"]
+__all__ = ["VoteMetric"]
 
 _FRAMING = re.compile(
     r"^\s*(?:(?:so|thus|therefore|hence|okay|ok|well)\b[\s,]*)?"
@@ -51,7 +51,12 @@ def normalize_answer(text: str) -> str:
 
 
 class VoteMetric(Metric):
-    """Share of samples whose normalised answer equals the candidate's."""
+    """Share of samples whose normalised answer equals the candidate's.
+
+    ``VoteMetric.normalize(text)`` is the normalisation it votes on (:func:`normalize_answer`).
+    """
+
+    normalize = staticmethod(normalize_answer)
 
     name: ClassVar[str] = "vote"
     granularity: ClassVar[Granularity] = "text"

@@ -99,7 +99,7 @@ def check_base_url(base_url: str, *, allow_metadata: bool = False, what: str = "
             )
     try:
         url = httpx.URL(base_url)
-    except (httpx.InvalidURL, TypeError):
+    except (httpx.InvalidURL, TypeError, ValueError):  # ValueError: e.g. a lone surrogate
         raise ConfigurationError(f"{what} {base_url!r} is not a valid URL") from None
     if url.scheme not in ("http", "https") or not url.host:
         raise ConfigurationError(

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ensemble._sync import require_no_running_loop
 from ensemble.types import Usage
 
-__all__ = ["Completion", "Message", "Model", "Request", "parse_retry_after"]
+__all__ = ["Completion", "Message", "Model", "Request"]
 
 
 class _Frozen(BaseModel):

