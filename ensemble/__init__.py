@@ -7,6 +7,7 @@ an underscore is private. The guides live in ``docs/``.
 from typing import TYPE_CHECKING, Any
 
 from ensemble import errors
+from ensemble._limits import RateLimit
 from ensemble._retry import RetryPolicy
 from ensemble._version import __version__
 from ensemble.adaptive import Escalation, SequentialStopping, Tier
@@ -25,14 +26,17 @@ from ensemble.models.base import Completion, Model, Request
 from ensemble.models.function import FunctionModel
 from ensemble.models.scripted import ScriptedModel
 from ensemble.runner import Ensemble
+from ensemble.store import Store
 from ensemble.types import (
     AgreementBreakdown,
     Alert,
     AlertEvidence,
     CalibrationInfo,
     Consensus,
+    CostReport,
     MetricInfo,
     ModelAgreement,
+    ModelCost,
     Sample,
     SampleError,
     SamplingReport,
@@ -51,6 +55,7 @@ __all__ = [
     "Calibrator",
     "Completion",
     "Consensus",
+    "CostReport",
     "Ensemble",
     "Escalation",
     "FunctionModel",
@@ -60,7 +65,9 @@ __all__ = [
     "MetricScores",
     "Model",
     "ModelAgreement",
+    "ModelCost",
     "OpenAIModel",
+    "RateLimit",
     "Request",
     "RetryPolicy",
     "Sample",
@@ -69,6 +76,7 @@ __all__ = [
     "ScriptedModel",
     "SequentialStopping",
     "Span",
+    "Store",
     "Tier",
     "TierRun",
     "UniformityAlarm",

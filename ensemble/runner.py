@@ -16,14 +16,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ensemble._retry import CallOutcome, CallState, RetryPolicy, call_with_retries
+from ensemble._budget import Budget, Pricing
+from ensemble._durable import CallPath, annotate
+from ensemble._limits import RateLimit, rate_limit_from
+from ensemble._retry import CallOutcome, CallState, RetryPolicy
 from ensemble.calibration import Calibrator, load_calibration
 from ensemble.engine import consensus
 from ensemble.errors import (
@@ -37,6 +39,10 @@ from ensemble.metrics.base import Metric, get_metric
 from ensemble.models import get_model
 from ensemble.models.base import Model, Request, _require_no_running_loop
 from ensemble.types import Consensus, Sample, SampleError
+
+if TYPE_CHECKING:
+    from ensemble.errors import RunError
+    from ensemble.store import Store
 
 __all__ = ["Ensemble"]
 
@@ -102,6 +108,15 @@ class Ensemble:
     - ``calibration``: a :class:`~ensemble.calibration.Calibrator`, the name of a packaged one
       (``"ngram-wikibio"``) or a calibration file, applied to the vote's confidences (checked
       against ``metric`` here, at construction; see ``docs/calibration.md``).
+    - ``store``: an :class:`~ensemble.Store` that caches every sample and journals batches (a
+      rerun sends only what never came back); with a store and no ``seed``, seeds derive
+      from the prompt so a rerun asks for the same samples. See ``docs/durable.md``.
+    - ``prices``: model name to ``(input, output)`` USD per million tokens (or a model card);
+      every sample then carries its cost and every result a :class:`~ensemble.CostReport`.
+    - ``budget``: a cap in USD on what this ensemble spends; needs ``max_tokens`` and a price
+      for every model. Calls that would cross it are not sent; the vote says so.
+    - ``rate_limit``: requests per second per endpoint, or an :class:`~ensemble.RateLimit`
+      (also tokens per minute), shared with every run in the process on that endpoint.
     """
 
     def __init__(
@@ -121,6 +136,10 @@ class Ensemble:
         max_tokens: int | None = None,
         system: str | None = None,
         calibration: Calibrator | str | Path | None = None,
+        store: Store | None = None,
+        prices: Mapping[str, Any] | None = None,
+        budget: float | None = None,
+        rate_limit: float | RateLimit | None = None,
     ) -> None:
         if isinstance(models, (str, Model)) or not isinstance(models, Sequence):
             raise ConfigurationError("models must be a list of models or model specs")
@@ -179,6 +198,12 @@ class Ensemble:
         self.calibration = load_calibration(calibration)
         if self.calibration is not None:
             self.calibration.check(self._metric.info)
+        self._durable = _call_path(
+            self, store=store, prices=prices, budget=budget, rate_limit=rate_limit
+        )
+        self.store = store
+        self.budget = self._durable.budget
+        self.rate_limit = self._durable.rate_limit
 
     def __repr__(self) -> str:
         names = ", ".join(m.name for m in self.models)
@@ -220,7 +245,37 @@ class Ensemble:
         ok = sum(1 for s in samples if s.ok)
         if (check_quorum and ok < self.quorum) or ok == 0:
             raise QuorumError(quorum=self.quorum if check_quorum else 1, samples=samples)
-        return consensus(samples, metric=self._metric, calibration=self.calibration, prompt=prompt)
+        result = consensus(
+            samples, metric=self._metric, calibration=self.calibration, prompt=prompt
+        )
+        return annotate(result, samples, self._durable.pricing)
+
+    # --- batches (ensemble.batch) --------------------------------------------------------------
+
+    def map(
+        self, prompts: Iterable[str], *, max_prompts: int | None = None, run: str | None = None
+    ) -> list[Consensus | RunError]:
+        """Synchronous :meth:`amap`."""
+        from ensemble.batch import run_map
+
+        return run_map(self, prompts, max_prompts=max_prompts, run=run)
+
+    async def amap(
+        self, prompts: Iterable[str], *, max_prompts: int | None = None, run: str | None = None
+    ) -> list[Consensus | RunError]:
+        """Run every prompt; results in prompt order, a failed prompt as a
+        :class:`~ensemble.errors.RunError` in its place. See :mod:`ensemble.batch`."""
+        from ensemble.batch import amap
+
+        return await amap(self, prompts, max_prompts=max_prompts, run=run)
+
+    def astream(
+        self, prompts: Iterable[str], *, max_prompts: int | None = None, run: str | None = None
+    ) -> AsyncIterator[tuple[int, Consensus | RunError]]:
+        """``async for i, result in ens.astream(prompts)``: results as they finish."""
+        from ensemble.batch import astream
+
+        return astream(self, prompts, max_prompts=max_prompts, run=run)
 
     def _temperature_for(self, model: Model) -> float | None:
         if isinstance(self.temperature, Mapping):
@@ -262,7 +317,7 @@ class Ensemble:
             unknown = sorted(set(repeats) - {m.name for m in chosen})
             if unknown:
                 raise ConfigurationError(f"repeats given for unknown model(s) {unknown}")
-        base_seed = self.seed if self.seed is not None else random.randrange(_SEED_BOUND)
+        base_seed = self.seed if self.seed is not None else self._durable.base_seed(prompt)
         jobs: list[tuple[Model, int, Request, float | None]] = []
         for model in chosen:
             temperature = self._temperature_for(model)
@@ -282,13 +337,16 @@ class Ensemble:
             max_concurrency=self.max_concurrency,
             max_per_endpoint=self.max_per_provider,
             deadline_at=None if self.deadline is None else time.monotonic() + self.deadline,
+            hooks=self._durable,
         )
         outcomes = [CallOutcome() for _ in jobs]
         tasks = [
             asyncio.ensure_future(
-                call_with_retries(
+                self._durable.call(
                     model,
+                    r,
                     request,
+                    _t,
                     policy=self.retry,
                     timeout=self.timeout,
                     state=state,
@@ -325,6 +383,9 @@ class Ensemble:
             zip(jobs, outcomes, strict=True)
         ):
             task = tasks[i]
+            if outcome.sample is not None:  # it came back (or was stored): never lost
+                samples.append(outcome.sample)
+                continue
             if i in cancelled or task.cancelled():
                 error: BaseException | None = DeadlineExceededError(
                     f"cancelled at the run deadline of {self.deadline:g} s",
@@ -390,6 +451,40 @@ class Ensemble:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _call_path(
+    ens: Ensemble,
+    *,
+    store: Store | None,
+    prices: Mapping[str, Any] | None,
+    budget: float | None,
+    rate_limit: float | RateLimit | None,
+) -> CallPath:
+    """Validate ``store``, ``prices``, ``budget`` and ``rate_limit`` (see docs/durable.md)."""
+    from ensemble.store import Store
+
+    if store is not None and not isinstance(store, Store):
+        raise ConfigurationError("store must be an ensemble.Store")
+    pricing = Pricing(prices)
+    cap = _positive("budget", budget, allow_none=True)
+    if cap is not None:
+        if ens.max_tokens is None:
+            raise ConfigurationError(
+                "budget needs max_tokens: the worst case of a call is its prompt plus max_tokens"
+            )
+        unpriced = [m.name for m in ens.models if pricing.price(m) is None]
+        if unpriced:
+            raise ConfigurationError(
+                f"budget needs a price for every model; none for {', '.join(unpriced)} "
+                "(pass prices={name: (input, output)} in USD per million tokens)"
+            )
+    return CallPath(
+        store=store,
+        pricing=pricing,
+        budget=None if cap is None else Budget(cap),
+        rate_limit=rate_limit_from(rate_limit),
+    )
 
 
 def _sample_error(error: BaseException | None, model: Model, attempts: int) -> SampleError:
