@@ -59,6 +59,12 @@ class CallPath:
         self.budget = budget
         self.rate_limit = rate_limit
         self.run_name: str | None = None
+        self.replayed = 0
+        """Samples served from the store (or shared with an identical call in flight)."""
+        self.drawn = 0
+        """Samples that came back from a model call made by this ensemble."""
+        self.spent = 0.0
+        """USD of the priced samples in ``drawn`` (what this ensemble paid for)."""
         # the endpoints' shared limits stay alive as long as this ensemble does
         self._endpoints: dict[str, EndpointLimits] = {}
 
@@ -140,6 +146,7 @@ class CallPath:
                 hit = self.store.get(key)
                 if hit is not None:
                     outcome.sample = self._priced(hit, model)
+                    self.replayed += 1
                     return outcome
                 leader = self.store.claim(key)
                 if leader is None:
@@ -147,6 +154,7 @@ class CallPath:
                 shared = await leader  # an identical call is in flight: share its answer
                 if shared is not None:
                     outcome.sample = self._priced(shared, model)
+                    self.replayed += 1
                     return outcome
                 # it failed (errors are not shared); try ourselves
         sample: Sample | None = None
@@ -180,6 +188,8 @@ class CallPath:
                 if self.store is not None and key is not None and document is not None:
                     self.store.put(key, document, sample, run=self.run_name)
                 outcome.sample = sample
+                self.drawn += 1
+                self.spent += sample.cost or 0.0
         finally:
             if self.store is not None and key is not None:
                 self.store.release(key, sample)

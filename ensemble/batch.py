@@ -19,9 +19,10 @@ Each prompt's ``deadline`` starts when the prompt does.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
-from collections.abc import AsyncIterator, Iterable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ensemble._durable import run_settings
 from ensemble._limits import set_batch_slots
@@ -32,7 +33,7 @@ from ensemble.types import Consensus
 if TYPE_CHECKING:
     from ensemble.runner import Ensemble
 
-__all__ = ["amap", "astream", "run_map"]
+__all__ = ["amap", "astream", "read_rows", "run_jsonl", "run_map"]
 
 Result = Consensus | RunError
 
@@ -146,3 +147,83 @@ def run_map(
             await ens.aclose()
 
     return asyncio.run(go())
+
+
+# --- JSONL files (the `ensemble batch` command) ------------------------------------------------
+
+
+def _row_error(exc: BaseException) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc, RunError) and exc.samples:
+        out["samples"] = [s.model_dump(mode="json") for s in exc.samples]
+    return out
+
+
+def read_rows(lines: Iterable[str]) -> list[tuple[Any, str | None, str | None]]:
+    """``(id, prompt, problem)`` per non-blank line of a JSONL input: a row is
+    ``{"id": ..., "prompt": "..."}``; a bad row is kept with its problem (and a null prompt)."""
+    rows: list[tuple[Any, str | None, str | None]] = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            rows.append((None, None, f"line {n} is not JSON ({exc})"))
+            continue
+        if not isinstance(row, dict):
+            rows.append((None, None, f"line {n} is not a JSON object"))
+            continue
+        row_id = row.get("id", n)
+        prompt = row.get("prompt")
+        if not isinstance(prompt, str):
+            rows.append((row_id, None, f"line {n} has no string 'prompt'"))
+            continue
+        rows.append((row_id, prompt, None))
+    return rows
+
+
+async def run_jsonl(
+    ens: Ensemble,
+    rows: list[tuple[Any, str | None, str | None]],
+    out: TextIO,
+    *,
+    run: str | None = None,
+    max_prompts: int | None = None,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> tuple[int, int]:
+    """Write one JSON line per row, in input order: ``{"id", "consensus"}`` or ``{"id",
+    "error"}``. ``progress(done, failed, spent_usd)`` is called as rows finish. Returns
+    ``(done, failed)``."""
+    valid = [i for i, (_id, prompt, _p) in enumerate(rows) if prompt is not None]
+    finished: dict[int, dict[str, Any]] = {}
+    for i, (row_id, prompt, problem) in enumerate(rows):
+        if prompt is None:
+            finished[i] = {"id": row_id, "error": {"type": "InvalidInputError", "message": problem}}
+    done = failed = 0
+    next_out = 0
+
+    def flush() -> None:
+        nonlocal next_out
+        while next_out in finished:
+            out.write(json.dumps(finished.pop(next_out), ensure_ascii=False) + "\n")
+            next_out += 1
+
+    failed = len(finished)
+    done = failed
+    flush()
+    prompts = [rows[i][1] or "" for i in valid]
+    async for k, result in astream(ens, prompts, max_prompts=max_prompts, run=run):
+        i = valid[k]
+        row_id = rows[i][0]
+        if isinstance(result, Consensus):
+            finished[i] = {"id": row_id, "consensus": result.model_dump(mode="json")}
+        else:
+            finished[i] = {"id": row_id, "error": _row_error(result)}
+            failed += 1
+        done += 1
+        flush()
+        if progress is not None:
+            progress(done, failed, ens._durable.spent)
+    flush()
+    return done, failed

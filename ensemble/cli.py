@@ -14,11 +14,12 @@ import os
 import sys
 from collections.abc import Sequence
 from importlib import resources
-from typing import TextIO
+from pathlib import Path
+from typing import Any, TextIO
 
 from ensemble import __version__
 from ensemble.engine import consensus
-from ensemble.errors import EnsembleError
+from ensemble.errors import ConfigurationError, EnsembleError
 from ensemble.metrics.base import available_metrics
 from ensemble.types import Consensus
 
@@ -148,7 +149,149 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print the Consensus as JSON")
     _calibration_option(ask)
     ask.set_defaults(func=_ask)
+    _add_batch_command(sub)
     return parser
+
+
+def _add_batch_command(sub: Any) -> None:
+    """``ensemble batch INPUT.jsonl -o OUTPUT.jsonl``: many prompts, durable (docs/durable.md)."""
+
+    def load_prices(path: str | None) -> dict[str, Any] | None:
+        if path is None:
+            return None
+        try:
+            raw = json.loads(Path(path).read_text("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"cannot read the prices file {path}: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigurationError(f"{path}: prices are an object of name -> [input, output]")
+        out: dict[str, Any] = {}
+        for name, value in raw.items():
+            if isinstance(value, dict):  # {"price_in": .., "price_out": ..} as in a model card
+                value = (value.get("price_in"), value.get("price_out"))
+            out[name] = tuple(value) if isinstance(value, list) else value
+        return out
+
+    def run_batch(args: argparse.Namespace) -> int:
+        import asyncio
+
+        from ensemble.batch import read_rows, run_jsonl
+        from ensemble.runner import Ensemble
+        from ensemble.store import Store
+
+        try:
+            lines = Path(args.input).read_text("utf-8").splitlines()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read {args.input}: {exc}") from exc
+        rows = read_rows(lines)
+        models: list[Any] = list(args.models or ["local"])
+        if args.base_url:  # an OpenAI-compatible server: openai:NAME specs go there
+            from ensemble.models.openai import OpenAIModel
+
+            models = [
+                OpenAIModel(m.split(":", 1)[1], base_url=args.base_url)
+                if isinstance(m, str) and m.startswith("openai:")
+                else m
+                for m in models
+            ]
+        store = Store(args.store) if args.store else None
+        ens = Ensemble(
+            models=models,
+            repeats=args.repeats,
+            metric=args.metric,
+            temperature=args.temperature,
+            quorum=args.quorum,
+            timeout=args.timeout,
+            deadline=args.deadline,
+            seed=args.seed,
+            max_tokens=args.max_tokens,
+            system=args.system,
+            max_concurrency=args.concurrency,
+            max_per_provider=args.concurrency,
+            store=store,
+            prices=load_prices(args.prices),
+            budget=args.budget,
+            rate_limit=args.rate_limit,
+        )
+        run = args.run or (f"batch:{Path(args.input).resolve()}" if store else None)
+        bar: Any = None
+        if sys.stderr.isatty():
+            import importlib
+
+            try:  # tqdm is optional: no bar without it
+                tqdm: Any = importlib.import_module("tqdm").tqdm
+            except ImportError:  # pragma: no cover
+                tqdm = None
+            if tqdm is not None:
+                import shutil
+
+                width = shutil.get_terminal_size((100, 20)).columns or 100
+                bar = tqdm(total=len(rows), unit="prompt", file=sys.stderr, ncols=width)
+
+        def progress(done: int, failed: int, spent: float) -> None:
+            if bar is not None:
+                bar.n = done
+                bar.set_postfix_str(f"failed {failed}, spent ${spent:.4f}", refresh=False)
+                bar.refresh()
+
+        out_path = Path(args.output)
+        partial = out_path.with_name(out_path.name + ".partial")
+
+        async def go() -> tuple[int, int]:
+            try:
+                with partial.open("w", encoding="utf-8") as out:
+                    return await run_jsonl(ens, rows, out, run=run, progress=progress)
+            finally:
+                await ens.aclose()
+
+        try:
+            done, failed = asyncio.run(go())
+        finally:
+            if bar is not None:
+                bar.close()
+            if store is not None:
+                store.close()
+        partial.replace(out_path)  # all rows or the previous file, never half of one
+        if sys.stderr.isatty():
+            print(
+                f"{done} row(s), {failed} failed; {ens._durable.drawn} call(s) made, "
+                f"{ens._durable.replayed} from the store; spent ${ens._durable.spent:.4f}",
+                file=sys.stderr,
+            )
+        return 1 if failed else 0
+
+    batch = sub.add_parser(
+        "batch",
+        help="run many prompts from a JSONL file, with a store, a budget and rate limits",
+        description='Read {"id": ..., "prompt": ...} rows, write one {"id", "consensus"} or '
+        '{"id", "error"} row per input row, in order. With --store, every sample is kept as it '
+        "comes back: rerunning after a crash sends only what never came back. Exit status 1 "
+        "when a row failed.",
+    )
+    batch.add_argument("input", metavar="INPUT.jsonl")
+    batch.add_argument("-o", "--output", required=True, metavar="OUTPUT.jsonl")
+    batch.add_argument("--store", metavar="FILE", help="SQLite store (cache and journal)")
+    batch.add_argument("--run", metavar="NAME", help="run name in the store (default: INPUT)")
+    batch.add_argument(
+        "-m", "--model", dest="models", action="append", metavar="SPEC", help="repeatable"
+    )
+    batch.add_argument("-n", "--repeats", type=int, default=5, help="calls per model (default 5)")
+    batch.add_argument("--base-url", metavar="URL", help="OpenAI-compatible server for openai:")
+    batch.add_argument("--metric", default="ngram")
+    batch.add_argument("--temperature", type=float, default=None)
+    batch.add_argument("--quorum", type=int, default=None)
+    batch.add_argument("--seed", type=int, default=None)
+    batch.add_argument("--system", default=None)
+    batch.add_argument("--max-tokens", type=int, default=None)
+    batch.add_argument("--timeout", type=float, default=30.0, help="seconds per attempt")
+    batch.add_argument("--deadline", type=float, default=120.0, help="seconds per prompt")
+    batch.add_argument("--concurrency", type=int, default=16, help="calls in flight (16)")
+    batch.add_argument("--budget", type=float, default=None, metavar="USD")
+    batch.add_argument(
+        "--prices", metavar="FILE", help='JSON: {"model": [input, output]} USD per 1M tokens'
+    )
+    batch.add_argument("--rate-limit", type=float, default=None, metavar="RPS")
+    batch.set_defaults(func=run_batch)
 
 
 def _calibration_option(parser: argparse.ArgumentParser) -> None:

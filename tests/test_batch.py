@@ -139,3 +139,70 @@ def test_bad_batch_settings(server: LoopbackServer) -> None:
         e.map("just one prompt")
     with pytest.raises(errors.ConfigurationError, match="store"):
         e.map(["q"], run="nightly")
+
+
+# --- the `ensemble batch` command ------------------------------------------------------------
+
+
+def write_rows(path: Any, lines: list[str]) -> None:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def cli(server: LoopbackServer, *args: str) -> int:
+    from ensemble.cli import main
+
+    return main(["batch", *args, "--base-url", server.openai_url, "-m", "openai:a"])
+
+
+def test_cli_batch_writes_one_row_per_input_row_in_order(
+    server: LoopbackServer, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    server.respond_with(echo())
+    src, out, db = tmp_path / "in.jsonl", tmp_path / "out.jsonl", tmp_path / "s.db"
+    write_rows(
+        src,
+        [
+            '{"id": "x1", "prompt": "p1"}',
+            "not json",
+            '{"id": "x3", "prompt": "p3 bad"}',
+            '{"id": "x4"}',
+            '{"id": 5, "prompt": "p5"}',
+        ],
+    )
+    prices = tmp_path / "prices.json"
+    prices.write_text('{"a": [1.0, 2.0]}')
+    argv = [str(src), "-o", str(out), "--store", str(db), "-n", "2", "--prices", str(prices)]
+    assert cli(server, *argv) == 1  # some rows failed
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r.get("id") for r in rows] == ["x1", None, "x3", "x4", 5]
+    assert rows[0]["consensus"]["text"] == "Answer to p1."
+    assert rows[0]["consensus"]["cost"]["cost"] > 0
+    assert rows[1]["error"]["type"] == "InvalidInputError"
+    assert rows[2]["error"]["type"] == "QuorumError" and len(rows[2]["error"]["samples"]) == 2
+    assert "prompt" in rows[3]["error"]["message"]
+    assert Consensus.model_validate(rows[4]["consensus"]).text == "Answer to p5."
+    sent = server.count()
+    assert sent == 6
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""  # piped: no bar, no summary
+
+    first = out.read_text().splitlines()
+    assert cli(server, *argv) == 1
+    assert server.count() == sent + 2  # only the failed (400) calls are asked again
+    again = out.read_text().splitlines()
+    assert [again[i] for i in (0, 1, 3, 4)] == [first[i] for i in (0, 1, 3, 4)]
+
+    code = cli(server, str(src), "-o", str(out), "--store", str(db), "-n", "3")
+    assert code == 2 and "repeats: 2 then, 3 now" in capsys.readouterr().err
+
+
+def test_cli_batch_budget_needs_max_tokens(
+    server: LoopbackServer, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "in.jsonl"
+    write_rows(src, ['{"id": 1, "prompt": "q"}'])
+    assert cli(server, str(src), "-o", str(tmp_path / "o.jsonl"), "--budget", "1") == 2
+    assert "max_tokens" in capsys.readouterr().err
+    assert server.count() == 0
