@@ -15,9 +15,10 @@ Nothing here votes; :func:`annotate` adds the cost report and the budget alert t
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ensemble._budget import Budget, Pricing, Reservation, cost_report, estimate_prompt_tokens
@@ -137,8 +138,13 @@ class CallPath:
         state: CallState,
         outcome: CallOutcome,
         label: str,
+        build: Callable[[CallOutcome], Sample] | None = None,
     ) -> CallOutcome:
-        """Make (or replay) one call; a successful one leaves its sample on ``outcome``."""
+        """Make (or replay) one call; a successful one leaves its sample on ``outcome``.
+
+        ``build`` turns a successful outcome into its sample (default: the fields the runner
+        records); the sample is priced and committed to the store here, before any vote.
+        """
         key = document = None
         if self.store is not None:
             key, document = request_key(model, request, repeat)
@@ -151,7 +157,9 @@ class CallPath:
                 leader = self.store.claim(key)
                 if leader is None:
                     break
-                shared = await leader  # an identical call is in flight: share its answer
+                # an identical call is in flight: share its answer (shielded: our own
+                # cancellation must not cancel the answer the other waiters share)
+                shared = await asyncio.shield(leader)
                 if shared is not None:
                     outcome.sample = self._priced(shared, model)
                     self.replayed += 1
@@ -169,7 +177,10 @@ class CallPath:
                 label=label,
             )
             completion = outcome.completion
-            if completion is not None:
+            if completion is not None and build is not None:
+                built = build(outcome)
+                sample = built.model_copy(update={"cost": self.pricing.cost(model, built.usage)})
+            elif completion is not None:
                 latency = None
                 if outcome.started is not None and outcome.finished is not None:
                     latency = max(0.0, outcome.finished - outcome.started)
@@ -185,6 +196,7 @@ class CallPath:
                     request_id=completion.request_id,
                     cost=self.pricing.cost(model, completion.usage),
                 )
+            if sample is not None:
                 if self.store is not None and key is not None and document is not None:
                     self.store.put(key, document, sample, run=self.run_name)
                 outcome.sample = sample

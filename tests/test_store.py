@@ -299,3 +299,24 @@ def test_a_torn_wal_tail_is_tolerated(tmp_path: Path) -> None:
         n = len(store)
         assert n >= 190
         assert store.get("k0") is not None and store.get("k0").text == "x" * 500  # type: ignore[union-attr]
+
+
+async def test_a_waiter_cancelled_at_its_deadline_does_not_cancel_the_others(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
+    server.respond_with(lambda rec: Reply(text="Canberra.", delay=0.5))
+    with Store(tmp_path / "s.db") as store:
+        leader = ens(server, store, repeats=2, seed=5)
+        hasty = ens(server, store, repeats=2, seed=5, deadline=0.1)
+        patient = ens(server, store, repeats=2, seed=5)
+        async with leader, hasty, patient:
+            first = asyncio.ensure_future(leader.arun("q"))
+            while server.count() < 2:
+                await asyncio.sleep(0.01)
+            cut, waited = await asyncio.gather(
+                hasty.asample("q"), patient.asample("q"), return_exceptions=True
+            )
+            await first
+    assert server.count() == 2
+    assert isinstance(cut, tuple) and all(s.error is not None for s in cut)
+    assert isinstance(waited, tuple) and all(s.ok for s in waited)
