@@ -13,7 +13,7 @@ from ensemble._version import __version__
 from ensemble.adaptive import Escalation, SequentialStopping, Tier
 from ensemble.calibration import Calibrator, expected_calibration_error
 from ensemble.diagnostics import BaselineStore, UniformityAlarm
-from ensemble.engine import consensus, score
+from ensemble.engine import aconsensus, ascore, consensus, score
 from ensemble.metrics.base import (
     Metric,
     MetricScores,
@@ -26,6 +26,7 @@ from ensemble.models.base import Completion, Model, Request
 from ensemble.models.function import FunctionModel
 from ensemble.models.scripted import ScriptedModel
 from ensemble.runner import Ensemble
+from ensemble.settings import Limits, VoteSettings
 from ensemble.store import Store
 from ensemble.types import (
     AgreementBreakdown,
@@ -59,6 +60,7 @@ __all__ = [
     "Ensemble",
     "Escalation",
     "FunctionModel",
+    "Limits",
     "LocalModel",
     "Metric",
     "MetricInfo",
@@ -81,7 +83,10 @@ __all__ = [
     "TierRun",
     "UniformityAlarm",
     "Usage",
+    "VoteSettings",
     "__version__",
+    "aconsensus",
+    "ascore",
     "available_metrics",
     "consensus",
     "errors",

@@ -1,6 +1,7 @@
 """One call of a run, made durable and affordable: the store, the budget, prices, rate limits.
 
-The runner hands every (model, repeat) call to :meth:`CallPath.call`, which
+The one fan-out (:func:`ensemble._fanout.fan_out`, given ``durable=``) hands every
+(model, repeat) call of a run to :meth:`CallPath.call`, which
 
 1. serves it from the :class:`~ensemble.Store` when the store holds that exact request, or
    waits for an identical call already in flight;
@@ -131,19 +132,18 @@ class CallPath:
         model: Model,
         repeat: int,
         request: Request,
-        temperature: float | None,
         *,
         policy: RetryPolicy,
         timeout: float | None,
         state: CallState,
         outcome: CallOutcome,
         label: str,
-        build: Callable[[CallOutcome], Sample] | None = None,
+        build: Callable[[CallOutcome], Sample],
     ) -> CallOutcome:
         """Make (or replay) one call; a successful one leaves its sample on ``outcome``.
 
-        ``build`` turns a successful outcome into its sample (default: the fields the runner
-        records); the sample is priced and committed to the store here, before any vote.
+        ``build`` turns a successful outcome into its sample (the runner's provenance); the
+        sample is priced and committed to the store here, before any vote.
         """
         key = document = None
         if self.store is not None:
@@ -176,26 +176,9 @@ class CallPath:
                 outcome=outcome,
                 label=label,
             )
-            completion = outcome.completion
-            if completion is not None and build is not None:
+            if outcome.completion is not None:
                 built = build(outcome)
                 sample = built.model_copy(update={"cost": self.pricing.cost(model, built.usage)})
-            elif completion is not None:
-                latency = None
-                if outcome.started is not None and outcome.finished is not None:
-                    latency = max(0.0, outcome.finished - outcome.started)
-                sample = Sample(
-                    text=completion.text,
-                    model=model.name,
-                    repeat=repeat,
-                    seed=request.seed,
-                    temperature=temperature,
-                    latency=latency,
-                    usage=completion.usage,
-                    finish_reason=completion.finish_reason,
-                    request_id=completion.request_id,
-                    cost=self.pricing.cost(model, completion.usage),
-                )
             if sample is not None:
                 if self.store is not None and key is not None and document is not None:
                     self.store.put(key, document, sample, run=self.run_name)

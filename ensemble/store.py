@@ -189,6 +189,8 @@ class Store:
         """Write and commit one successful sample (a failure is never stored)."""
         if not sample.ok:
             return
+        if sample.endpoint is not None:  # no user info or query (where keys could hide)
+            sample = sample.model_copy(update={"endpoint": _safe_endpoint(sample.endpoint)})
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO samples (key, request, sample, run, created) "

@@ -78,6 +78,8 @@ class Sample(_Frozen):
     cost: float | None = Field(default=None, ge=0)
     """USD this sample cost (its usage times its model's prices); ``None``: unpriced or no
     usage reported (never a silent 0)."""
+    endpoint: str | None = None
+    """Where the request went (the model's ``endpoint``, e.g. ``"openai@https://api.openai.com/v1"``)."""
 
     @model_validator(mode="after")
     def _text_or_error(self) -> Sample:
@@ -159,17 +161,31 @@ class MetricInfo(_Frozen):
     name: str
     settings: dict[str, SettingValue] = Field(default_factory=dict)
     version: str = "1"
+    ensemble: str | None = None
+    """The version of the library that computed the numbers (its segmentation, consensus and
+    diagnostics are shared by every metric); ``None`` in results saved before it was recorded."""
 
     @property
     def signature(self) -> str:
-        """A compact reproducibility signature, e.g. ``ngram|n:1|stem:yes|version:1``."""
+        """A compact reproducibility signature, e.g.
+        ``ngram|n:1|stem:yes|version:1|ensemble:0.1.0``: the metric's name, settings and
+        version, then the library's version."""
         parts = [self.name]
         for key in sorted(self.settings):
             value = self.settings[key]
             shown = ("yes" if value else "no") if isinstance(value, bool) else str(value)
             parts.append(f"{key}:{shown}")
         parts.append(f"version:{self.version}")
+        if self.ensemble is not None:
+            parts.append(f"ensemble:{self.ensemble}")
         return "|".join(parts)
+
+
+def metric_part(signature: str) -> str:
+    """``signature`` without its trailing ``|ensemble:<version>`` part: what identifies the
+    metric itself (used to match a calibration to a metric across library versions)."""
+    head, sep, tail = signature.rpartition("|ensemble:")
+    return head if sep and "|" not in tail else signature
 
 
 class CalibrationInfo(_Frozen):

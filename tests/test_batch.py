@@ -174,7 +174,7 @@ def test_cli_batch_writes_one_row_per_input_row_in_order(
     prices = tmp_path / "prices.json"
     prices.write_text('{"a": [1.0, 2.0]}')
     argv = [str(src), "-o", str(out), "--store", str(db), "-n", "2", "--prices", str(prices)]
-    assert cli(server, *argv) == 1  # some rows failed
+    assert cli(server, *argv) == 3  # some rows failed: EXIT_FAILED
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r.get("id") for r in rows] == ["x1", None, "x3", "x4", 5]
     assert rows[0]["consensus"]["text"] == "Answer to p1."
@@ -189,7 +189,7 @@ def test_cli_batch_writes_one_row_per_input_row_in_order(
     assert captured.out == "" and captured.err == ""  # piped: no bar, no summary
 
     first = out.read_text().splitlines()
-    assert cli(server, *argv) == 1
+    assert cli(server, *argv) == 3
     assert server.count() == sent + 2  # only the failed (400) calls are asked again
     again = out.read_text().splitlines()
     assert [again[i] for i in (0, 1, 3, 4)] == [first[i] for i in (0, 1, 3, 4)]
