@@ -222,6 +222,7 @@ def run_settings(ens: Ensemble) -> dict[str, Any]:
         "models": [[m.name, _safe_endpoint(m.endpoint)] for m in ens.models],
         "repeats": ens.repeats,
         "metric": ens._metric.info.signature,
+        "method": ens.method,
         "temperature": temperature,
         "seed": ens.seed,
         "max_tokens": ens.max_tokens,

@@ -186,6 +186,7 @@ def _demo(args: argparse.Namespace) -> int:
         metric=args.metric,
         threshold=args.threshold,
         calibration=args.calibration,
+        method=args.method,
     )
     _print_result(result, args)
     return EXIT_OK
@@ -293,6 +294,7 @@ def _ask(args: argparse.Namespace) -> int:
         system=args.system,
         max_tokens=args.max_tokens,
         calibration=args.calibration,
+        method=args.method,
     )
     reporter = Reporter(enabled=False if args.quiet else None)
     _start_local_servers(ens, reporter)
@@ -574,6 +576,13 @@ def _vote_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="map confidences to probabilities with a packaged calibration (ngram-wikibio, "
         "for --metric ngram) or a calibration JSON file; see docs/calibration.md",
+    )
+    parser.add_argument(
+        "--method",
+        choices=["select", "fuse"],
+        default="select",
+        help="select one sample (default) or fuse the sentences most models state "
+        "(see docs/fuse.md)",
     )
     parser.add_argument("--json", action="store_true", help="print the Consensus as JSON")
 

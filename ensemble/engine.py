@@ -14,7 +14,9 @@ Consensus, step by step:
    *other* successful sample; its confidence is the metric's aggregate (by default the mean).
 
 Scoring a given text is step 3 with the text in place of the candidate and every sample as
-evidence.
+evidence. With ``method="fuse"`` (:attr:`~ensemble.VoteSettings.method`) steps 2 and 3 are
+:mod:`ensemble.fuse`'s: the text is made of the sentences most samples state, then scored as
+a given text is.
 
 **One path, sync and async.** The steps are written once, as a generator that yields what it
 needs from the metric (the agreement matrix, the scores of a text) and receives the answer.
@@ -23,12 +25,19 @@ needs from the metric (the agreement matrix, the scores of a text) and receives 
 thread); :func:`consensus` / :func:`score` drive it with the sync methods, with no event loop
 at all for a pure metric, and through :mod:`ensemble._sync` (one fresh loop, refused inside a
 running one) for a metric that :attr:`~ensemble.Metric.is_async`.
+
+**The seam for another way of building the text.** :mod:`ensemble.fuse` writes its rule as
+steps of the same kind and reuses these, so fusion runs on both drivers with no preamble of
+its own: :func:`_vote` (the one preamble) and :class:`_Vote`, the asks :class:`_Segment` and
+:class:`_Agreement`, :func:`_scored_steps` (score a built text and make the result),
+:func:`_select_steps` and :func:`_full_agreement`, and the drivers :func:`_sync` /
+:func:`_adrive`. Change them together with ``ensemble/fuse.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -46,7 +55,7 @@ from ensemble.diagnostics import (
 )
 from ensemble.errors import CalibrationMismatchError, ConfigurationError, InvalidInputError
 from ensemble.metrics.base import FloatArray, Metric, MetricScores
-from ensemble.settings import VoteSettings, Weighting
+from ensemble.settings import Method, VoteSettings, Weighting
 from ensemble.types import Alert, Consensus, Sample, Span
 
 __all__ = ["aconsensus", "ascore", "consensus", "score"]
@@ -94,12 +103,13 @@ def _check_weights(weights: Sequence[float] | None, n: int) -> FloatArray | None
 @dataclass(frozen=True)
 class _Vote:
     """One call of :func:`consensus` / :func:`score`, validated: the samples, their explicit
-    weights, the prompt and the vote's settings."""
+    weights, the prompt, the vote's settings and (``method="fuse"``) the model families."""
 
     samples: tuple[Sample, ...]
     weights: FloatArray | None
     prompt: str | None
     settings: VoteSettings
+    families: Mapping[str, str] | None = None
 
     @property
     def metric(self) -> Metric:
@@ -116,9 +126,13 @@ def _vote(
     threshold: float | None,
     alarm: UniformityAlarm | None,
     calibration: Calibrator | str | Path | None,
+    method: Method = "select",
+    families: Mapping[str, str] | None = None,
 ) -> _Vote:
-    """The one preamble of the four public functions."""
+    """The one preamble of the public functions (and of :func:`ensemble.fuse.fuse`)."""
     all_samples = _as_samples(samples)
+    if families is not None and not isinstance(families, Mapping):
+        raise InvalidInputError("families must be a mapping from model name to family name")
     try:
         vs = VoteSettings.resolve(
             settings,
@@ -127,6 +141,7 @@ def _vote(
             threshold=threshold,
             alarm=alarm,
             calibration=calibration,
+            method=method,
         )
     except CalibrationMismatchError:
         raise
@@ -134,7 +149,7 @@ def _vote(
         if settings is not None:
             raise
         raise InvalidInputError(str(exc)) from None  # a bad argument of this call
-    return _Vote(all_samples, _check_weights(weights, len(all_samples)), prompt, vs)
+    return _Vote(all_samples, _check_weights(weights, len(all_samples)), prompt, vs, families)
 
 
 # --- the steps, written once -----------------------------------------------------------------
@@ -229,6 +244,16 @@ def choose_candidate(texts: Sequence[str], agreement: FloatArray) -> int:
 
 
 def _consensus_steps(vote: _Vote) -> _Steps:
+    """The steps of a consensus by the settings' method."""
+    if vote.settings.method == "fuse":
+        from ensemble.fuse import DEFAULT_RULE, fuse_steps  # fuse builds on this module
+
+        return (yield from fuse_steps(vote, DEFAULT_RULE))
+    return (yield from _select_steps(vote))
+
+
+def _select_steps(vote: _Vote) -> _Steps:
+    """``method="select"``: the minimum-Bayes-risk sample, scored against the others."""
     samples = vote.samples
     voters = [i for i, s in enumerate(samples) if s.ok]
     if not voters:
@@ -437,11 +462,23 @@ async def aconsensus(
     alarm: UniformityAlarm | None = DEFAULT_ALARM,
     calibration: Calibrator | str | Path | None = None,
     settings: VoteSettings | None = None,
+    method: Method = "select",
+    families: Mapping[str, str] | None = None,
 ) -> Consensus:
     """:func:`consensus` from async code: a metric that calls a model (an LLM judge) shares
     the caller's event loop and never blocks it; a CPU-bound metric runs in a worker thread."""
     vote = _vote(
-        samples, weights, prompt, settings, metric, weighting, threshold, alarm, calibration
+        samples,
+        weights,
+        prompt,
+        settings,
+        metric,
+        weighting,
+        threshold,
+        alarm,
+        calibration,
+        method=method,
+        families=families,
     )
     return await _adrive(_consensus_steps(vote), vote.metric)
 
@@ -457,6 +494,8 @@ def consensus(
     alarm: UniformityAlarm | None = DEFAULT_ALARM,
     calibration: Calibrator | str | Path | None = None,
     settings: VoteSettings | None = None,
+    method: Method = "select",
+    families: Mapping[str, str] | None = None,
 ) -> Consensus:
     """Choose the sample the others agree with most and give each of its spans a confidence.
 
@@ -474,15 +513,29 @@ def consensus(
     ``"ngram-wikibio"`` or a path to a calibration file) maps each confidence to the
     probability that the span is accurate before the threshold is applied.
 
+    ``method="fuse"`` builds the text from the sentences a majority of the samples (one vote
+    per model family; ``families`` maps model names to families) states, instead of choosing
+    one sample; see :func:`ensemble.fuse.fuse` and ``docs/fuse.md``.
+
     ``settings`` (an :class:`ensemble.VoteSettings`) gives ``metric``, ``weighting``,
-    ``threshold``, ``alarm`` and ``calibration`` at once; a keyword set to another value as
-    well is a :class:`~ensemble.errors.ConfigurationError`.
+    ``threshold``, ``alarm``, ``calibration`` and ``method`` at once; a keyword set to another
+    value as well is a :class:`~ensemble.errors.ConfigurationError`.
 
     The sync twin of :func:`aconsensus`: with a metric that :attr:`~ensemble.Metric.is_async`
     (an LLM judge) it cannot be called from a running event loop (use ``aconsensus`` there).
     """
     vote = _vote(
-        samples, weights, prompt, settings, metric, weighting, threshold, alarm, calibration
+        samples,
+        weights,
+        prompt,
+        settings,
+        metric,
+        weighting,
+        threshold,
+        alarm,
+        calibration,
+        method=method,
+        families=families,
     )
     return _sync(
         _consensus_steps(vote),

@@ -37,7 +37,7 @@ from ensemble.errors import ConfigurationError, ProviderError, ProviderHTTPError
 from ensemble.metrics.base import Metric
 from ensemble.models import get_model
 from ensemble.models.base import Model, Request
-from ensemble.settings import Limits, VoteSettings
+from ensemble.settings import Limits, Method, VoteSettings
 from ensemble.types import Consensus, Sample, SampleError
 
 if TYPE_CHECKING:
@@ -108,8 +108,11 @@ class Ensemble:
       (``"ngram-wikibio"``) or a calibration file, applied to the vote's confidences (checked
       against ``metric`` here, at construction; see ``docs/calibration.md``).
     - ``settings``: an :class:`~ensemble.VoteSettings` (metric, weighting, threshold, alarm,
-      calibration at once); ``metric`` and ``calibration`` are shorthand for it, and setting
-      one of them to another value as well is a :class:`~ensemble.errors.ConfigurationError`.
+      calibration, method at once); ``metric``, ``calibration`` and ``method`` are shorthand
+      for it, and setting one of them to another value as well is a
+      :class:`~ensemble.errors.ConfigurationError`.
+    - ``method``: ``"select"`` (one sample, the default) or ``"fuse"`` (the sentences most
+      models state; see ``docs/fuse.md``): :attr:`~ensemble.VoteSettings.method`.
     - ``limits``: an :class:`~ensemble.Limits` (``timeout``, ``deadline``,
       ``max_concurrency``, ``max_per_provider`` at once; the keywords are shorthand for it,
       with the same rule).
@@ -143,6 +146,7 @@ class Ensemble:
         calibration: Calibrator | str | Path | None = None,
         settings: VoteSettings | None = None,
         limits: Limits | None = None,
+        method: Method = "select",
         store: Store | None = None,
         prices: Mapping[str, Any] | None = None,
         budget: float | None = None,
@@ -164,7 +168,9 @@ class Ensemble:
         self.repeats = _count("repeats", repeats)
         # The vote's settings, resolved once (an unknown metric name raises UnknownNameError
         # and a calibration fitted for another metric CalibrationMismatchError, here).
-        self.settings = VoteSettings.resolve(settings, metric=metric, calibration=calibration)
+        self.settings = VoteSettings.resolve(
+            settings, metric=metric, calibration=calibration, method=method
+        )
         self.metric: str | Metric = metric if settings is None else self.settings.metric
         self._metric = self.settings.metric
         self.limits = Limits.resolve(
@@ -213,6 +219,7 @@ class Ensemble:
             raise ConfigurationError("system must be a string")
         self.system = system
         self.calibration: Calibrator | None = self.settings.calibration
+        self.method: Method = self.settings.method
         self._durable = _call_path(
             self, store=store, prices=prices, budget=budget, rate_limit=rate_limit
         )

@@ -1,6 +1,7 @@
 """The settings vocabulary: frozen value objects validated once, when they are built.
 
-* :class:`VoteSettings`: what a vote needs (metric, weighting, threshold, alarm, calibration),
+* :class:`VoteSettings`: what a vote needs (metric, weighting, threshold, alarm, calibration,
+  method),
   accepted as ``settings=`` by :func:`ensemble.consensus`, :func:`ensemble.score`,
   :class:`ensemble.Ensemble` and :class:`ensemble.Escalation`;
 * :class:`Limits`: how long and how wide a run may go (timeout, deadline, concurrency),
@@ -30,9 +31,12 @@ from ensemble.diagnostics import DEFAULT_ALARM, UniformityAlarm
 from ensemble.errors import ConfigurationError, UsageError
 from ensemble.metrics.base import Metric, get_metric
 
-__all__ = ["Limits", "VoteSettings", "Weighting"]
+__all__ = ["Limits", "Method", "VoteSettings", "Weighting"]
 
 Weighting = Literal["sample", "model"]
+#: How :func:`ensemble.consensus` builds the text: pick one sample, or fuse the sentences
+#: most samples state (``docs/fuse.md``).
+Method = Literal["select", "fuse"]
 
 
 def _describe(owner: str, exc: ValidationError) -> str:
@@ -95,7 +99,10 @@ class VoteSettings(_Settings):
     - ``threshold``: keep only spans with at least this confidence (``None``: all);
     - ``alarm``: the :class:`~ensemble.UniformityAlarm` settings (``None`` turns it off);
     - ``calibration``: a :class:`~ensemble.Calibrator`, a packaged name (``"ngram-wikibio"``)
-      or a file, resolved here and checked against ``metric``.
+      or a file, resolved here and checked against ``metric``;
+    - ``method``: ``"select"`` (the text is the sample the others agree with most) or
+      ``"fuse"`` (the sentences a majority of the models states; ``docs/fuse.md``). It is how
+      a consensus builds its text; :func:`ensemble.score` scores the text it is given.
     """
 
     metric: Metric
@@ -103,6 +110,7 @@ class VoteSettings(_Settings):
     threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     alarm: UniformityAlarm | None = DEFAULT_ALARM
     calibration: Calibrator | None = None
+    method: Method = "select"
 
     def __init__(
         self,
@@ -112,6 +120,7 @@ class VoteSettings(_Settings):
         threshold: float | None = None,
         alarm: UniformityAlarm | None = DEFAULT_ALARM,
         calibration: Calibrator | str | Path | None = None,
+        method: Method = "select",
     ) -> None:
         resolved = get_metric(metric)  # UnknownNameError lists the known names
         cal = load_calibration(calibration)
@@ -125,6 +134,7 @@ class VoteSettings(_Settings):
             threshold=threshold,
             alarm=alarm,
             calibration=cal,
+            method=method,
         )
 
     @classmethod
@@ -137,6 +147,7 @@ class VoteSettings(_Settings):
         threshold: float | None = None,
         alarm: UniformityAlarm | None = DEFAULT_ALARM,
         calibration: Calibrator | str | Path | None = None,
+        method: Method = "select",
     ) -> VoteSettings:
         """``settings`` checked against the shorthand keywords, or built from them."""
         given: dict[str, object] = {
@@ -145,6 +156,7 @@ class VoteSettings(_Settings):
             "threshold": threshold,
             "alarm": alarm,
             "calibration": calibration,
+            "method": method,
         }
         if settings is None:
             return cls(
@@ -153,6 +165,7 @@ class VoteSettings(_Settings):
                 threshold=threshold,
                 alarm=alarm,
                 calibration=calibration,
+                method=method,
             )
         if not isinstance(settings, VoteSettings):
             raise ConfigurationError(
@@ -169,6 +182,7 @@ class VoteSettings(_Settings):
             "threshold": self.threshold,
             "alarm": self.alarm,
             "calibration": self.calibration,
+            "method": self.method,
         }
         return VoteSettings(**{**current, **changes})
 
@@ -179,6 +193,7 @@ _VOTE_DEFAULTS: dict[str, object] = {
     "threshold": None,
     "alarm": DEFAULT_ALARM,
     "calibration": None,
+    "method": "select",
 }
 
 

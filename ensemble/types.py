@@ -18,8 +18,10 @@ __all__ = [
     "Alert",
     "AlertEvidence",
     "CalibrationInfo",
+    "Claim",
     "Consensus",
     "CostReport",
+    "DroppedClaim",
     "MetricInfo",
     "ModelAgreement",
     "ModelCost",
@@ -137,6 +139,13 @@ class Span(_Frozen):
     ``supporters`` also counts repeats of one model. Empty when the samples carry no model."""
     model_support: dict[str, float] = Field(default_factory=dict)
     """Mean support of this span by each model's voting samples (see ``docs/diagnostics.md``)."""
+    cluster: int | None = None
+    """``method="fuse"``: id of the claim (``Consensus.claims``) this span stands for."""
+    sources: tuple[int, ...] = ()
+    """``method="fuse"``: indices of the samples that state this claim in a sentence of their
+    own (the cluster's members), as opposed to ``supporters`` (the metric's verdict)."""
+    source_models: tuple[str, ...] = ()
+    """``method="fuse"``: distinct model names among ``sources`` (sorted)."""
 
     @model_validator(mode="after")
     def _check_offsets(self) -> Span:
@@ -153,6 +162,41 @@ class Span(_Frozen):
             if x is not None and not (0.0 <= x <= 1.0 and math.isfinite(x)):
                 raise ValueError("span support values must lie in [0, 1]")
         return v
+
+
+class Claim(_Frozen):
+    """One cluster of agreeing sentences of a fused consensus (see ``docs/fuse.md``)."""
+
+    cluster: int = Field(ge=0)
+    """The claim's id (``Span.cluster`` of the span that states it)."""
+    text: str
+    """The member sentence chosen to state the claim (the best supported one)."""
+    support: float = Field(ge=0.0, le=1.0)
+    """Share of the vote behind the claim: each model family (or, without model names, each
+    sample) has one vote, split evenly over its voting samples."""
+    sources: tuple[int, ...] = ()
+    """Indices (into ``Consensus.samples``) of the samples with a sentence in the cluster."""
+    backers: tuple[int, ...] = ()
+    """Indices of the samples whose vote ``support`` counts: ``sources``, plus, with
+    ``contain=``, the samples that state the claim inside a longer sentence."""
+    models: tuple[str, ...] = ()
+    """Distinct model names among ``sources`` (sorted; empty without model names)."""
+    position: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Median relative position of the members in their samples (0 first, 1 last)."""
+    members: int = Field(default=1, ge=1)
+    """Number of member sentences (a sample may repeat itself)."""
+
+
+class DroppedClaim(Claim):
+    """A claim left out of a fused consensus, and why."""
+
+    reason: Literal["minority", "conflict", "redundant"]
+    """``minority``: its support was below the quorum; ``conflict``: it reached the quorum
+    but contradicts a better-supported claim that was kept; ``redundant`` (only with
+    ``contain=``): it contains a kept claim or is contained in one."""
+    conflicts_with: int | None = None
+    """Id of the kept claim it contradicts (or, for ``redundant``, repeats), if any; a
+    minority claim may contradict one too."""
 
 
 class MetricInfo(_Frozen):
@@ -325,6 +369,13 @@ class Consensus(_Frozen):
     """The calibration that mapped raw confidences to probabilities (``None``: raw)."""
     cost: CostReport | None = None
     """Tokens and USD of the samples (set by ``Ensemble`` runs; ``None`` otherwise)."""
+    method: Literal["select", "fuse"] = "select"
+    """``select``: ``text`` is one sample (``candidate``); ``fuse``: ``text`` is made of the
+    samples' sentences that a majority states (see ``docs/fuse.md``)."""
+    claims: tuple[Claim, ...] = ()
+    """``method="fuse"``: the claims kept in ``text``, in text order."""
+    dropped: tuple[DroppedClaim, ...] = ()
+    """``method="fuse"``: the claims left out, with their support, sources and reason."""
 
     @property
     def confidence(self) -> float:
