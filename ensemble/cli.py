@@ -399,6 +399,8 @@ def _batch(args: argparse.Namespace) -> int:
             models=models,
             repeats=args.repeats,
             metric=args.metric,
+            calibration=args.calibration,
+            method=args.method,
             temperature=args.temperature,
             quorum=args.quorum,
             timeout=args.timeout,
@@ -501,6 +503,18 @@ def _add_batch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--api-key-env", metavar="VAR", default=None, help="variable holding its key"
     )
     batch.add_argument("--metric", default="ngram", help=f"one of {', '.join(available_metrics())}")
+    batch.add_argument(
+        "--calibration",
+        metavar="NAME|PATH",
+        default=None,
+        help="a packaged calibration or a calibration JSON file (docs/calibration.md)",
+    )
+    batch.add_argument(
+        "--method",
+        choices=["select", "fuse"],
+        default="select",
+        help="select one sample (default) or fuse the sentences most models state",
+    )
     batch.add_argument(
         "--concurrency",
         type=_positive_int,

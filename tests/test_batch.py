@@ -206,3 +206,17 @@ def test_cli_batch_budget_needs_max_tokens(
     assert cli(server, str(src), "-o", str(tmp_path / "o.jsonl"), "--budget", "1") == 2
     assert "max_tokens" in capsys.readouterr().err
     assert server.count() == 0
+
+
+def test_cli_batch_all_rows_ok_exits_0_and_fuses_with_method(
+    server: LoopbackServer, tmp_path: Any
+) -> None:
+    import json
+
+    server.respond_with(echo())
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_rows(src, ['{"id": 1, "prompt": "p1"}', '{"id": 2, "prompt": "p2"}'])
+    assert cli(server, str(src), "-o", str(out), "-n", "2", "--method", "fuse") == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["consensus"]["method"] for r in rows] == ["fuse", "fuse"]
+    assert rows[1]["consensus"]["text"] == "Answer to p2."

@@ -149,6 +149,26 @@ async def test_file_is_private_json_and_keyless(server: LoopbackServer, tmp_path
         assert s["text"].startswith("Canberra")
 
 
+async def test_a_stored_sample_keeps_its_endpoint_without_userinfo(tmp_path: Path) -> None:
+    from ensemble import FunctionModel
+
+    class Leaky(FunctionModel):  # an adapter of one's own whose endpoint shows a key
+        @property
+        def endpoint(self) -> str:
+            return f"custom@https://user:{CANARY}@host.example/v1?key={CANARY}"
+
+    path = tmp_path / "s.db"
+    store = Store(path)
+    e = Ensemble(models=[Leaky(lambda p: "Canberra.", name="leaky")], repeats=1, store=store)
+    result = await run(e)
+    store.close()
+    assert result.samples[0].ok and CANARY in (result.samples[0].endpoint or "")
+    assert CANARY.encode() not in path.read_bytes()
+    with sqlite3.connect(path) as db:
+        (sample,) = db.execute("SELECT sample FROM samples").fetchone()
+    assert json.loads(sample)["endpoint"] == "custom@https://host.example/v1"
+
+
 def test_endpoint_userinfo_and_query_never_reach_the_key() -> None:
     from ensemble.store import _safe_endpoint
 
