@@ -14,7 +14,8 @@ instead, which serves it from the store or makes it through the same retry loop 
 layer's hooks around every attempt (the budget reservation, the rate limits, the 429 pause),
 and commits the sample that ``build`` makes of it before anything votes; that sample comes
 back on :attr:`Returned.sample` and is kept whatever happens to the others. The judge's
-calls go through the same fan-out without one.
+calls go through the same fan-out without one; a ``limits.rate_limit`` paces them all the
+same (and a 429 pauses their endpoint), through a durable layer of rate limits alone.
 """
 
 from __future__ import annotations
@@ -82,12 +83,21 @@ async def fan_out(
         raise TypeError("fan_out(durable=...) needs build=")
     if not calls:
         return []
+    if durable is None and limits.rate_limit is not None:
+        from ensemble._budget import Pricing
+        from ensemble._durable import CallPath
+
+        pacer: CallPath | None = CallPath(
+            store=None, pricing=Pricing(None), budget=None, rate_limit=limits.rate_limit
+        )
+    else:
+        pacer = durable
     deadline = limits.deadline
     state = CallState(
         max_concurrency=limits.max_concurrency,
         max_per_endpoint=limits.max_per_provider,
         deadline_at=None if deadline is None else time.monotonic() + deadline,
-        hooks=durable,
+        hooks=pacer,
     )
     outcomes = [CallOutcome() for _ in calls]
 

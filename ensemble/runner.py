@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ensemble._budget import Budget, Pricing
 from ensemble._durable import CallPath, annotate
 from ensemble._fanout import Call, Returned, fan_out
-from ensemble._limits import RateLimit, rate_limit_from
+from ensemble._limits import RateLimit
 from ensemble._retry import RetryPolicy
 from ensemble._sync import run_sync
 from ensemble.calibration import Calibrator
@@ -124,7 +124,8 @@ class Ensemble:
     - ``budget``: a cap in USD on what this ensemble spends; needs ``max_tokens`` and a price
       for every model. Calls that would cross it are not sent; the vote says so.
     - ``rate_limit``: requests per second per endpoint, or an :class:`~ensemble.RateLimit`
-      (also tokens per minute), shared with every run in the process on that endpoint.
+      (also tokens per minute), shared with every run in the process on that endpoint;
+      shorthand for :attr:`~ensemble.Limits.rate_limit` (same rule as the other limits).
     """
 
     def __init__(
@@ -179,6 +180,7 @@ class Ensemble:
             deadline=deadline,
             max_concurrency=max_concurrency,
             max_per_provider=max_per_provider,
+            rate_limit=rate_limit,
         )
         self.timeout = self.limits.timeout
         self.deadline = self.limits.deadline
@@ -220,9 +222,7 @@ class Ensemble:
         self.system = system
         self.calibration: Calibrator | None = self.settings.calibration
         self.method: Method = self.settings.method
-        self._durable = _call_path(
-            self, store=store, prices=prices, budget=budget, rate_limit=rate_limit
-        )
+        self._durable = _call_path(self, store=store, prices=prices, budget=budget)
         self.store = store
         self.budget = self._durable.budget
         self.rate_limit = self._durable.rate_limit
@@ -443,9 +443,9 @@ def _call_path(
     store: Store | None,
     prices: Mapping[str, Any] | None,
     budget: float | None,
-    rate_limit: float | RateLimit | None,
 ) -> CallPath:
-    """Validate ``store``, ``prices``, ``budget`` and ``rate_limit`` (see docs/durable.md)."""
+    """Validate ``store``, ``prices`` and ``budget`` (see docs/durable.md); the rate limit
+    comes from :attr:`Ensemble.limits`."""
     from ensemble.store import Store
 
     if store is not None and not isinstance(store, Store):
@@ -467,7 +467,7 @@ def _call_path(
         store=store,
         pricing=pricing,
         budget=None if cap is None else Budget(cap),
-        rate_limit=rate_limit_from(rate_limit),
+        rate_limit=ens.limits.rate_limit,
     )
 
 

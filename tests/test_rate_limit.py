@@ -108,3 +108,48 @@ async def test_tokens_per_minute_are_accepted(server: LoopbackServer) -> None:
 def test_bad_rate_limits(server: LoopbackServer, bad: Any) -> None:
     with pytest.raises(errors.ConfigurationError, match="rate_limit"):
         ens(server, rate_limit=bad)
+
+
+def test_rate_limit_is_one_of_the_limits() -> None:
+    from ensemble import FunctionModel, Limits
+
+    m = FunctionModel(lambda p: "ok", name="f")
+    assert Limits(rate_limit=10).rate_limit == RateLimit(requests_per_second=10.0)
+    shorthand = Ensemble(models=[m], rate_limit=10.0)
+    assert shorthand.limits == Limits(rate_limit=10.0)
+    assert shorthand.rate_limit == RateLimit(requests_per_second=10.0)
+    given = Ensemble(models=[m], limits=Limits(rate_limit=RateLimit(tokens_per_minute=600)))
+    assert given.rate_limit == RateLimit(tokens_per_minute=600)
+    with pytest.raises(errors.ConfigurationError, match="rate_limit"):
+        Ensemble(models=[m], limits=Limits(rate_limit=5.0), rate_limit=10.0)
+    with pytest.raises(errors.ConfigurationError, match="rate_limit"):
+        Limits(rate_limit=-1.0)
+
+
+async def test_the_fan_out_paces_without_a_durable_layer() -> None:
+    """The LLM judge's calls go through fan_out without a store: Limits.rate_limit still
+    paces them."""
+    from ensemble import FunctionModel, Limits
+    from ensemble._fanout import Call, fan_out
+
+    class Paced(FunctionModel):
+        @property
+        def endpoint(self) -> str:
+            return "function@pacing-test"
+
+    times: list[float] = []
+
+    def answer(prompt: str) -> str:
+        times.append(time.monotonic())
+        return "ok"
+
+    calls = [Call(Paced(answer, name="f"), Request(prompt=str(i)), f"f#{i}") for i in range(6)]
+    paced = Limits(deadline=None, rate_limit=5.0)
+    returned = await fan_out(calls, limits=paced, retry=FAST)
+    assert all(r.completion is not None for r in returned)
+    assert len(times) == 6 and times[-1] - times[0] >= 0.9  # 6 at 5/s: at least 1 s apart
+    assert busiest_second(times) <= 5
+    times.clear()
+    started = time.monotonic()
+    await fan_out(calls, limits=Limits(deadline=None), retry=FAST)
+    assert len(times) == 6 and time.monotonic() - started < 0.5  # unpaced without it
