@@ -5,13 +5,15 @@ Nothing here performs I/O. (The module is not called ``consensus`` so that the p
 
 Consensus, step by step:
 
-1. the successful samples are the voters; failures are kept in the result but never vote;
+1. the successful samples are the voters; failures are kept in the result but never vote, and
+   neither do empty (white-space-only) answers, which are kept and reported in an alert
+   (``"empty_samples"``, or ``"all_empty"`` when there is nothing else);
 2. the metric's pairwise agreement ``A[i, j]`` (how well sample ``i`` is supported by sample
    ``j``) is symmetrised, and the candidate is the sample with the highest mean agreement with
    the others (minimum Bayes risk); ties go to the lexicographically smallest text, so the order
    of the samples never changes the result;
 3. the candidate is split into the metric's spans and each span is scored against every
-   *other* successful sample; its confidence is the metric's aggregate (by default the mean).
+   *other* voter; its confidence is the metric's aggregate (by default the mean).
 
 Scoring a given text is step 3 with the text in place of the candidate and every sample as
 evidence. With ``method="fuse"`` (:attr:`~ensemble.VoteSettings.method`) steps 2 and 3 are
@@ -29,8 +31,10 @@ running one) for a metric that :attr:`~ensemble.Metric.is_async`.
 **The seam for another way of building the text.** :mod:`ensemble.fuse` writes its rule as
 steps of the same kind and reuses these, so fusion runs on both drivers with no preamble of
 its own: :func:`_vote` (the one preamble) and :class:`_Vote`, the asks :class:`_Segment` and
-:class:`_Agreement`, :func:`_scored_steps` (score a built text and make the result),
-:func:`_select_steps` and :func:`_full_agreement`, and the drivers :func:`_sync` /
+:class:`_Agreement`, :func:`_scored_steps` (score a built text and make the result; it checks
+the metric's scores, :func:`~ensemble.metrics.base.check_scores`, and adds the empty-answer
+alerts), :func:`_select_steps` and :func:`_full_agreement`, :func:`_evidence` (the samples that
+vote: successful and not empty, :func:`_is_empty`), and the drivers :func:`_sync` /
 :func:`_adrive`. Change them together with ``ensemble/fuse.py``.
 """
 
@@ -54,7 +58,7 @@ from ensemble.diagnostics import (
     model_support,
 )
 from ensemble.errors import CalibrationMismatchError, ConfigurationError, InvalidInputError
-from ensemble.metrics.base import FloatArray, Metric, MetricScores
+from ensemble.metrics.base import FloatArray, Metric, MetricScores, check_scores
 from ensemble.settings import Method, VoteSettings, Weighting
 from ensemble.types import Alert, Consensus, Sample, Span
 
@@ -255,9 +259,11 @@ def _consensus_steps(vote: _Vote) -> _Steps:
 def _select_steps(vote: _Vote) -> _Steps:
     """``method="select"``: the minimum-Bayes-risk sample, scored against the others."""
     samples = vote.samples
-    voters = [i for i, s in enumerate(samples) if s.ok]
-    if not voters:
+    if not any(s.ok for s in samples):
         raise InvalidInputError("every sample failed; there is nothing to build a consensus from")
+    voters = _evidence(samples)
+    if not voters:  # every answer is empty: a result that says so, not an empty "consensus"
+        return (yield from _scored_steps(vote, "", [], evidence=[], candidate=None, agreement=()))
     texts = [samples[i].text or "" for i in voters]
     matrix: FloatArray = yield _Agreement(texts)
     local = choose_candidate(texts, matrix)
@@ -285,7 +291,7 @@ def _score_steps(vote: _Vote, text: str | None, sentences: Sequence[str] | None)
             vote,
             text,
             offsets,
-            evidence=[i for i, s in enumerate(vote.samples) if s.ok],
+            evidence=_evidence(vote.samples),
             candidate=None,
             agreement=(),
         )
@@ -306,12 +312,17 @@ def _scored_steps(
     vs = vote.settings
     samples = vote.samples
     w, rule = _evidence_weights(vote.weights, samples, evidence, vs.weighting)
-    scores: MetricScores = yield _Evaluate(
+    asked: MetricScores = yield _Evaluate(
         text, offsets, [samples[i].text or "" for i in evidence], w
     )
+    scores = check_scores(vote.metric, asked, len(offsets), len(evidence))
     confidence = scores.confidence if vs.calibration is None else vs.calibration(scores.confidence)
     breakdown = agreement_breakdown(samples, agreement) if agreement else None
-    alerts = _no_evidence_alert(len(evidence)) + _abstention_alert(scores.support)
+    alerts = (
+        _empty_alerts(samples)
+        + _no_evidence_alert(len(evidence))
+        + _abstention_alert(scores.support)
+    )
     if vs.alarm is not None:
         alerts += vs.alarm.check(
             samples, agreement=agreement, breakdown=breakdown, prompt=vote.prompt
@@ -376,6 +387,46 @@ def _no_evidence_alert(n_voters: int) -> tuple[Alert, ...]:
         Alert(
             kind="no_evidence",
             message="no other successful sample to compare with: every confidence is 0",
+            severity="info",
+        ),
+    )
+
+
+def _is_empty(sample: Sample) -> bool:
+    """An answer with no text but white space: an abstention, never a vote (nor a candidate)."""
+    return sample.ok and not (sample.text or "").strip()
+
+
+def _evidence(samples: Sequence[Sample]) -> list[int]:
+    """The samples that vote: successful and not empty (:func:`_is_empty`)."""
+    return [i for i, s in enumerate(samples) if s.ok and not _is_empty(s)]
+
+
+def _empty_alerts(samples: Sequence[Sample]) -> tuple[Alert, ...]:
+    """Record the empty answers: one info alert, or a critical one when every answer is empty."""
+    empty = [i for i, s in enumerate(samples) if _is_empty(s)]
+    if not empty:
+        return ()
+    if len(empty) == sum(1 for s in samples if s.ok):
+        return (
+            Alert(
+                kind="all_empty",
+                message=(
+                    f"every successful sample ({len(empty)}) is empty or white space only: "
+                    "there is no answer to vote on"
+                ),
+                score=1.0,
+                severity="critical",
+            ),
+        )
+    return (
+        Alert(
+            kind="empty_samples",
+            message=(
+                f"samples {empty} are empty or white space only; they abstain "
+                "(neither candidate nor evidence)"
+            ),
+            score=len(empty) / len(samples),
             severity="info",
         ),
     )

@@ -8,6 +8,7 @@ how the library is called (:class:`UsageError`) is kept apart from a failure of 
     EnsembleError
     ├── UsageError                     your mistake; also a ValueError
     │   ├── InvalidInputError          bad samples / text / sentences / thresholds
+    │   │   └── MetricOutputError      a metric returned a wrong shape / out-of-range values
     │   ├── UnknownNameError           unknown metric or model spec; lists the known names
     │   ├── ConfigurationError         invalid settings (repeats, quorum, base_url, ...)
     │   │   ├── CalibrationMismatchError   a calibrator fitted for another metric's confidences
@@ -51,6 +52,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidResponseError",
     "LocalServerError",
+    "MetricOutputError",
     "MissingAPIKeyError",
     "MissingDependencyError",
     "ModelNotAvailableError",
@@ -82,6 +84,12 @@ class UsageError(EnsembleError, ValueError):
 
 class InvalidInputError(UsageError):
     """Samples, text, sentences or another argument has the wrong type or value."""
+
+
+class MetricOutputError(InvalidInputError):
+    """A metric (typically a custom one) returned support or confidences the library cannot
+    use: a wrong shape, values outside [0, 1] or infinite, or an unknown granularity. The
+    message names the metric. (NaN support is not an error: it is an abstention.)"""
 
 
 class UnknownNameError(UsageError, LookupError):

@@ -410,7 +410,7 @@ def fuse_steps(vote: engine._Vote, rule: Rule) -> engine._Steps:
             f"method='fuse' needs a sentence-level metric; {metric_obj.name!r} scores "
             f"{metric_obj.granularity}s"
         )
-    voters = [i for i, s in enumerate(all_samples) if s.ok and (s.text or "").strip()]
+    voters = engine._evidence(all_samples)  # failures and empty answers never vote
     if not voters:
         # Nothing to fuse (every sample failed or is empty): what select gives.
         selected: Consensus = yield from engine._select_steps(vote)
@@ -461,7 +461,7 @@ def fuse_steps(vote: engine._Vote, rule: Rule) -> engine._Steps:
         vote,
         text,
         offsets,
-        evidence=[i for i, s in enumerate(all_samples) if s.ok],
+        evidence=voters,
         candidate=None,
         agreement=engine._full_agreement(voter_matrix, voters, len(all_samples)),
     )

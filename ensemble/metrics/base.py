@@ -43,7 +43,7 @@ import numpy.typing as npt
 from ensemble import segment
 from ensemble._plugins import entry_point_targets, load_target
 from ensemble._version import __version__
-from ensemble.errors import InvalidInputError, UnknownNameError
+from ensemble.errors import InvalidInputError, MetricOutputError, UnknownNameError
 from ensemble.types import MetricInfo, SettingValue
 
 __all__ = [
@@ -52,12 +52,17 @@ __all__ = [
     "Metric",
     "MetricScores",
     "available_metrics",
+    "check_scores",
+    "check_support",
     "get_metric",
     "register_metric",
 ]
 
 FloatArray = npt.NDArray[np.float64]
 Granularity = Literal["sentence", "token", "text"]
+GRANULARITIES: tuple[str, ...] = ("sentence", "token", "text")
+#: Support or confidence this far outside [0, 1] is floating-point noise, clipped silently.
+_SLACK = 1e-9
 Offsets = Sequence[tuple[int, int]]
 
 
@@ -93,6 +98,12 @@ class Metric(abc.ABC):
     symmetric: ClassVar[bool] = False
     version: ClassVar[str] = "1"
 
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        declared = cls.__dict__.get("granularity")
+        if declared is not None and not isinstance(declared, property):  # a property: at use
+            _check_granularity(cls.__name__, declared)
+
     def settings(self) -> dict[str, SettingValue]:
         """The settings that, with ``name`` and ``version``, reproduce this metric's numbers."""
         return {}
@@ -109,6 +120,7 @@ class Metric(abc.ABC):
 
     def segment(self, text: str) -> list[tuple[int, int]]:
         """Split ``text`` into the spans this metric scores, as character offsets."""
+        _check_granularity(type(self).__name__, self.granularity)
         if self.granularity == "sentence":
             return segment.sentences(text)
         if self.granularity == "token":
@@ -173,18 +185,12 @@ class Metric(abc.ABC):
 
     def _scores(
         self,
-        support: FloatArray,
+        support: object,
         spans: Offsets,
         samples: Sequence[str],
         weights: FloatArray | None,
     ) -> MetricScores:
-        sup = np.asarray(support, dtype=np.float64)
-        if sup.shape != (len(spans), len(samples)):
-            raise ValueError(
-                f"{type(self).__name__}.support returned shape {sup.shape}, "
-                f"expected {(len(spans), len(samples))}"
-            )
-        sup = np.clip(sup, 0.0, 1.0)
+        sup = check_support(self, support, len(spans), len(samples))
         return MetricScores(sup, weighted_mean(sup, weights))
 
     def agreement(self, texts: Sequence[str]) -> FloatArray:
@@ -197,7 +203,7 @@ class Metric(abc.ABC):
         out = np.eye(len(texts), dtype=np.float64)
         for i, spans, others in self._agreement_rows(texts, out):
             sup = self.support(texts[i], spans, [texts[j] for j in others])
-            out[i, others] = _row_agreement(sup, spans)
+            out[i, others] = _row_agreement(self, sup, spans, len(others))
         return out
 
     async def aagreement(self, texts: Sequence[str]) -> FloatArray:
@@ -210,7 +216,7 @@ class Metric(abc.ABC):
         rows = await asyncio.to_thread(self._agreement_rows, texts, out)  # segmentation
         for i, spans, others in rows:
             sup = await self.asupport(texts[i], spans, [texts[j] for j in others])
-            out[i, others] = _row_agreement(sup, spans)
+            out[i, others] = _row_agreement(self, sup, spans, len(others))
         return out
 
     def _agreement_rows(
@@ -236,11 +242,73 @@ class Metric(abc.ABC):
         model's connections); the metric stays usable."""
 
 
-def _row_agreement(support: FloatArray, spans: Offsets) -> FloatArray:
-    """Length-weighted mean support of ``spans`` (rows) for each other text (columns)."""
-    sup = np.clip(np.asarray(support, dtype=np.float64), 0.0, 1.0)
+def _row_agreement(metric: Metric, support: object, spans: Offsets, n_others: int) -> FloatArray:
+    """Length-weighted mean support of ``spans`` (rows) for each other text (columns), the
+    support validated first (:func:`check_support`)."""
+    sup = check_support(metric, support, len(spans), n_others)
     lengths = np.array([max(b - a, 1) for a, b in spans], dtype=np.float64)
     return weighted_mean(sup.T, lengths)
+
+
+def _check_granularity(owner: str, granularity: object) -> None:
+    if granularity not in GRANULARITIES:
+        raise MetricOutputError(
+            f"{owner}.granularity is {granularity!r}; it must be one of "
+            + ", ".join(repr(g) for g in GRANULARITIES)
+        )
+
+
+def _metric_label(metric: object) -> str:
+    name = getattr(metric, "name", None)
+    return f"metric {name!r} ({type(metric).__name__})" if name else type(metric).__name__
+
+
+def _checked(metric: object, what: str, values: object, shape: tuple[int, ...]) -> FloatArray:
+    """``values`` as a float array of ``shape`` in [0, 1] (NaN allowed), or a clear error."""
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise MetricOutputError(
+            f"{_metric_label(metric)} returned {what} that is not an array of numbers: {exc}"
+        ) from None
+    if arr.shape != shape:
+        raise MetricOutputError(
+            f"{_metric_label(metric)} returned {what} of shape {arr.shape}, expected {shape}"
+        )
+    finite = arr[~np.isnan(arr)]
+    if finite.size and (
+        not np.isfinite(finite).all() or finite.min() < -_SLACK or finite.max() > 1.0 + _SLACK
+    ):
+        bad = finite[~np.isfinite(finite) | (finite < -_SLACK) | (finite > 1.0 + _SLACK)]
+        raise MetricOutputError(
+            f"{_metric_label(metric)} returned {what} outside [0, 1] (e.g. {float(bad[0])!r}); "
+            "values must lie in [0, 1], with NaN for an abstention"
+        )
+    return np.clip(arr, 0.0, 1.0)
+
+
+def check_support(metric: object, support: object, n_spans: int, n_samples: int) -> FloatArray:
+    """Validate a metric's support matrix: shape ``(n_spans, n_samples)``, values in [0, 1]
+    or NaN (an abstention). Raises :class:`~ensemble.errors.MetricOutputError` naming the
+    metric otherwise."""
+    return _checked(metric, "support", support, (n_spans, n_samples))
+
+
+def check_scores(metric: object, scores: object, n_spans: int, n_samples: int) -> MetricScores:
+    """Validate what :meth:`Metric.evaluate` returned (see :func:`check_support`); the
+    confidences must be numbers in [0, 1] (not NaN: a span with no verdict has confidence 0)."""
+    if not isinstance(scores, MetricScores):
+        raise MetricOutputError(
+            f"{_metric_label(metric)}.evaluate returned {type(scores).__name__}, not a MetricScores"
+        )
+    support = check_support(metric, scores.support, n_spans, n_samples)
+    confidence = _checked(metric, "confidence", scores.confidence, (n_spans,))
+    if np.isnan(confidence).any():
+        raise MetricOutputError(
+            f"{_metric_label(metric)} returned a NaN confidence; use 0.0 for a span nothing "
+            "supports (NaN is for abstentions in the support matrix)"
+        )
+    return MetricScores(support, confidence)
 
 
 def weighted_mean(support: FloatArray, weights: FloatArray | None) -> FloatArray:
