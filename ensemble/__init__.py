@@ -7,6 +7,7 @@ an underscore is private. The guides live in ``docs/``.
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from ensemble import errors, evaluation
+from ensemble._limits import RateLimit
 from ensemble._retry import RetryPolicy
 from ensemble._version import __version__
 from ensemble.adaptive import Escalation, SequentialStopping, Tier
@@ -26,6 +27,7 @@ from ensemble.models.function import FunctionModel
 from ensemble.models.scripted import ScriptedModel
 from ensemble.runner import Ensemble
 from ensemble.settings import Limits, VoteSettings
+from ensemble.store import Store
 from ensemble.types import (
     AgreementBreakdown,
     Alert,
@@ -33,9 +35,11 @@ from ensemble.types import (
     CalibrationInfo,
     Claim,
     Consensus,
+    CostReport,
     DroppedClaim,
     MetricInfo,
     ModelAgreement,
+    ModelCost,
     Sample,
     SampleError,
     SamplingReport,
@@ -59,6 +63,7 @@ __all__ = [
     "CombinedMetric",
     "Completion",
     "Consensus",
+    "CostReport",
     "DroppedClaim",
     "Ensemble",
     "EntailmentBackend",
@@ -74,10 +79,12 @@ __all__ = [
     "MetricScores",
     "Model",
     "ModelAgreement",
+    "ModelCost",
     "NLIBackend",
     "NgramMetric",
     "OpenAIModel",
     "PrefixMetric",
+    "RateLimit",
     "Request",
     "RetryPolicy",
     "Sample",
@@ -88,6 +95,7 @@ __all__ = [
     "SequentialStopping",
     "SimilarityBackend",
     "Span",
+    "Store",
     "Tier",
     "TierRun",
     "UniformityAlarm",

@@ -25,17 +25,21 @@ import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from pydantic import Field, model_validator
 
+from ensemble._limits import batch_slot, endpoint_slot
 from ensemble._validate import Flag, Int, Number, Settings
 from ensemble.errors import (
     AuthenticationError,
+    EnsembleError,
     InvalidResponseError,
     ProviderError,
     ProviderTimeoutError,
 )
 from ensemble.models.base import Completion, Model, Request
+from ensemble.types import Sample
 
 __all__ = ["CallOutcome", "CallState", "RetryPolicy", "call_with_retries"]
 
@@ -87,6 +91,22 @@ class RetryPolicy(Settings):
         return wait
 
 
+class AttemptHooks(Protocol):
+    """Called around every attempt (``ensemble._durable.CallPath``: budget, rate limits)."""
+
+    async def before_attempt(self, model: Model, request: Request) -> Any:
+        """Right before sending; raising a non-provider error fails the call unsent."""
+
+    def after_attempt(
+        self,
+        model: Model,
+        ticket: Any,
+        completion: Completion | None,
+        error: BaseException | None,
+    ) -> None:
+        """After the attempt ended (also when it was cancelled: both are ``None``)."""
+
+
 @dataclass
 class CallState:
     """What the calls of one run share: limits, refused endpoints, the deadline."""
@@ -97,18 +117,16 @@ class CallState:
     """``time.monotonic()`` value after which no retry is started."""
     refused: dict[str, AuthenticationError] = field(default_factory=dict)
     rng: random.Random = field(default_factory=random.Random)
+    hooks: AttemptHooks | None = None
     _all: asyncio.Semaphore | None = None
-    _per: dict[str, asyncio.Semaphore] = field(default_factory=dict)
 
     @contextlib.asynccontextmanager
     async def slot(self, endpoint: str) -> AsyncIterator[None]:
-        """Hold one overall and one per-endpoint slot for the duration of an attempt."""
+        """Hold one per-endpoint slot (shared by every run in the process, see
+        :mod:`ensemble._limits`), one of this run's and one of its batch's (if any)."""
         if self._all is None:
             self._all = asyncio.Semaphore(self.max_concurrency)
-        per = self._per.get(endpoint)
-        if per is None:
-            per = self._per[endpoint] = asyncio.Semaphore(self.max_per_endpoint)
-        async with per, self._all:
+        async with endpoint_slot(endpoint, self.max_per_endpoint), self._all, batch_slot():
             yield
 
 
@@ -122,6 +140,8 @@ class CallOutcome:
     started: float | None = None
     """``time.perf_counter()`` at the first attempt (``None``: no attempt was made)."""
     finished: float | None = None
+    sample: Sample | None = None
+    """The sample of a successful (or stored) call, once it is built."""
 
 
 def _refused_error(model: Model, refused: AuthenticationError) -> AuthenticationError:
@@ -159,16 +179,26 @@ async def call_with_retries(
             if endpoint in state.refused:  # refused while this call waited for a slot
                 out.error = _refused_error(model, state.refused[endpoint])
                 return out
+            ticket: Any = None
+            if state.hooks is not None:
+                try:
+                    ticket = await state.hooks.before_attempt(model, request)
+                except EnsembleError as exc:  # e.g. the budget: not sent, not retried
+                    out.error = exc
+                    out.finished = time.perf_counter()
+                    return out
             out.attempts += 1
             if out.started is None:
                 out.started = time.perf_counter()
+            completion = None
+            error: BaseException | None = None
             try:
                 if timeout is None:
                     completion = await model.agenerate(request)
                 else:
                     completion = await asyncio.wait_for(model.agenerate(request), timeout)
             except ProviderError as exc:
-                error: BaseException = exc
+                error = exc
             except asyncio.TimeoutError:  # TimeoutError from 3.11 on
                 error = ProviderTimeoutError(
                     f"no answer within the attempt timeout of {timeout:g} s",
@@ -176,7 +206,14 @@ async def call_with_retries(
                 )
             except Exception as exc:  # a misbehaving adapter must not sink the run
                 error = exc
-            else:
+            except BaseException:  # cancelled mid-attempt: the hooks must know
+                if state.hooks is not None:
+                    state.hooks.after_attempt(model, ticket, None, None)
+                raise
+            if state.hooks is not None:
+                answered = completion if isinstance(completion, Completion) else None
+                state.hooks.after_attempt(model, ticket, answered, error)
+            if error is None:
                 if isinstance(completion, Completion):
                     out.completion = completion
                     out.error = None

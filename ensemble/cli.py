@@ -4,10 +4,12 @@
 prints the consensus with each sentence's confidence; no model, key or network is needed.
 ``ensemble ask PROMPT -m SPEC ... -n REPEATS`` asks real models (default: ``local``) and prints
 their consensus the same way, with the models behind each span and any failures.
+``ensemble batch INPUT.jsonl -o OUTPUT.jsonl`` runs many prompts, with a store, a budget and
+rate limits (``docs/durable.md``).
 
 Exit status (see ``docs/cli.md``): 0 success; 2 a usage error (bad option, empty prompt, unknown
-model, missing key); 3 the run failed (providers failed, quorum not met); 130 interrupted
-(Ctrl-C), after the local model server was stopped.
+model, missing key); 3 the run failed (providers failed, quorum not met; for ``batch``: at least
+one row failed); 130 interrupted (Ctrl-C), after the local model server was stopped.
 
 Adding a subcommand: write ``_add_NAME(sub)`` that builds its parser and sets
 ``func=_NAME`` (a function ``(args) -> int``), and list it in :data:`_SUBCOMMANDS`. Options that
@@ -26,6 +28,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.text import Text
@@ -356,6 +359,186 @@ def _add_ask(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ask.set_defaults(func=_ask)
 
 
+# --- batch ----------------------------------------------------------------------------------
+
+
+def _load_prices(path: str | None) -> dict[str, Any] | None:
+    """``--prices FILE``: ``{"model": [input, output]}`` (or a model card's ``price_in`` /
+    ``price_out``) in USD per million tokens."""
+    if path is None:
+        return None
+    try:
+        raw = json.loads(Path(path).read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read the prices file {path}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise UsageError(f"{path}: prices are an object of name -> [input, output]")
+    out: dict[str, Any] = {}
+    for name, value in raw.items():
+        if isinstance(value, dict):  # {"price_in": .., "price_out": ..} as in a model card
+            value = (value.get("price_in"), value.get("price_out"))
+        out[name] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from ensemble.batch import read_rows, run_jsonl
+    from ensemble.runner import Ensemble
+    from ensemble.store import Store
+
+    try:
+        lines = Path(args.input).read_text("utf-8").splitlines()
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.input}: {exc}") from exc
+    rows = read_rows(lines)
+    models = _models(args)
+    prices = _load_prices(args.prices)
+    store = Store(args.store) if args.store else None
+    try:
+        ens = Ensemble(
+            models=models,
+            repeats=args.repeats,
+            metric=args.metric,
+            calibration=args.calibration,
+            method=args.method,
+            temperature=args.temperature,
+            quorum=args.quorum,
+            timeout=args.timeout,
+            deadline=args.deadline,
+            seed=args.seed,
+            max_tokens=args.max_tokens,
+            system=args.system,
+            max_concurrency=args.concurrency,
+            max_per_provider=args.concurrency,
+            store=store,
+            prices=prices,
+            budget=args.budget,
+            rate_limit=args.rate_limit,
+        )
+    except BaseException:
+        if store is not None:
+            store.close()
+        raise
+    run = args.run or (f"batch:{Path(args.input).resolve()}" if store else None)
+    bar: Any = None
+    if sys.stderr.isatty() and not args.quiet:
+        import importlib
+
+        try:  # tqdm is optional: no bar without it
+            tqdm: Any = importlib.import_module("tqdm").tqdm
+        except ImportError:  # pragma: no cover
+            tqdm = None
+        if tqdm is not None:
+            import shutil
+
+            width = shutil.get_terminal_size((100, 20)).columns or 100
+            bar = tqdm(total=len(rows), unit="prompt", file=sys.stderr, ncols=width)
+
+    def progress(done: int, failed: int, spent: float) -> None:
+        if bar is not None:
+            bar.n = done
+            bar.set_postfix_str(f"failed {failed}, spent ${spent:.4f}", refresh=False)
+            bar.refresh()
+
+    out_path = Path(args.output)
+    partial = out_path.with_name(out_path.name + ".partial")
+
+    async def go() -> tuple[int, int]:
+        try:
+            with partial.open("w", encoding="utf-8") as out:
+                return await run_jsonl(ens, rows, out, run=run, progress=progress)
+        finally:
+            await ens.aclose()
+
+    try:
+        done, failed = asyncio.run(go())
+    finally:
+        if bar is not None:
+            bar.close()
+        if store is not None:
+            store.close()
+    partial.replace(out_path)  # all rows or the previous file, never half of one
+    if sys.stderr.isatty() and not args.quiet:
+        print(
+            f"{done} row(s), {failed} failed; {ens._durable.drawn} call(s) made, "
+            f"{ens._durable.replayed} from the store; spent ${ens._durable.spent:.4f}",
+            file=sys.stderr,
+        )
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _add_batch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    batch = sub.add_parser(
+        "batch",
+        help="run many prompts from a JSONL file, with a store, a budget and rate limits",
+        description='Read {"id": ..., "prompt": ...} rows, write one {"id", "consensus"} or '
+        '{"id", "error"} row per input row, in order. With --store, every sample is kept as it '
+        "comes back: rerunning after a crash sends only what never came back. Exit status 3 "
+        "when a row failed (its error row is in the output).",
+    )
+    batch.add_argument("input", metavar="INPUT.jsonl", help='rows of {"id": ..., "prompt": ...}')
+    batch.add_argument(
+        "-o", "--output", required=True, metavar="OUTPUT.jsonl", help="one row per input row"
+    )
+    batch.add_argument("--store", metavar="FILE", help="SQLite store (cache and run journal)")
+    batch.add_argument(
+        "--run", metavar="NAME", help="run name in the store (default: from INPUT's path)"
+    )
+    batch.add_argument(
+        "-m",
+        "--model",
+        dest="models",
+        action="append",
+        metavar="SPEC",
+        help="model spec (repeatable; default: local)",
+    )
+    batch.add_argument(
+        "-n", "--repeats", type=_positive_int, default=5, metavar="N", help="calls per model (5)"
+    )
+    _run_options(batch)
+    batch.add_argument(
+        "--base-url", metavar="URL", default=None, help="OpenAI-compatible server for openai:"
+    )
+    batch.add_argument(
+        "--api-key-env", metavar="VAR", default=None, help="variable holding its key"
+    )
+    batch.add_argument("--metric", default="ngram", help=f"one of {', '.join(available_metrics())}")
+    batch.add_argument(
+        "--calibration",
+        metavar="NAME|PATH",
+        default=None,
+        help="a packaged calibration or a calibration JSON file (docs/calibration.md)",
+    )
+    batch.add_argument(
+        "--method",
+        choices=["select", "fuse"],
+        default="select",
+        help="select one sample (default) or fuse the sentences most models state",
+    )
+    batch.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=16,
+        metavar="N",
+        help="attempts in flight, overall and per endpoint (16)",
+    )
+    batch.add_argument(
+        "--budget", type=_positive_float, default=None, metavar="USD", help="spending cap"
+    )
+    batch.add_argument(
+        "--prices", metavar="FILE", help='JSON: {"model": [input, output]} USD per 1M tokens'
+    )
+    batch.add_argument(
+        "--rate-limit",
+        type=_positive_float,
+        default=None,
+        metavar="RPS",
+        help="requests per second per endpoint",
+    )
+    batch.add_argument("-q", "--quiet", action="store_true", help="no progress on standard error")
+    batch.set_defaults(func=_batch)
+
+
 # --- shared options -------------------------------------------------------------------------
 
 
@@ -462,6 +645,7 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
 _SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...] = (
     _add_demo,
     _add_ask,
+    _add_batch,
 )
 
 
@@ -469,7 +653,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ensemble",
         description="Ask several models several times and keep what they agree on.",
-        epilog="exit status: 0 ok, 2 usage error, 3 the run failed (providers, quorum), "
+        epilog="exit status: 0 ok, 2 usage error, 3 the run failed (providers, quorum; "
+        "batch: a row failed), "
         "130 interrupted",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

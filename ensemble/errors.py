@@ -12,7 +12,8 @@ how the library is called (:class:`UsageError`) is kept apart from a failure of 
     │   ├── ConfigurationError         invalid settings: names the field and the bad value
     │   │   ├── UnknownNameError       unknown metric, model spec, calibration or entailment
     │   │   │                          backend; lists the known names (also a LookupError)
-    │   │   └── CalibrationMismatchError   a calibrator fitted for another metric's confidences
+    │   │   ├── CalibrationMismatchError   a calibrator fitted for another metric's confidences
+    │   │   └── ResumeMismatchError    a stored run resumed with other settings; names them
     │   ├── MissingAPIKeyError         no key given; names the environment variable to set
     │   ├── MissingDependencyError     an optional extra is not installed; also an ImportError
     │   ├── ModelNotAvailableError     a named model (e.g. NLI weights) is not on disk or cached
@@ -27,6 +28,7 @@ how the library is called (:class:`UsageError`) is kept apart from a failure of 
     │   ├── InvalidResponseError       a 2xx answer whose body is not what the API promises
     │   │   └── ResponseTooLargeError  an answer longer than the adapter's max_response_bytes
     │   └── LocalServerError           the embedded llama.cpp server (LocalModel) failed to start
+    ├── BudgetExceededError            a call not sent: it would have crossed the budget cap
     └── RunError                       a run failed as a whole; keeps .samples (partial results)
         └── QuorumError                fewer successful samples than the quorum; lists failures
 
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AuthenticationError",
+    "BudgetExceededError",
     "CalibrationMismatchError",
     "ConfigurationError",
     "DeadlineExceededError",
@@ -66,6 +69,7 @@ __all__ = [
     "QuorumError",
     "RateLimitError",
     "ResponseTooLargeError",
+    "ResumeMismatchError",
     "RunError",
     "SyncInAsyncError",
     "UnknownNameError",
@@ -131,6 +135,25 @@ class CalibrationMismatchError(ConfigurationError):
             f"{label} was fitted for the metric {expected!r} but is applied to {got!r}; "
             "its probabilities would be meaningless. Fit one for this metric, or force it "
             "with calibrator.apply(..., force=True) / calibration=calibrator.forced()"
+        )
+
+
+class ResumeMismatchError(ConfigurationError):
+    """A run named in a store was started with other settings than the ones resuming it.
+
+    ``run`` is the run's name; ``differences`` maps each differing setting to
+    ``(stored, given)``.
+    """
+
+    def __init__(
+        self, *, run: str, path: str, differences: dict[str, tuple[object, object]]
+    ) -> None:
+        self.run = run
+        self.differences = differences
+        shown = "; ".join(f"{k}: {a!r} then, {b!r} now" for k, (a, b) in differences.items())
+        super().__init__(
+            f"run {run!r} in the store {path} was started with other settings ({shown}); "
+            "resume it with the same settings, or give the run another name"
         )
 
 
@@ -271,6 +294,17 @@ class LocalServerError(ProviderError):
     def __init__(self, message: str, *, model_name: str = "local", retryable: bool = False) -> None:
         self.retryable = retryable
         super().__init__(message, model_name=model_name)
+
+
+class BudgetExceededError(EnsembleError):
+    """A call was not sent because its worst-case cost would have crossed the budget cap.
+
+    It becomes the error of that call's sample; the run votes on what came back.
+    """
+
+    def __init__(self, message: str, *, model_name: str) -> None:
+        self.model_name = model_name
+        super().__init__(message)
 
 
 # --- a run as a whole -----------------------------------------------------------------------

@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ensemble._budget import Budget, Pricing
+from ensemble._durable import CallPath, annotate
 from ensemble._fanout import Call, Returned, fan_out
+from ensemble._limits import RateLimit
 from ensemble._retry import RetryPolicy
 from ensemble._sync import run_sync
 from ensemble._validate import check_int, check_number
@@ -38,12 +41,27 @@ from ensemble.models.base import Model, Request
 from ensemble.settings import Limits, Method, VoteSettings
 from ensemble.types import Consensus, Sample, SampleError
 
+if TYPE_CHECKING:
+    from ensemble.errors import RunError
+    from ensemble.store import Store
+
 __all__ = ["Ensemble"]
 
 logger = logging.getLogger("ensemble")
 
 #: Seeds are drawn below this bound (some providers reject seeds that do not fit 32 bits).
 _SEED_BOUND = 2**31 - 1
+
+
+def _positive(name: str, value: object) -> float | None:
+    """``None``, or ``value`` as a positive finite float."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigurationError(f"{name} must be a positive number, not {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigurationError(f"{name} must be a positive number, not {value!r}")
+    return float(value)
 
 
 def _count(name: str, value: object, *, minimum: int = 1) -> int:
@@ -93,6 +111,16 @@ class Ensemble:
     - ``limits``: an :class:`~ensemble.Limits` (``timeout``, ``deadline``,
       ``max_concurrency``, ``max_per_provider`` at once; the keywords are shorthand for it,
       with the same rule).
+    - ``store``: an :class:`~ensemble.Store` that caches every sample and journals batches (a
+      rerun sends only what never came back); with a store and no ``seed``, seeds derive
+      from the prompt so a rerun asks for the same samples. See ``docs/durable.md``.
+    - ``prices``: model name to ``(input, output)`` USD per million tokens (or a model card);
+      every sample then carries its cost and every result a :class:`~ensemble.CostReport`.
+    - ``budget``: a cap in USD on what this ensemble spends; needs ``max_tokens`` and a price
+      for every model. Calls that would cross it are not sent; the vote says so.
+    - ``rate_limit``: requests per second per endpoint, or an :class:`~ensemble.RateLimit`
+      (also tokens per minute), shared with every run in the process on that endpoint;
+      shorthand for :attr:`~ensemble.Limits.rate_limit` (same rule as the other limits).
     """
 
     def __init__(
@@ -115,6 +143,10 @@ class Ensemble:
         settings: VoteSettings | None = None,
         limits: Limits | None = None,
         method: Method = "select",
+        store: Store | None = None,
+        prices: Mapping[str, Any] | None = None,
+        budget: float | None = None,
+        rate_limit: float | RateLimit | None = None,
     ) -> None:
         if isinstance(models, (str, Model)) or not isinstance(models, Sequence):
             raise ConfigurationError("models must be a list of models or model specs")
@@ -143,6 +175,7 @@ class Ensemble:
             deadline=deadline,
             max_concurrency=max_concurrency,
             max_per_provider=max_per_provider,
+            rate_limit=rate_limit,
         )
         self.timeout = self.limits.timeout
         self.deadline = self.limits.deadline
@@ -184,6 +217,10 @@ class Ensemble:
         self.system = system
         self.calibration: Calibrator | None = self.settings.calibration
         self.method: Method = self.settings.method
+        self._durable = _call_path(self, store=store, prices=prices, budget=budget)
+        self.store = store
+        self.budget = self._durable.budget
+        self.rate_limit = self._durable.rate_limit
 
     def __repr__(self) -> str:
         names = ", ".join(m.name for m in self.models)
@@ -225,7 +262,8 @@ class Ensemble:
         replaces the ensemble's :class:`~ensemble.VoteSettings` for this vote.
         """
         samples = self.require_quorum(samples, check_quorum=check_quorum)
-        return await aconsensus(samples, settings=settings or self.settings, prompt=prompt)
+        result = await aconsensus(samples, settings=settings or self.settings, prompt=prompt)
+        return annotate(result, samples, self._durable.pricing)
 
     def vote(
         self,
@@ -238,7 +276,8 @@ class Ensemble:
         """Synchronous :meth:`avote` (with a metric that calls a model, not from inside a
         running event loop)."""
         samples = self.require_quorum(samples, check_quorum=check_quorum)
-        return consensus(samples, settings=settings or self.settings, prompt=prompt)
+        result = consensus(samples, settings=settings or self.settings, prompt=prompt)
+        return annotate(result, samples, self._durable.pricing)
 
     def require_quorum(
         self, samples: Sequence[Sample], *, check_quorum: bool = True
@@ -251,6 +290,33 @@ class Ensemble:
         if (check_quorum and ok < self.quorum) or ok == 0:
             raise QuorumError(quorum=self.quorum if check_quorum else 1, samples=samples)
         return samples
+
+    # --- batches (ensemble.batch) --------------------------------------------------------------
+
+    def map(
+        self, prompts: Iterable[str], *, max_prompts: int | None = None, run: str | None = None
+    ) -> list[Consensus | RunError]:
+        """Synchronous :meth:`amap`."""
+        from ensemble.batch import run_map
+
+        return run_map(self, prompts, max_prompts=max_prompts, run=run)
+
+    async def amap(
+        self, prompts: Iterable[str], *, max_prompts: int | None = None, run: str | None = None
+    ) -> list[Consensus | RunError]:
+        """Run every prompt; results in prompt order, a failed prompt as a
+        :class:`~ensemble.errors.RunError` in its place. See :mod:`ensemble.batch`."""
+        from ensemble.batch import amap
+
+        return await amap(self, prompts, max_prompts=max_prompts, run=run)
+
+    def astream(
+        self, prompts: Iterable[str], *, max_prompts: int | None = None, run: str | None = None
+    ) -> AsyncIterator[tuple[int, Consensus | RunError]]:
+        """``async for i, result in ens.astream(prompts)``: results as they finish."""
+        from ensemble.batch import astream
+
+        return astream(self, prompts, max_prompts=max_prompts, run=run)
 
     def _temperature_for(self, model: Model) -> float | None:
         """This ensemble's temperature for ``model`` (``None``: the model decides, see
@@ -293,9 +359,8 @@ class Ensemble:
             unknown = sorted(set(repeats) - {m.name for m in chosen})
             if unknown:
                 raise ConfigurationError(f"repeats given for unknown model(s) {unknown}")
-        base_seed = self.seed if self.seed is not None else random.randrange(_SEED_BOUND)
+        base_seed = self.seed if self.seed is not None else self._durable.base_seed(prompt)
         calls: list[Call] = []
-        repeats_of: list[int] = []
         for model in chosen:
             temperature = self._temperature_for(model)
             for r in range(start_repeat, start_repeat + self._repeats_for(model, repeats)):
@@ -307,12 +372,11 @@ class Ensemble:
                     max_tokens=self.max_tokens,
                     seed=seed,
                 )
-                calls.append(Call(model, request, f"{model.name}#{r}"))
-                repeats_of.append(r)
-        returned = await fan_out(calls, limits=self.limits, retry=self.retry)
-        samples = tuple(
-            _sample(c, r, out) for c, r, out in zip(calls, repeats_of, returned, strict=True)
+                calls.append(Call(model, request, f"{model.name}#{r}", repeat=r))
+        returned = await fan_out(
+            calls, limits=self.limits, retry=self.retry, durable=self._durable, build=_sample
         )
+        samples = tuple(_sample(c, out) for c, out in zip(calls, returned, strict=True))
         logger.debug(
             "run: %d of %d call(s) to %d model(s) succeeded",
             sum(1 for s in samples if s.ok),
@@ -344,12 +408,15 @@ class Ensemble:
         await self.aclose()
 
 
-def _sample(call: Call, repeat: int, out: Returned) -> Sample:
-    """The sample one call became: its text and provenance, or the error that prevented it."""
+def _sample(call: Call, out: Returned) -> Sample:
+    """The sample one call became: its text and provenance, or the error that prevented it
+    (the durable layer's sample when it built one: stored, shared or priced and committed)."""
+    if out.sample is not None:
+        return out.sample
     request = call.request
     provenance: dict[str, Any] = {
         "model": call.model.name,
-        "repeat": repeat,
+        "repeat": call.repeat,
         "seed": request.seed,
         "temperature": call.model.temperature_for(request),
         "latency": out.latency,
@@ -365,6 +432,40 @@ def _sample(call: Call, repeat: int, out: Returned) -> Sample:
             **provenance,
         )
     return Sample(error=_sample_error(out.error, call.model, out.attempts), **provenance)
+
+
+def _call_path(
+    ens: Ensemble,
+    *,
+    store: Store | None,
+    prices: Mapping[str, Any] | None,
+    budget: float | None,
+) -> CallPath:
+    """Validate ``store``, ``prices`` and ``budget`` (see docs/durable.md); the rate limit
+    comes from :attr:`Ensemble.limits`."""
+    from ensemble.store import Store
+
+    if store is not None and not isinstance(store, Store):
+        raise ConfigurationError("store must be an ensemble.Store")
+    pricing = Pricing(prices)
+    cap = _positive("budget", budget)
+    if cap is not None:
+        if ens.max_tokens is None:
+            raise ConfigurationError(
+                "budget needs max_tokens: the worst case of a call is its prompt plus max_tokens"
+            )
+        unpriced = [m.name for m in ens.models if pricing.price(m) is None]
+        if unpriced:
+            raise ConfigurationError(
+                f"budget needs a price for every model; none for {', '.join(unpriced)} "
+                "(pass prices={name: (input, output)} in USD per million tokens)"
+            )
+    return CallPath(
+        store=store,
+        pricing=pricing,
+        budget=None if cap is None else Budget(cap),
+        rate_limit=ens.limits.rate_limit,
+    )
 
 
 def _sample_error(error: BaseException | None, model: Model, attempts: int) -> SampleError:

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
+from ensemble._limits import RateLimit, rate_limit_from
 from ensemble._validate import Settings
 from ensemble.calibration import Calibrator, load_calibration
 from ensemble.diagnostics import DEFAULT_ALARM, UniformityAlarm
@@ -188,13 +189,17 @@ class Limits(_Settings):
     - ``timeout``: one attempt of one call (``None``: no limit of ours);
     - ``deadline``: the whole run (``None``: none); calls still running then are cancelled and
       what came back is kept;
-    - ``max_concurrency`` / ``max_per_provider``: attempts in flight overall / per endpoint.
+    - ``max_concurrency`` / ``max_per_provider``: attempts in flight overall / per endpoint;
+    - ``rate_limit``: requests per second per endpoint, or a :class:`~ensemble.RateLimit`
+      (also tokens per minute), shared with every run in the process on that endpoint
+      (``None``: unpaced; ``docs/durable.md``).
     """
 
     timeout: float | None = Field(default=30.0, gt=0.0)
     deadline: float | None = Field(default=120.0, gt=0.0)
     max_concurrency: int = Field(default=16, ge=1)
     max_per_provider: int = Field(default=8, ge=1)
+    rate_limit: RateLimit | None = None
 
     def __init__(
         self,
@@ -203,6 +208,7 @@ class Limits(_Settings):
         deadline: float | None = 120.0,
         max_concurrency: int = 16,
         max_per_provider: int = 8,
+        rate_limit: float | RateLimit | None = None,
     ) -> None:
         # Strict mode refuses bools and strings; whole seconds may be given as ints.
         def seconds(v: object) -> object:
@@ -213,6 +219,7 @@ class Limits(_Settings):
             deadline=seconds(deadline),
             max_concurrency=max_concurrency,
             max_per_provider=max_per_provider,
+            rate_limit=rate_limit_from(rate_limit),
         )
 
     @classmethod
@@ -224,6 +231,7 @@ class Limits(_Settings):
         deadline: float | None = 120.0,
         max_concurrency: int = 16,
         max_per_provider: int = 8,
+        rate_limit: float | RateLimit | None = None,
     ) -> Limits:
         """``limits`` checked against the shorthand keywords, or built from them."""
         if limits is None:
@@ -232,6 +240,7 @@ class Limits(_Settings):
                 deadline=deadline,
                 max_concurrency=max_concurrency,
                 max_per_provider=max_per_provider,
+                rate_limit=rate_limit,
             )
         if not isinstance(limits, Limits):
             raise ConfigurationError(f"limits must be an ensemble.Limits, not {type(limits)}")
@@ -241,7 +250,14 @@ class Limits(_Settings):
                 "deadline": deadline,
                 "max_concurrency": max_concurrency,
                 "max_per_provider": max_per_provider,
+                "rate_limit": rate_limit_from(rate_limit),
             },
-            {"timeout": 30.0, "deadline": 120.0, "max_concurrency": 16, "max_per_provider": 8},
+            {
+                "timeout": 30.0,
+                "deadline": 120.0,
+                "max_concurrency": 16,
+                "max_per_provider": 8,
+                "rate_limit": None,
+            },
         )
         return limits

@@ -26,9 +26,11 @@ __all__ = [
     "CalibrationInfo",
     "Claim",
     "Consensus",
+    "CostReport",
     "DroppedClaim",
     "MetricInfo",
     "ModelAgreement",
+    "ModelCost",
     "Sample",
     "SampleError",
     "SamplingReport",
@@ -113,6 +115,9 @@ class Sample(_Frozen):
     finish_reason: str | None = None
     request_id: str | None = None
     error: SampleError | None = None
+    cost: float | None = Field(default=None, ge=0)
+    """USD this sample cost (its usage times its model's prices); ``None``: unpriced or no
+    usage reported (never a silent 0)."""
     endpoint: str | None = None
     """Where the request went (the model's ``endpoint``, e.g. ``"openai@https://api.openai.com/v1"``)."""
 
@@ -126,6 +131,33 @@ class Sample(_Frozen):
     def ok(self) -> bool:
         """True when the sample has text (a failure never votes)."""
         return self.error is None
+
+
+class ModelCost(_Frozen):
+    """Tokens and cost of one model's successful samples in a result."""
+
+    model: str
+    samples: int = Field(ge=0)
+    input_tokens: int = Field(ge=0)
+    output_tokens: int = Field(ge=0)
+    cost: float | None = Field(default=None, ge=0)
+    """USD; ``None`` when the model is unpriced (or a sample reported no usage)."""
+
+
+class CostReport(_Frozen):
+    """Tokens and USD per model and in total (see ``docs/durable.md``).
+
+    It is what the samples cost when they were drawn: a result replayed from a store reports
+    the same cost, although nothing was paid again.
+    """
+
+    models: tuple[ModelCost, ...] = ()
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    cost: float | None = Field(default=None, ge=0)
+    """USD of the priced models; ``None`` when no model is priced."""
+    unpriced: tuple[str, ...] = ()
+    """Models whose cost is unknown; when non-empty, ``cost`` leaves them out."""
 
 
 class Span(_Frozen):
@@ -373,6 +405,8 @@ class Consensus(_Frozen):
     """Tiers and samples of an adaptive or escalating run (``None`` for a fixed run)."""
     calibration: CalibrationInfo | None = None
     """The calibration that mapped raw confidences to probabilities (``None``: raw)."""
+    cost: CostReport | None = None
+    """Tokens and USD of the samples (set by ``Ensemble`` runs; ``None`` otherwise)."""
     method: Literal["select", "fuse"] = "select"
     """``select``: ``text`` is one sample (``candidate``); ``fuse``: ``text`` is made of the
     samples' sentences that a majority states (see ``docs/fuse.md``)."""
