@@ -14,7 +14,7 @@ URL). Three things are shared per endpoint, process-wide, whichever :class:`~ens
 * **back-off**: a 429 from the endpoint pauses every run's next attempt to it for the
   provider's ``Retry-After`` (or :data:`DEFAULT_PAUSE` seconds when it gave none).
 
-A batch (:mod:`ensemble.batch`) also bounds the attempts in flight over *all* its prompts with
+A batch (:mod:`ensemble._batch`) also bounds the attempts in flight over *all* its prompts with
 :func:`batch_slot`, through a context variable that the batch sets for its own tasks only.
 
 asyncio primitives (and :class:`aiolimiter.AsyncLimiter`) belong to one event loop, while the

@@ -382,7 +382,7 @@ def _load_prices(path: str | None) -> dict[str, Any] | None:
 
 
 def _batch(args: argparse.Namespace) -> int:
-    from ensemble.batch import read_rows, run_jsonl
+    from ensemble._batch import read_rows, run_jsonl
     from ensemble.runner import Ensemble
     from ensemble.store import Store
 

@@ -291,13 +291,13 @@ class Ensemble:
             raise QuorumError(quorum=self.quorum if check_quorum else 1, samples=samples)
         return samples
 
-    # --- batches (ensemble.batch) --------------------------------------------------------------
+    # --- batches (ensemble._batch) --------------------------------------------------------------
 
     def map(
         self, prompts: Iterable[str], *, max_prompts: int | None = None, run: str | None = None
     ) -> list[Consensus | RunError]:
         """Synchronous :meth:`amap`."""
-        from ensemble.batch import run_map
+        from ensemble._batch import run_map
 
         return run_map(self, prompts, max_prompts=max_prompts, run=run)
 
@@ -305,8 +305,8 @@ class Ensemble:
         self, prompts: Iterable[str], *, max_prompts: int | None = None, run: str | None = None
     ) -> list[Consensus | RunError]:
         """Run every prompt; results in prompt order, a failed prompt as a
-        :class:`~ensemble.errors.RunError` in its place. See :mod:`ensemble.batch`."""
-        from ensemble.batch import amap
+        :class:`~ensemble.errors.RunError` in its place. See :mod:`ensemble._batch`."""
+        from ensemble._batch import amap
 
         return await amap(self, prompts, max_prompts=max_prompts, run=run)
 
@@ -314,7 +314,7 @@ class Ensemble:
         self, prompts: Iterable[str], *, max_prompts: int | None = None, run: str | None = None
     ) -> AsyncIterator[tuple[int, Consensus | RunError]]:
         """``async for i, result in ens.astream(prompts)``: results as they finish."""
-        from ensemble.batch import astream
+        from ensemble._batch import astream
 
         return astream(self, prompts, max_prompts=max_prompts, run=run)
 
