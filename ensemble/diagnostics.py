@@ -224,7 +224,9 @@ def independence_weights(samples: Sequence[Sample]) -> FloatArray | None:
 
 #: How much a candidate's own family counts in its mean agreement, relative to each other
 #: family (one vote each), when the consensus chooses its candidate from several families.
-INTRA_FAMILY_WEIGHT = 1.0
+#: 0.5 was chosen among 1, 0.5, 0.25 and 0 on the even question ids of
+#: ``benchmarks/families.py`` (two real local families), and reported on the odd ones.
+INTRA_FAMILY_WEIGHT = 0.5
 
 
 def family_mean_agreement(
@@ -402,8 +404,9 @@ class UniformityAlarm:
       *same replies* (whole texts after :func:`~ensemble.metrics.vote.normalize_answer`):
       at least ``twin_share`` of the smaller family's samples have an identical twin in the
       other (a one-to-one matching), spread over at least ``twins`` different replies, score
-      0.5 and up. Independent families agree on answers, not on the wording of several
-      different sentences; one that copies another's replies (the same weights behind two
+      0.5 and up (``twins=2``, ``twin_share=0.8`` were chosen on the even question ids of
+      ``benchmarks/families.py``). Independent families agree on answers, not on the
+      wording of different sentences; one that copies another's replies (the same weights behind two
       names, a cache, a relay) does. Unanimous identical replies are not enough (``twins``).
 
     An alert is raised for each group of models whose best score reaches ``fire_at``.
@@ -419,7 +422,7 @@ class UniformityAlarm:
     prompt_ngram: int = 4
     max_evidence: int = 12
     twin_share: float = 0.8
-    twins: int = 3
+    twins: int = 2
 
     def check(
         self,
