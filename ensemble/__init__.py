@@ -13,7 +13,7 @@ from ensemble.adaptive import Escalation, SequentialStopping, Tier
 from ensemble.calibration import Calibrator, expected_calibration_error
 from ensemble.catalog import Catalog, ModelCard
 from ensemble.diagnostics import BaselineStore, UniformityAlarm
-from ensemble.engine import consensus, score
+from ensemble.engine import aconsensus, ascore, consensus, score
 from ensemble.metrics.base import (
     Metric,
     MetricScores,
@@ -26,12 +26,15 @@ from ensemble.models.base import Completion, Model, Request
 from ensemble.models.function import FunctionModel
 from ensemble.models.scripted import ScriptedModel
 from ensemble.runner import Ensemble
+from ensemble.settings import Limits, VoteSettings
 from ensemble.types import (
     AgreementBreakdown,
     Alert,
     AlertEvidence,
     CalibrationInfo,
+    Claim,
     Consensus,
+    DroppedClaim,
     FamilyAgreement,
     MetricInfo,
     ModelAgreement,
@@ -52,12 +55,15 @@ __all__ = [
     "CalibrationInfo",
     "Calibrator",
     "Catalog",
+    "Claim",
     "Completion",
     "Consensus",
+    "DroppedClaim",
     "Ensemble",
     "Escalation",
     "FamilyAgreement",
     "FunctionModel",
+    "Limits",
     "LocalModel",
     "Metric",
     "MetricInfo",
@@ -78,7 +84,10 @@ __all__ = [
     "TierRun",
     "UniformityAlarm",
     "Usage",
+    "VoteSettings",
     "__version__",
+    "aconsensus",
+    "ascore",
     "available_metrics",
     "consensus",
     "errors",

@@ -79,8 +79,8 @@ class RetryPolicy(BaseModel):
         if retry_after is not None:
             if retry_after > self.max_retry_after:
                 return (
-                    f"the provider asked to wait {retry_after:g} s, "
-                    f"more than max_retry_after={self.max_retry_after:g} s"
+                    f"Retry-After {retry_after:g} s exceeds the cap of "
+                    f"{self.max_retry_after:g} s (max_retry_after)"
                 )
             wait = max(wait, retry_after)
         return wait
@@ -194,6 +194,12 @@ async def call_with_retries(
             )
             return out
         decision = policy.delay(error, out.attempts, state.rng)
+        if isinstance(decision, str) and decision.startswith("Retry-After"):
+            # Say why a retryable error was not retried, in the error (and the sample) itself
+            # (once: a test double may raise the same instance again).
+            message = str(error.args[0]) if error.args else str(error)
+            if decision not in message:
+                error.args = (f"{message}; not retried: {decision}", *error.args[1:])
         if isinstance(decision, str):
             logger.debug(
                 "%s: attempt %d failed: %s: %s; %s",

@@ -53,7 +53,10 @@ Two ideas, one small API (``docs/adaptive.md`` has the long version):
   records the tiers that ran, why each stopped or escalated, and the samples saved.
 
 ``Escalation(ens)`` with no tiers is plain adaptive stopping over the ensemble's models and
-``repeats``. All I/O goes through :meth:`ensemble.Ensemble.asample`.
+``repeats``. It only uses the ensemble's public methods: every draw is
+:meth:`ensemble.Ensemble.asample`, every vote :meth:`ensemble.Ensemble.avote` with the vote
+settings resolved once, when the escalation is built (so a registered metric is made once,
+not once per round), and the final quorum check :meth:`ensemble.Ensemble.require_quorum`.
 """
 
 from __future__ import annotations
@@ -62,16 +65,18 @@ import asyncio
 import math
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from ensemble._sync import run_sync
 from ensemble.diagnostics import DEFAULT_ALARM, UniformityAlarm
-from ensemble.engine import consensus
-from ensemble.errors import ConfigurationError, QuorumError, UsageError
+from ensemble.errors import ConfigurationError
 from ensemble.models import get_model
 from ensemble.models.base import Model
 from ensemble.runner import Ensemble
+from ensemble.settings import VoteSettings
 from ensemble.types import Consensus, Sample, SamplingReport, TierRun
 
 if TYPE_CHECKING:
@@ -446,7 +451,13 @@ class Escalation:
     - ``escalate_on``: alert kinds that escalate (default ``("uniformity",)``);
     - ``stopping``: the :class:`SequentialStopping` rule within a tier (``None``: every tier
       draws its whole budget);
-    - ``alarm``: the uniformity alarm's settings (``None`` turns it off).
+    - ``alarm``: the uniformity alarm's settings (``None`` turns it off); left at its default
+      it is the ensemble's;
+    - ``settings``: the :class:`~ensemble.VoteSettings` of every vote (default: the
+      ensemble's); ``alarm`` is shorthand for its alarm.
+
+    Use ``async with Escalation(...) as esc`` (or :meth:`aclose`) to release the models'
+    connections, as with :class:`~ensemble.Ensemble`.
     """
 
     def __init__(
@@ -458,6 +469,7 @@ class Escalation:
         escalate_on: Collection[str] = ("uniformity",),
         stopping: SequentialStopping | None = SequentialStopping(),
         alarm: UniformityAlarm | None = DEFAULT_ALARM,
+        settings: VoteSettings | None = None,
     ) -> None:
         if not isinstance(ensemble, Ensemble):
             raise ConfigurationError("ensemble must be an ensemble.Ensemble")
@@ -479,7 +491,13 @@ class Escalation:
         if stopping is not None and not isinstance(stopping, SequentialStopping):
             raise ConfigurationError("stopping must be an ensemble.SequentialStopping or None")
         self.stopping = stopping
-        self.alarm = alarm
+        if settings is not None:
+            self.settings = VoteSettings.resolve(settings, alarm=alarm)
+        elif alarm is DEFAULT_ALARM or alarm == ensemble.settings.alarm:
+            self.settings = ensemble.settings  # the same metric instance, resolved once
+        else:
+            self.settings = ensemble.settings.replace(alarm=alarm)
+        self.alarm = self.settings.alarm
 
     def __repr__(self) -> str:
         tiers = ", ".join(
@@ -503,27 +521,32 @@ class Escalation:
     # --- running -------------------------------------------------------------------------
 
     def run(self, prompt: str) -> Consensus:
-        """Synchronous :meth:`arun` (not from inside a running event loop)."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
-            raise UsageError("Escalation.run() cannot be called from a running event loop")
+        """Synchronous :meth:`arun` (not from inside a running event loop); releases the
+        models' connections afterwards."""
+        return run_sync(
+            "Escalation.run()",
+            "`await escalation.arun(prompt)`",
+            lambda: self.arun(prompt),
+            release=self.aclose,
+        )
 
-        async def run_and_release() -> Consensus:
-            try:
-                return await self.arun(prompt)
-            finally:
-                await self.ensemble.aclose()
-                for models in self._models:
-                    await asyncio.gather(
-                        *(m.aclose() for m in models if m not in self.ensemble.models)
-                    )
+    async def aclose(self) -> None:
+        """Release the connections of the ensemble and of every tier's models."""
+        extra = {id(m): m for ms in self._models for m in ms if m not in self.ensemble.models}
+        await asyncio.gather(self.ensemble.aclose(), *(m.aclose() for m in extra.values()))
 
-        return asyncio.run(run_and_release())
+    async def __aenter__(self) -> Escalation:
+        return self
 
-    def _futile(
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _futile(
         self,
         samples: Sequence[Sample],
         models: Sequence[Model],
@@ -538,18 +561,15 @@ class Escalation:
             return None
         names = {m.name for m in models}
         own = [s for s in samples if s.model in names]
-        basis = result if len(own) == len(samples) else self._vote(own, prompt)
+        basis = result if len(own) == len(samples) else await self._vote(own, prompt)
         return None if basis is None else self.stopping.futile(basis, remaining)
 
-    def _vote(self, samples: Sequence[Sample], prompt: str) -> Consensus | None:
+    async def _vote(self, samples: Sequence[Sample], prompt: str) -> Consensus | None:
+        """The ensemble's vote on ``samples`` (no quorum yet: rounds are partial)."""
         if not any(s.ok for s in samples):
             return None
-        return consensus(
-            samples,
-            metric=self.ensemble.metric,
-            calibration=self.ensemble.calibration,
-            prompt=prompt,
-            alarm=self.alarm,
+        return await self.ensemble.avote(
+            samples, check_quorum=False, prompt=prompt, settings=self.settings
         )
 
     async def _draw(
@@ -600,20 +620,20 @@ class Escalation:
                     step = {m: min(k, self.stopping.batch) for m, k in left.items()}
                 first = False
                 samples += await self._draw(prompt, step, drawn)
-                result = self._vote(samples, prompt)
+                result = await self._vote(samples, prompt)
                 remaining = sum(max(0, tier.repeats - drawn.get(m.name, 0)) for m in models)
                 if self.stopping is not None and result is not None and remaining > 0:
                     reason = self.stopping.settled(result, remaining)
                     if reason is not None:
                         stopped_early, why = True, reason
                         break
-                    reason = self._futile(samples, models, result, remaining, prompt)
+                    reason = await self._futile(samples, models, result, remaining, prompt)
                     if reason is not None:
                         stopped_early, why, unsettled = True, reason, True
                         break
             if result is None:
                 if t + 1 == len(self.tiers):
-                    raise QuorumError(quorum=max(1, self.ensemble.quorum), samples=samples)
+                    self.ensemble.require_quorum(samples)  # raises: no sample succeeded
                 report.append(
                     TierRun(
                         tier=t,
@@ -661,9 +681,7 @@ class Escalation:
             if outcome != "escalated":
                 break
         assert result is not None  # the last tier either voted or raised
-        ok = sum(1 for s in samples if s.ok)
-        if ok < self.ensemble.quorum:
-            raise QuorumError(quorum=self.ensemble.quorum, samples=samples)
+        self.ensemble.require_quorum(samples)
         return result.model_copy(
             update={
                 "sampling": SamplingReport(

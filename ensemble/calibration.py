@@ -46,7 +46,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ensemble.errors import CalibrationMismatchError, InvalidInputError
-from ensemble.types import CalibrationInfo, MetricInfo
+from ensemble.types import CalibrationInfo, MetricInfo, metric_part
 
 __all__ = [
     "CalibrationMethod",
@@ -416,7 +416,7 @@ class Calibrator:
         sig = _signature(metric)
         if force or self._forced or self.metric is None or sig is None:
             return
-        if sig != self.metric:
+        if metric_part(sig) != metric_part(self.metric):  # the library version may differ
             raise CalibrationMismatchError(expected=self.metric, got=sig, name=self.name)
 
     def apply(
@@ -445,7 +445,11 @@ class Calibrator:
         """What a :class:`~ensemble.Consensus` records about this calibrator when it maps
         ``metric``'s confidences (``forced`` is true when the signatures differ)."""
         sig = _signature(metric)
-        forced = self.metric is not None and sig is not None and sig != self.metric
+        forced = (
+            self.metric is not None
+            and sig is not None
+            and metric_part(sig) != metric_part(self.metric)
+        )
         return CalibrationInfo(
             name=self.name,
             method=self.method,

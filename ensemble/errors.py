@@ -13,15 +13,17 @@ how the library is called (:class:`UsageError`) is kept apart from a failure of 
     │   │   └── CalibrationMismatchError   a calibrator fitted for another metric's confidences
     │   ├── MissingAPIKeyError         no key given; names the environment variable to set
     │   ├── MissingDependencyError     an optional extra is not installed; also an ImportError
-    │   └── ModelNotAvailableError     a named model (e.g. NLI weights) is not on disk or cached
+    │   ├── ModelNotAvailableError     a named model (e.g. NLI weights) is not on disk or cached
+    │   └── SyncInAsyncError           a sync method called inside a running event loop
     ├── ProviderError                  the provider's failure (model_name on every instance)
     │   ├── ProviderConnectionError    could not connect, or the connection broke
     │   ├── ProviderTimeoutError       one attempt exceeded its timeout
     │   │   └── DeadlineExceededError  the run's deadline passed first; the call was cancelled
-    │   ├── ProviderHTTPError          a non-2xx answer (status_code, body)
+    │   ├── ProviderHTTPError          a non-2xx answer (status_code, body, should_retry)
     │   │   ├── AuthenticationError    401 / 403: the run stops calling that provider
     │   │   └── RateLimitError         429 (retry_after when the provider said it)
     │   ├── InvalidResponseError       a 2xx answer whose body is not what the API promises
+    │   │   └── ResponseTooLargeError  an answer longer than the adapter's max_response_bytes
     │   └── LocalServerError           the embedded llama.cpp server (LocalModel) failed to start
     └── RunError                       a run failed as a whole; keeps .samples (partial results)
         └── QuorumError                fewer successful samples than the quorum; lists failures
@@ -55,7 +57,9 @@ __all__ = [
     "ProviderTimeoutError",
     "QuorumError",
     "RateLimitError",
+    "ResponseTooLargeError",
     "RunError",
+    "SyncInAsyncError",
     "UnknownNameError",
     "UsageError",
 ]
@@ -131,6 +135,11 @@ class MissingDependencyError(UsageError, ImportError):
         super().__init__(f"{what} is not installed; install it with: {install}")
 
 
+class SyncInAsyncError(UsageError):
+    """A synchronous method was called from inside a running event loop, which it would block;
+    the message names the ``a``-twin to await instead (see ``ensemble/_sync.py``)."""
+
+
 class ModelNotAvailableError(UsageError):
     """A model named by the user (e.g. NLI weights) is neither a local directory nor in the local
     cache, and downloading was not allowed or failed. The message says how to fix it."""
@@ -195,14 +204,19 @@ class ProviderHTTPError(ProviderError):
         status_code: int,
         body: str | None = None,
         retry_after: float | None = None,
+        should_retry: bool | None = None,
     ) -> None:
         self.status_code = status_code
         self.body = body
         self.retry_after = retry_after
+        self.should_retry = should_retry
+        """The provider's own verdict (the ``x-should-retry`` header), when it gave one."""
         super().__init__(f"HTTP {status_code}: {message}", model_name=model_name)
 
     @property
     def retryable(self) -> bool:  # type: ignore[override]
+        if self.should_retry is not None:  # the server said so: obey, as the official SDKs do
+            return self.should_retry
         return self.status_code in (408, 409, 429) or self.status_code >= 500
 
 
@@ -216,6 +230,15 @@ class RateLimitError(ProviderHTTPError):
 
 class InvalidResponseError(ProviderError):
     """A success status whose body is not a valid completion."""
+
+
+class ResponseTooLargeError(InvalidResponseError):
+    """An answer (or error body) longer than the adapter's ``max_response_bytes``; the rest of
+    it was not read. ``limit`` is the limit in bytes."""
+
+    def __init__(self, message: str, *, model_name: str, limit: int) -> None:
+        self.limit = limit
+        super().__init__(message, model_name=model_name)
 
 
 class LocalServerError(ProviderError):

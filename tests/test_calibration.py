@@ -23,6 +23,7 @@ from ensemble.calibration import (
     pav,
 )
 from ensemble.errors import CalibrationMismatchError, InvalidInputError
+from ensemble.types import metric_part
 
 scores_and_labels = st.integers(min_value=2, max_value=25).flatmap(
     lambda n: st.tuples(
@@ -280,7 +281,8 @@ def test_packaged_calibration_loads_by_name_and_fits_ngram() -> None:
     assert "ngram-wikibio" in packaged_calibrations()
     cal = Calibrator.load("ngram-wikibio")
     assert cal.name == "ngram-wikibio"
-    assert cal.metric == ensemble.get_metric("ngram").info.signature, (
+    # fitted before signatures named the library version: it matches the metric part
+    assert cal.metric == metric_part(ensemble.get_metric("ngram").info.signature), (
         "the shipped calibration is stale: re-run benchmarks/calibrate_ngram.py --write"
     )
     assert "CC-BY-SA-3.0" in cal.description

@@ -179,9 +179,14 @@ async def test_async_backend_inside_a_running_loop() -> None:
     metric = EntailmentMetric(backend=AsyncScripted())
     scores = await metric.aevaluate("A. B.", [(0, 2), (3, 5)], ["yes", "yes", "no"])
     np.testing.assert_allclose(scores.confidence, [2 / 3, 2 / 3])
-    # the sync path also works while a loop is running (it uses a loop of its own)
-    sync = metric.evaluate("A. B.", [(0, 2), (3, 5)], ["yes", "yes", "no"])
-    np.testing.assert_allclose(sync.confidence, scores.confidence)
+    # the sync path refuses inside a running loop (it would block it) and names the a-twin
+    with pytest.raises(ensemble.errors.UsageError, match="ajudge_samples"):
+        metric.evaluate("A. B.", [(0, 2), (3, 5)], ["yes", "yes", "no"])
+    with pytest.raises(ensemble.errors.UsageError, match=r"await ensemble\.aconsensus"):
+        ensemble.consensus(["A. B.", "yes", "no"], metric=metric)
+    # the async core awaits the backend on this loop
+    result = await ensemble.aconsensus(["A. B.", "yes", "no"], metric=metric)
+    assert result.metric.name == "entailment"
 
 
 async def test_sync_backend_through_the_async_path() -> None:
@@ -202,6 +207,7 @@ def test_signature_names_the_backend() -> None:
     metric = EntailmentMetric(backend=Scripted(), formula="ratio")
     assert metric.info.signature == (
         "entailment|backend:scripted|backend_version:1|formula:ratio|version:1"
+        f"|ensemble:{ensemble.__version__}"
     )
 
 

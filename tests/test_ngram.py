@@ -159,7 +159,10 @@ def test_settings_are_validated_and_signed() -> None:
             NgramMetric(**bad)  # type: ignore[arg-type]
     m = ensemble.get_metric("ngram")
     assert isinstance(m, NgramMetric)
-    assert m.info.signature == "ngram|context:0.5|lowest:2|n:1|stem:yes|stopwords:yes|version:2"
+    assert m.info.signature == (
+        "ngram|context:0.5|lowest:2|n:1|stem:yes|stopwords:yes|version:2"
+        f"|ensemble:{ensemble.__version__}"
+    )
 
 
 def test_bigrams_need_words_in_order() -> None:

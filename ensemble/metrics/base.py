@@ -17,6 +17,13 @@ Writing a metric::
 
     ensemble.register_metric("length", LengthMetric)
 
+Every method has an async twin (``asupport``, ``aevaluate``, ``aagreement``) that the async
+core (:func:`ensemble.aconsensus`, :meth:`ensemble.Ensemble.arun`) awaits. By default they run
+the sync method in a worker thread, so a CPU-bound metric never blocks the event loop. A metric
+whose work is itself a coroutine (e.g. an LLM judge) overrides :meth:`Metric.asupport` (and
+reports ``is_async``): the default ``aevaluate`` / ``aagreement`` are then built on it, on the
+caller's loop, and the sync methods are the wrappers.
+
 Third-party packages register metrics through the entry-point group ``ensemble.metrics``::
 
     [project.entry-points."ensemble.metrics"]
@@ -26,6 +33,7 @@ Third-party packages register metrics through the entry-point group ``ensemble.m
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import ClassVar, Literal
 
@@ -34,6 +42,7 @@ import numpy.typing as npt
 
 from ensemble import segment
 from ensemble._plugins import entry_point_targets, load_target
+from ensemble._version import __version__
 from ensemble.errors import InvalidInputError, UnknownNameError
 from ensemble.types import MetricInfo, SettingValue
 
@@ -74,6 +83,9 @@ class Metric(abc.ABC):
       (``"sentence"``, ``"token"`` or ``"text"`` for the whole text as one span);
     - ``symmetric``: whether ``agreement(texts)`` is symmetric;
     - ``version``: bumped whenever the same settings would give different numbers.
+
+    :attr:`info` names the library version as well (``MetricInfo.ensemble``), so a change to
+    what all metrics share (segmentation, the consensus) changes every signature.
     """
 
     name: ClassVar[str]
@@ -87,7 +99,9 @@ class Metric(abc.ABC):
 
     @property
     def info(self) -> MetricInfo:
-        return MetricInfo(name=self.name, settings=self.settings(), version=self.version)
+        return MetricInfo(
+            name=self.name, settings=self.settings(), version=self.version, ensemble=__version__
+        )
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.settings().items())
@@ -114,6 +128,20 @@ class Metric(abc.ABC):
         out of the confidence and of the agreement, and shows as ``None`` in ``Span.support``.
         """
 
+    @property
+    def is_async(self) -> bool:
+        """Whether this metric's work is natively a coroutine (it overrides :meth:`asupport`).
+
+        Then the async twins run on the caller's event loop, and the sync calls of the engine
+        (:func:`ensemble.consensus`, :func:`ensemble.score`) run the async core on a loop of
+        their own (refusing inside a running loop).
+        """
+        return type(self).asupport is not Metric.asupport
+
+    async def asupport(self, text: str, spans: Offsets, samples: Sequence[str]) -> FloatArray:
+        """:meth:`support` as a coroutine; the default runs it in a worker thread."""
+        return await asyncio.to_thread(self.support, text, spans, samples)
+
     def evaluate(
         self,
         text: str,
@@ -128,7 +156,29 @@ class Metric(abc.ABC):
         samples, as long as it documents what the number means. With no samples, every
         confidence is 0.0: nothing supports the text.
         """
-        sup = np.asarray(self.support(text, spans, samples), dtype=np.float64)
+        return self._scores(self.support(text, spans, samples), spans, samples, weights)
+
+    async def aevaluate(
+        self,
+        text: str,
+        spans: Offsets,
+        samples: Sequence[str],
+        weights: FloatArray | None = None,
+    ) -> MetricScores:
+        """:meth:`evaluate` as a coroutine: built on :meth:`asupport` when the metric
+        :attr:`is_async`, else :meth:`evaluate` in a worker thread."""
+        if not self.is_async:
+            return await asyncio.to_thread(self.evaluate, text, spans, samples, weights)
+        return self._scores(await self.asupport(text, spans, samples), spans, samples, weights)
+
+    def _scores(
+        self,
+        support: FloatArray,
+        spans: Offsets,
+        samples: Sequence[str],
+        weights: FloatArray | None,
+    ) -> MetricScores:
+        sup = np.asarray(support, dtype=np.float64)
         if sup.shape != (len(spans), len(samples)):
             raise ValueError(
                 f"{type(self).__name__}.support returned shape {sup.shape}, "
@@ -144,8 +194,32 @@ class Metric(abc.ABC):
         ``texts[j]`` (abstentions left out); the diagonal is 1. A text with no spans agrees
         fully with an empty text and not at all with anything else.
         """
+        out = np.eye(len(texts), dtype=np.float64)
+        for i, spans, others in self._agreement_rows(texts, out):
+            sup = self.support(texts[i], spans, [texts[j] for j in others])
+            out[i, others] = _row_agreement(sup, spans)
+        return out
+
+    async def aagreement(self, texts: Sequence[str]) -> FloatArray:
+        """:meth:`agreement` as a coroutine: built on :meth:`asupport` when the metric
+        :attr:`is_async` (one text after the other, so a judge's limits hold), else
+        :meth:`agreement` in a worker thread."""
+        if not self.is_async:
+            return await asyncio.to_thread(self.agreement, texts)
+        out = np.eye(len(texts), dtype=np.float64)
+        rows = await asyncio.to_thread(self._agreement_rows, texts, out)  # segmentation
+        for i, spans, others in rows:
+            sup = await self.asupport(texts[i], spans, [texts[j] for j in others])
+            out[i, others] = _row_agreement(sup, spans)
+        return out
+
+    def _agreement_rows(
+        self, texts: Sequence[str], out: FloatArray
+    ) -> list[tuple[int, list[tuple[int, int]], list[int]]]:
+        """The rows of :meth:`agreement` that need the metric: ``(i, spans of texts[i],
+        the other indices)``. Rows of texts without spans are filled in ``out`` here."""
         n = len(texts)
-        out = np.eye(n, dtype=np.float64)
+        rows = []
         for i, text in enumerate(texts):
             others = [j for j in range(n) if j != i]
             if not others:
@@ -154,12 +228,19 @@ class Metric(abc.ABC):
             if not spans:
                 out[i, others] = [1.0 if not texts[j].strip() else 0.0 for j in others]
                 continue
-            sup = np.clip(
-                np.asarray(self.support(text, spans, [texts[j] for j in others]), float), 0.0, 1.0
-            )
-            lengths = np.array([max(b - a, 1) for a, b in spans], dtype=np.float64)
-            out[i, others] = weighted_mean(sup.T, lengths)
-        return out
+            rows.append((i, spans, others))
+        return rows
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, nothing to close by default
+        """Release what the metric holds open on the current event loop (e.g. a judge
+        model's connections); the metric stays usable."""
+
+
+def _row_agreement(support: FloatArray, spans: Offsets) -> FloatArray:
+    """Length-weighted mean support of ``spans`` (rows) for each other text (columns)."""
+    sup = np.clip(np.asarray(support, dtype=np.float64), 0.0, 1.0)
+    lengths = np.array([max(b - a, 1) for a, b in spans], dtype=np.float64)
+    return weighted_mean(sup.T, lengths)
 
 
 def weighted_mean(support: FloatArray, weights: FloatArray | None) -> FloatArray:

@@ -39,7 +39,7 @@ import numpy as np
 from ensemble.calibration import fit_logistic
 from ensemble.errors import ConfigurationError, InvalidInputError
 from ensemble.metrics.base import FloatArray, Granularity, Metric, MetricScores, get_metric
-from ensemble.types import SettingValue
+from ensemble.types import SettingValue, metric_part
 
 __all__ = ["DEFAULT_PARTS", "CombinedMetric"]
 
@@ -135,7 +135,7 @@ class CombinedMetric(Metric):
 
     def settings(self) -> dict[str, SettingValue]:
         out: dict[str, SettingValue] = {
-            "parts": "[" + ";".join(p.info.signature for p in self.parts) + "]"
+            "parts": "[" + ";".join(metric_part(p.info.signature) for p in self.parts) + "]"
         }
         if self.logistic is not None:
             b, a = self.logistic

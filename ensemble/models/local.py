@@ -394,8 +394,9 @@ class LocalModel(Model):
         await self._close_retired()
         if request.max_tokens is None and self.max_tokens is not None:
             request = request.model_copy(update={"max_tokens": self.max_tokens})
-        if request.temperature is None and self.temperature is not None:
-            request = request.model_copy(update={"temperature": self.temperature})
+        temperature = self.temperature_for(request)
+        if temperature != request.temperature:  # the server's client has no default of ours
+            request = request.model_copy(update={"temperature": temperature})
         try:
             return await client.agenerate(request)
         except ProviderConnectionError:
