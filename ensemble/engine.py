@@ -360,7 +360,16 @@ def _scored_steps(
     (the shared last step of consensus and score)."""
     vs = vote.settings
     samples = vote.samples
-    w, rule = _evidence_weights(vote.weights, samples, evidence, vs.weighting)
+    # One vote per family as the candidate choice counts them (a ``families`` mapping wins).
+    voting = (
+        samples
+        if vote.families is None
+        else tuple(
+            s.model_copy(update={"family": vote.family(i)}) if s.model is not None else s
+            for i, s in enumerate(samples)
+        )
+    )
+    w, rule = _evidence_weights(vote.weights, voting, evidence, vs.weighting)
     scores: MetricScores = yield _Evaluate(
         text, offsets, [samples[i].text or "" for i in evidence], w
     )

@@ -60,6 +60,18 @@ def test_candidate_is_chosen_one_vote_per_family_on_both_drivers(drive: str) -> 
 
 
 @pytest.mark.parametrize("drive", ["sync", "async"])
+def test_families_mapping_weighs_the_evidence_too(drive: str) -> None:
+    samples = [_s("Paris", "a1"), _s("Paris", "a2"), _s("Lyon", "b"), _s("Paris", "a3")]
+    # By name: evidence a2 (1), b (0), a3 (1), one vote each.
+    assert _run(drive, samples, metric="vote").spans[0].confidence == pytest.approx(2 / 3)
+    # By family: a (a2, a3: 1) and b (0), one vote each; the samples are kept as given.
+    fam = {"a1": "a", "a2": "a", "a3": "a"}
+    r = _run(drive, samples, metric="vote", families=fam)
+    assert r.text == "Paris" and r.spans[0].confidence == pytest.approx(1 / 2)
+    assert r.samples == tuple(samples)
+
+
+@pytest.mark.parametrize("drive", ["sync", "async"])
 def test_fusion_counts_sample_families_like_the_mapping(drive: str) -> None:
     assert _run(drive, NO_FAMILY, method="fuse").text == "Paris"
     by_family = _run(drive, BY_FAMILY, method="fuse")
