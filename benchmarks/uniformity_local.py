@@ -115,8 +115,10 @@ async def measure(
     temperature: float = 0.8,
 ) -> Measurement:
     """Answer every question under both names and vote on the pooled samples."""
-    a = LocalModel(name="local-a", slots=2, threads=1)
-    b = LocalModel(name="local-b", slots=2, threads=1)
+    # One family in truth; each name is declared a family of its own so that the alarm, which
+    # compares families, treats them as two models (the case this measurement is about).
+    a = LocalModel(name="local-a", family="local-a", slots=2, threads=1)
+    b = LocalModel(name="local-b", family="local-b", slots=2, threads=1)
     common = {"repeats": repeats, "temperature": temperature, "max_tokens": max_tokens}
     ens_a = ensemble.Ensemble(
         models=[a], system=SYSTEM_A, seed=1, deadline=None, timeout=120, **common

@@ -12,6 +12,7 @@ from ensemble._retry import RetryPolicy
 from ensemble._version import __version__
 from ensemble.adaptive import Escalation, SequentialStopping, Tier
 from ensemble.calibration import Calibrator, expected_calibration_error, packaged_calibrations
+from ensemble.catalog import Catalog, ModelCard
 from ensemble.diagnostics import AgreementBaseline, BaselineStore, UniformityAlarm
 from ensemble.engine import aconsensus, ascore, consensus, score
 from ensemble.metrics.base import (
@@ -37,6 +38,7 @@ from ensemble.types import (
     Consensus,
     CostReport,
     DroppedClaim,
+    FamilyAgreement,
     MetricInfo,
     ModelAgreement,
     ModelCost,
@@ -59,6 +61,7 @@ __all__ = [
     "BatchedEntailmentBackend",
     "CalibrationInfo",
     "Calibrator",
+    "Catalog",
     "Claim",
     "CombinedMetric",
     "Completion",
@@ -69,6 +72,7 @@ __all__ = [
     "EntailmentBackend",
     "EntailmentMetric",
     "Escalation",
+    "FamilyAgreement",
     "FunctionModel",
     "JudgeBackend",
     "Limits",
@@ -79,6 +83,7 @@ __all__ = [
     "MetricScores",
     "Model",
     "ModelAgreement",
+    "ModelCard",
     "ModelCost",
     "NLIBackend",
     "NgramMetric",

@@ -65,7 +65,7 @@ import asyncio
 import math
 from collections.abc import Callable, Collection, Sequence
 from types import TracebackType
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -79,6 +79,9 @@ from ensemble.models.base import Model
 from ensemble.runner import Ensemble
 from ensemble.settings import VoteSettings
 from ensemble.types import Consensus, Sample, SamplingReport, TierRun
+
+if TYPE_CHECKING:
+    from ensemble.catalog import Catalog
 
 __all__ = [
     "Escalation",
@@ -401,6 +404,22 @@ class Tier(Settings):
 
     def __init__(self, repeats: int, models: Sequence[str | Model] | None = None) -> None:
         super().__init__(repeats=repeats, models=models)
+
+    @classmethod
+    def from_catalog(cls, catalog: Catalog | None, repeats: int, **select: Any) -> Tier:
+        """A tier of the models that ``catalog.select(**select)`` picks (the default catalog
+        for ``None``), e.g. ``Tier.from_catalog(cat, 10, family="gemma3-270m")`` or
+        ``Tier.from_catalog(cat, 5, released_before="2024-01-01", one_per_family=True)``.
+
+        Each card gives its model (a :class:`~ensemble.models.Model` or a spec); an empty
+        selection raises :class:`~ensemble.errors.ConfigurationError`.
+        """
+        from ensemble.catalog import default_catalog
+
+        cards = (catalog if catalog is not None else default_catalog()).select(**select)
+        if not cards:
+            raise ConfigurationError(f"the catalog has no model matching {select!r}")
+        return cls(repeats=repeats, models=[card.model for card in cards])
 
 
 class Escalation:

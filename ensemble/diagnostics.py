@@ -11,14 +11,19 @@ Three ideas (``docs/diagnostics.md`` has the long version):
    model is weaker evidence than agreement *between* models. :func:`agreement_breakdown` splits
    the agreement matrix into intra-model and inter-model means, per model and per model pair;
    :func:`model_support` splits each span's support the same way.
-2. **Independent weighting.** With ``weighting="model"`` (the default) every model's samples
-   share one vote in the confidence: a sample of a model with ``k`` samples among the evidence
-   weighs ``1 / k``. When all evidence comes from one model (or from samples without a model
-   name) every weight is equal and this *is* the plain rule, bit for bit.
+2. **Independent weighting.** With ``weighting="model"`` (the default) every model
+   *family*'s samples share one vote in the confidence: a sample of a family with ``k`` samples
+   among the evidence weighs ``1 / k``. The family comes from the sample (``Sample.family``,
+   set by the runner from the model's :class:`~ensemble.ModelCard`), else from the default
+   catalog's card for its model name, else the model name itself, so two names served by the
+   same weights are one witness. When all evidence comes from one family (or from samples
+   without a model name) every weight is equal and this *is* the plain rule, bit for bit.
 3. **Uniformity alarm.** Different models that agree beyond what is plausible (long verbatim
    runs, identical rare strings such as URLs, code or long numbers, inter-model agreement above
    intra-model agreement, agreement far above a pair's history) raise an ``Alert`` of kind
-   ``"uniformity"``. The alarm never changes a confidence or the consensus text.
+   ``"uniformity"``. Models are compared by family: lock-step agreement between two names of
+   one family is expected, across families it is the signal. The alarm never changes a
+   confidence or the consensus text.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import math
 import os
 import re
 import tempfile
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -44,6 +50,7 @@ from ensemble.types import (
     Alert,
     AlertEvidence,
     Consensus,
+    FamilyAgreement,
     ModelAgreement,
     Sample,
 )
@@ -58,6 +65,26 @@ PairAgreement = Sequence[Sequence[float | None]]
 
 def _model(sample: Sample) -> str:
     return sample.model if sample.model is not None else UNNAMED
+
+
+def family_key(sample: Sample) -> str:
+    """The source a sample speaks for: its ``family``, else the family of its model's card in
+    the default catalog (:func:`ensemble.catalog.default_catalog`), else its model name
+    (``"?"`` without one)."""
+    if sample.family:
+        return sample.family
+    if sample.model is None:
+        return UNNAMED
+    from ensemble.catalog import default_catalog
+
+    return default_catalog().family(sample.model)
+
+
+def _by_family(samples: Sequence[Sample]) -> list[Sample]:
+    """The samples with each model name replaced by its family (for the alarm)."""
+    return [
+        s if s.model is None else s.model_copy(update={"model": family_key(s)}) for s in samples
+    ]
 
 
 # --- 1. agreement breakdown ------------------------------------------------------------------
@@ -111,7 +138,35 @@ def agreement_breakdown(
         inter=tuple(inter),
         intra_mean=_mean([x.mean for x in intra]),
         inter_mean=_mean([x.mean for x in inter]),
+        families=_family_agreement(samples, agreement),
     )
+
+
+def _family_agreement(
+    samples: Sequence[Sample], agreement: PairAgreement
+) -> tuple[FamilyAgreement, ...]:
+    """Per family: mean agreement within it and with the other families (two or more)."""
+    fam: dict[int, str] = {i: family_key(s) for i, s in enumerate(samples) if s.ok}
+    if len(set(fam.values())) < 2:
+        return ()
+    out = []
+    for f in sorted(set(fam.values())):
+        own = [i for i, g in fam.items() if g == f]
+        rest = [i for i, g in fam.items() if g != f]
+        intra = [v for i, j in combinations(own, 2) if (v := _sym(agreement, i, j)) is not None]
+        inter = [v for i in own for j in rest if (v := _sym(agreement, i, j)) is not None]
+        out.append(
+            FamilyAgreement(
+                family=f,
+                models=tuple(sorted({_model(samples[i]) for i in own})),
+                samples=len(own),
+                intra=_clip(sum(intra) / len(intra)) if intra else None,
+                inter=_clip(sum(inter) / len(inter)) if inter else None,
+                intra_pairs=len(intra),
+                inter_pairs=len(inter),
+            )
+        )
+    return tuple(out)
 
 
 def _clip(x: float) -> float:
@@ -142,17 +197,55 @@ def model_support(
 
 
 def independence_weights(samples: Sequence[Sample]) -> FloatArray | None:
-    """Weights giving each model's samples one vote in total: ``1 / (samples of that model)``.
+    """Weights giving each model family's samples one vote in total: ``1 / (samples of that
+    family)`` (the family as :func:`family_key` finds it; a model without a card is a family
+    of its own, so for cardless models this is one vote per model).
 
-    ``None`` when every weight would be equal (one model, or one sample per model), so the
+    ``None`` when every weight would be equal (one family, or one sample per family), so the
     caller uses the plain unweighted rule exactly.
     """
+    keys = [family_key(s) for s in samples]
     counts: dict[str, int] = {}
-    for s in samples:
-        counts[_model(s)] = counts.get(_model(s), 0) + 1
+    for k in keys:
+        counts[k] = counts.get(k, 0) + 1
     if len(set(counts.values())) <= 1:
         return None
-    return np.array([1.0 / counts[_model(s)] for s in samples], dtype=np.float64)
+    return np.array([1.0 / counts[k] for k in keys], dtype=np.float64)
+
+
+#: How much a candidate's own family counts in its mean agreement, relative to each other
+#: family (one vote each), when the consensus chooses its candidate from several families.
+#: 0.5 was chosen among 1, 0.5, 0.25 and 0 on the even question ids of
+#: ``benchmarks/families.py`` (two real local families), and reported on the odd ones.
+INTRA_FAMILY_WEIGHT = 0.5
+
+
+def family_mean_agreement(
+    sym: FloatArray, families: Sequence[str], intra_weight: float = INTRA_FAMILY_WEIGHT
+) -> FloatArray:
+    """Each sample's mean agreement with the others, one vote per family.
+
+    For sample ``i``: the mean of its symmetrised agreement with each family's samples
+    (``i`` itself left out), averaged over the families with equal weight, its own family
+    weighing ``intra_weight`` (a family with no other sample does not vote). Repeats of one
+    family share its mistakes, so its agreement with its own family is weaker evidence.
+    """
+    n = len(families)
+    names = sorted(set(families))
+    member = np.array([[f == g for f in families] for g in names], dtype=np.float64)
+    total = np.zeros(n, dtype=np.float64)
+    weight = np.zeros(n, dtype=np.float64)
+    off = sym.copy()
+    np.fill_diagonal(off, 0.0)
+    for k, g in enumerate(names):
+        cnt = member[k].sum() - np.array([f == g for f in families], dtype=np.float64)
+        sums = off @ member[k]
+        w = np.where(np.array([f == g for f in families]), intra_weight, 1.0)
+        has = cnt > 0
+        total[has] += w[has] * sums[has] / cnt[has]
+        weight[has] += w[has]
+    out: FloatArray = np.divide(total, weight, out=np.zeros(n), where=weight > 0)
+    return out
 
 
 # --- 3. the uniformity alarm -----------------------------------------------------------------
@@ -299,6 +392,14 @@ class UniformityAlarm(Settings):
       needs about five samples per model.
     - ``baseline`` with ``z`` and ``min_history``: agreement ``z`` standard deviations above
       the pair's history (and at least ``margin`` above its mean) scores 0.5 and up.
+    - ``twin_share`` and ``twins``: two families (3+ samples each) whose replies are the
+      *same replies* (whole texts after :func:`~ensemble.metrics.vote.normalize_answer`):
+      at least ``twin_share`` of the smaller family's samples have an identical twin in the
+      other (a one-to-one matching), spread over at least ``twins`` different replies, score
+      0.5 and up (``twins=2``, ``twin_share=0.8`` were chosen on the even question ids of
+      ``benchmarks/families.py``). Independent families agree on answers, not on the
+      wording of different sentences; one that copies another's replies (the same weights behind two
+      names, a cache, a relay) does. Unanimous identical replies are not enough (``twins``).
 
     An alert is raised for each group of models whose best score reaches ``fire_at``.
     Keyword-only and frozen; out-of-range settings raise
@@ -314,6 +415,8 @@ class UniformityAlarm(Settings):
     fire_at: Number = Field(default=0.5, gt=0.0, le=1.0)
     prompt_ngram: Int = Field(default=4, ge=1, le=10_000)
     max_evidence: Int = Field(default=12, ge=0, le=10_000)
+    twin_share: Number = Field(default=0.8, gt=0.0, le=1.0)
+    twins: Int = Field(default=2, ge=0, le=10_000)
 
     def check(
         self,
@@ -323,11 +426,36 @@ class UniformityAlarm(Settings):
         breakdown: AgreementBreakdown | None = None,
         prompt: str | None = None,
     ) -> tuple[Alert, ...]:
-        """The uniformity alerts for these samples (empty when nothing is suspicious)."""
+        """The uniformity alerts for these samples (empty when nothing is suspicious).
+
+        Models are grouped by family (:func:`family_key`): the rules compare families, and
+        an alert's ``models`` are the model names of the families involved.
+        """
+        by_family = _by_family(samples)
+        if any(a.model != b.model for a, b in zip(samples, by_family, strict=True)):
+            names: dict[str, set[str]] = {}
+            for a, b in zip(samples, by_family, strict=True):
+                if a.model is not None and b.model is not None:
+                    names.setdefault(b.model, set()).add(a.model)
+            fam_breakdown = agreement_breakdown(by_family, agreement) if agreement else None
+            alerts = _check(self, by_family, agreement, fam_breakdown, prompt)
+            return tuple(_name_models(a, names) for a in alerts)
         return _check(self, samples, agreement, breakdown, prompt)
 
 
 DEFAULT_ALARM = UniformityAlarm()
+
+
+def _name_models(alert: Alert, names: Mapping[str, set[str]]) -> Alert:
+    """An alert found on families, with the families' model names in ``models``."""
+    fams = alert.models
+    models = tuple(sorted({m for f in fams for m in names.get(f, {f})}))
+    if models == fams:
+        return alert
+    message = alert.message.replace(
+        f"models {', '.join(fams)} ", f"model families {', '.join(fams)} ({', '.join(models)}) ", 1
+    )
+    return alert.model_copy(update={"models": models, "message": message})
 
 
 @dataclass
@@ -556,6 +684,32 @@ def _check(
                             f"history ({mean:.2f} over {hist_n} runs)",
                             None,
                         )
+
+    # (d) the same replies, one for one, across families.
+    if cfg.twins > 0:
+        from ensemble.metrics.vote import normalize_answer
+
+        replies: dict[str, list[str]] = {}
+        for i in voters:
+            key = normalize_answer(samples[i].text or "")
+            if key:
+                replies.setdefault(_model(samples[i]), []).append(key)
+        for a, b in combinations(sorted(replies), 2):
+            ra, rb = replies[a], replies[b]
+            if min(len(ra), len(rb)) < 3:
+                continue
+            shared = Counter(ra) & Counter(rb)
+            share = sum(shared.values()) / min(len(ra), len(rb))
+            if share >= cfg.twin_share and len(shared) >= cfg.twins:
+                top = 1.0 - cfg.twin_share
+                score = 0.5 + (0.5 * (share - cfg.twin_share) / top if top > 0 else 0.5)
+                add(
+                    frozenset((a, b)),
+                    _clip(score),
+                    f"{sum(shared.values())} identical replies ({len(shared)} different ones), "
+                    f"{share:.0%} of the samples",
+                    None,
+                )
 
     alerts: list[Alert] = []
     for group, f in sorted(findings.items(), key=lambda kv: (-kv[1].score, sorted(kv[0]))):

@@ -48,12 +48,15 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ensemble import diagnostics
 from ensemble._sync import run_sync
 from ensemble.calibration import Calibrator
 from ensemble.diagnostics import (
     DEFAULT_ALARM,
     UniformityAlarm,
     agreement_breakdown,
+    family_key,
+    family_mean_agreement,
     independence_weights,
     model_support,
 )
@@ -64,6 +67,7 @@ from ensemble.errors import (
     UnknownNameError,
 )
 from ensemble.metrics.base import FloatArray, Metric, MetricScores, check_scores
+from ensemble.metrics.prompt import bind_prompt, discount_prompt
 from ensemble.settings import Method, VoteSettings, Weighting
 from ensemble.types import Alert, Consensus, Sample, Span
 
@@ -115,17 +119,40 @@ def _check_weights(weights: Sequence[float] | None, n: int) -> FloatArray | None
 @dataclass(frozen=True)
 class _Vote:
     """One call of :func:`consensus` / :func:`score`, validated: the samples, their explicit
-    weights, the prompt, the vote's settings and (``method="fuse"``) the model families."""
+    weights, the prompt, the vote's settings, the model families (a mapping from model name
+    to family, else each sample's :func:`~ensemble.diagnostics.family_key`), and the prompt
+    hook's outcome (:func:`ensemble.metrics.prompt.bind_prompt`): the metric bound to the
+    prompt and whether the agreement texts are to be discounted."""
 
     samples: tuple[Sample, ...]
     weights: FloatArray | None
     prompt: str | None
     settings: VoteSettings
     families: Mapping[str, str] | None = None
+    bound: Metric | None = None
+    """The settings' metric after its ``with_prompt`` hook (``None``: the metric as is)."""
+    discount: bool = False
+    """Whether the agreement that chooses the candidate is computed on texts without the
+    words copied from the prompt (:func:`ensemble.metrics.prompt.discount_prompt`)."""
 
     @property
     def metric(self) -> Metric:
-        return self.settings.metric
+        return self.settings.metric if self.bound is None else self.bound
+
+    def family(self, i: int) -> str:
+        """The family sample ``i`` votes for: ``families[model]`` when that mapping names its
+        model, else :func:`~ensemble.diagnostics.family_key` (its catalog family when known,
+        else its model name)."""
+        sample = self.samples[i]
+        if self.families is not None and sample.model is not None:
+            named = self.families.get(sample.model)
+            if named:
+                return named
+        return family_key(sample)
+
+    def agreement_texts(self, texts: list[str]) -> list[str]:
+        """The texts the candidate-choosing agreement is computed on."""
+        return discount_prompt(texts, self.prompt) if self.discount else texts
 
 
 def _vote(
@@ -161,7 +188,16 @@ def _vote(
         if settings is not None:
             raise
         raise InvalidInputError(str(exc)) from None  # a bad argument of this call
-    return _Vote(all_samples, _check_weights(weights, len(all_samples)), prompt, vs, families)
+    bound, discount = bind_prompt(vs.metric, prompt)
+    return _Vote(
+        all_samples,
+        _check_weights(weights, len(all_samples)),
+        prompt,
+        vs,
+        families,
+        bound=None if bound is vs.metric else bound,
+        discount=discount,
+    )
 
 
 # --- the steps, written once -----------------------------------------------------------------
@@ -243,13 +279,28 @@ def _sync(steps: _Steps, metric: Metric, what: str, instead: str) -> Consensus:
     return run_sync(what, instead, lambda: _adrive(steps, metric), release=metric.aclose)
 
 
-def choose_candidate(texts: Sequence[str], agreement: FloatArray) -> int:
-    """Index of the minimum-Bayes-risk candidate among ``texts`` (see the module docstring)."""
+def choose_candidate(
+    texts: Sequence[str],
+    agreement: FloatArray,
+    families: Sequence[str] | None = None,
+    intra_weight: float | None = None,
+) -> int:
+    """Index of the minimum-Bayes-risk candidate among ``texts`` (see the module docstring).
+
+    With ``families`` (one per text) from two or more families, each family has one vote
+    in a candidate's mean agreement, its own family weighing ``intra_weight`` (default
+    :data:`ensemble.diagnostics.INTRA_FAMILY_WEIGHT`; see
+    :func:`ensemble.diagnostics.family_mean_agreement`).
+    """
     n = len(texts)
     if n == 1:
         return 0
     sym = (agreement + agreement.T) / 2.0
-    mean = (sym.sum(axis=1) - np.diag(sym)) / (n - 1)
+    if families is not None and len(set(families)) > 1:
+        weight = diagnostics.INTRA_FAMILY_WEIGHT if intra_weight is None else intra_weight
+        mean = family_mean_agreement(sym, families, weight)
+    else:
+        mean = (sym.sum(axis=1) - np.diag(sym)) / (n - 1)
     # Round so that summation order (i.e. sample order) cannot break a tie differently.
     keyed = [(-round(float(mean[i]), 9), texts[i], i) for i in range(n)]
     return min(keyed)[2]
@@ -273,8 +324,12 @@ def _select_steps(vote: _Vote) -> _Steps:
     if not voters:  # every answer is empty: a result that says so, not an empty "consensus"
         return (yield from _scored_steps(vote, "", [], evidence=[], candidate=None, agreement=()))
     texts = [samples[i].text or "" for i in voters]
-    matrix: FloatArray = yield _Agreement(texts)
-    local = choose_candidate(texts, matrix)
+    # Words copied from the prompt are not agreement about the answer (ensemble.metrics.prompt).
+    matrix: FloatArray = yield _Agreement(vote.agreement_texts(texts))
+    # One vote per family (weighting="model" without explicit weights; diagnostics.family_key).
+    one_per_family = vote.settings.weighting == "model" and vote.weights is None
+    fams = [vote.family(i) for i in voters] if one_per_family else None
+    local = choose_candidate(texts, matrix, fams)
     text = texts[local]
     offsets: Offsets = yield _Segment(text)
     return (
@@ -319,7 +374,16 @@ def _scored_steps(
     (the shared last step of consensus and score)."""
     vs = vote.settings
     samples = vote.samples
-    w, rule = _evidence_weights(vote.weights, samples, evidence, vs.weighting)
+    # One vote per family as the candidate choice counts them (a ``families`` mapping wins).
+    voting = (
+        samples
+        if vote.families is None
+        else tuple(
+            s.model_copy(update={"family": vote.family(i)}) if s.model is not None else s
+            for i, s in enumerate(samples)
+        )
+    )
+    w, rule = _evidence_weights(vote.weights, voting, evidence, vs.weighting)
     asked: MetricScores = yield _Evaluate(
         text, offsets, [samples[i].text or "" for i in evidence], w
     )
@@ -565,9 +629,13 @@ def consensus(
     ``weighting="model"`` (the default) gives each model's samples one vote in total among
     the evidence (weight ``1 / samples of that model``); with one model, or samples without
     model names, that is exactly ``"sample"`` (every sample alike). Explicit ``weights`` take
-    precedence. ``prompt`` (when known) is left out of the uniformity alarm's evidence;
-    ``alarm`` sets that alarm's thresholds (``None`` turns it off). See
-    ``docs/diagnostics.md``.
+    precedence. With samples from two or more model families (:attr:`Sample.family`, the
+    models' cards in the catalog, or ``families``), the candidate is chosen with one vote per
+    family (``ensemble.diagnostics.family_mean_agreement``). ``prompt`` (when known) is left
+    out of the uniformity alarm's evidence, and words copied from it are not evidence of
+    agreement when choosing the candidate (``ensemble.metrics.prompt``; a metric with
+    ``with_prompt`` handles it itself); ``alarm`` sets that alarm's thresholds (``None``
+    turns it off). See ``docs/diagnostics.md``.
     ``calibration`` (a :class:`~ensemble.calibration.Calibrator`, a packaged name such as
     ``"ngram-wikibio"`` or a path to a calibration file) maps each confidence to the
     probability that the span is accurate before the threshold is applied.

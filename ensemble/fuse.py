@@ -26,17 +26,18 @@ has the long version and the figures):
    text, so the order of the samples never matters); each joins the cluster whose members it
    agrees with most, on average, if that mean is at least ``join`` and it contradicts none of
    them and no sentence of its own sample is in it yet, and starts a new cluster otherwise.
-6. **Votes.** Each model family (``families[model]``, else the model name; without any model
-   name, each sample) has one vote, split evenly over its voting samples. A cluster's support
-   is the vote of the samples with a sentence in it and of the samples one of whose sentences
-   supports its chosen sentence at least ``contain`` (default 1.0; ``None``: off) without
-   contradicting it (a long sentence that states several claims at once); it is *kept* when
-   that is at least ``quorum`` (default one half: one family's repeats cannot outvote the
-   others). With
-   ``floor=y`` a cluster below the quorum is kept too when it has at least ``y`` of the vote,
-   two backing samples, and more than half of the vote of the samples that take a position on
-   its point (its backers and those of the clusters that contradict it): a sample that says
-   nothing about the currency does not vote against the one currency the others name.
+6. **Votes.** Each model family (``families[model]``, else the sample's family from its model's
+   card in the catalog, else the model name: :func:`ensemble.diagnostics.family_key`; without
+   any model name, each sample) has one vote, split evenly over its voting samples. A
+   cluster's support is the vote of the samples with a sentence in it and of the samples one
+   of whose sentences supports its chosen sentence at least ``contain`` (default 1.0;
+   ``None``: off) without contradicting it (a long sentence that states several claims at
+   once); it is *kept* when that is at least ``quorum`` (default one half: one family's
+   repeats cannot outvote the others). With ``floor=y`` a cluster below the quorum is kept
+   too when it has at least ``y`` of the vote, two backing samples, and more than half of
+   the vote of the samples that take a position on its point (its backers and those of the
+   clusters that contradict it): a sample that says nothing about the currency does not vote
+   against the one currency the others name.
 7. **Conflicts between clusters.** Clusters are visited from the best supported down; one that
    contradicts an already kept cluster (their chosen sentences contradict) is dropped with
    reason ``"conflict"``, so two contradicting claims are never both kept. Unless ``contain``
@@ -70,7 +71,7 @@ import numpy.typing as npt
 
 from ensemble import engine
 from ensemble.calibration import Calibrator
-from ensemble.diagnostics import DEFAULT_ALARM, UNNAMED, UniformityAlarm
+from ensemble.diagnostics import DEFAULT_ALARM, UniformityAlarm
 from ensemble.errors import InvalidInputError
 from ensemble.metrics.base import FloatArray, Metric
 from ensemble.metrics.ngram import NEGATIONS, STOPWORDS, content_units
@@ -154,17 +155,16 @@ def _check_fraction(name: str, value: object) -> float:
     return float(value)
 
 
-def _vote_weights(
-    samples: Sequence[Sample], voters: Sequence[int], families: Mapping[str, str] | None
-) -> dict[int, float]:
-    """Each family's (or, without model names, each sample's) one vote, split over its
-    voting samples; the weights sum to 1."""
-    if not any(samples[i].model is not None for i in voters):
+def _vote_weights(vote: engine._Vote, voters: Sequence[int]) -> dict[int, float]:
+    """Each family's (or, without model names or families, each sample's) one vote, split
+    over its voting samples; the weights sum to 1. A sample's family is
+    :meth:`engine._Vote.family`, the notion the candidate choice uses too: ``families[model]``,
+    else its :attr:`~ensemble.Sample.family` or its model's card in the catalog, else its
+    model name."""
+    samples = vote.samples
+    if not any(samples[i].model is not None or samples[i].family for i in voters):
         return {i: 1.0 / len(voters) for i in voters}
-    fam: dict[int, str] = {}
-    for i in voters:
-        model = samples[i].model
-        fam[i] = UNNAMED if model is None else (families or {}).get(model, model)
+    fam = {i: vote.family(i) for i in voters}
     counts: dict[str, int] = {}
     for f in fam.values():
         counts[f] = counts.get(f, 0) + 1
@@ -354,7 +354,8 @@ def fuse(
     """Fuse the samples' agreeing sentences into one text (the rule: the module docstring).
 
     ``families`` maps model names to family names (models of one family share one vote);
-    without it each model name is its own family. ``join``, ``quorum`` and ``overlap`` are
+    a model it does not name is of its :attr:`~ensemble.Sample.family` or its catalog card's
+    family, else a family of its own. ``join``, ``quorum`` and ``overlap`` are
     the thresholds of steps 5, 6 and 4; ``contain`` (``None``: off) lets a sample without a
     member back a claim that one of its sentences supports at least that much (step 6);
     ``floor`` (off by default) also keeps a claim below the quorum that has at least that
@@ -428,7 +429,7 @@ def fuse_steps(vote: engine._Vote, rule: Rule) -> engine._Steps:
         )
         return single.model_copy(update={"method": "fuse"})
 
-    vote_of = _vote_weights(all_samples, voters, vote.families)
+    vote_of = _vote_weights(vote, voters)
     sents: list[_Sentence] = []
     for i in voters:
         unwrapped = unwrap(all_samples[i].text or "")

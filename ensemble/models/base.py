@@ -101,6 +101,9 @@ class Completion(_Frozen):
     """The provider's id for the request (e.g. the ``x-request-id`` header), when it gave one."""
     model: str = ""
     """The model name as the provider reported it (or the adapter's name when it did not)."""
+    prompt_sent: str | None = None
+    """The raw prompt text sent, when the adapter rendered the request into one (completion
+    mode of :class:`~ensemble.OpenAIModel`); ``None`` when the request was sent as given."""
 
     @property
     def empty(self) -> bool:
@@ -131,6 +134,8 @@ class Model(abc.ABC):
     name: str
     temperature: float | None = None
     """This model's default temperature, used when neither the request nor the runner sets one."""
+    family: str | None = None
+    """The weights' family, when the adapter knows it (else its card's in the catalog)."""
 
     @property
     def endpoint(self) -> str:

