@@ -20,7 +20,15 @@ if str(ROOT) not in sys.path:  # run from a checkout, installed or not
 
 import ensemble  # noqa: E402
 
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "wikibio_dev.json"
+#: ``../shared/data`` next to the repository (or one level up, for a worktree in a subfolder).
+DEFAULT_DATA = next(
+    (
+        p / "shared" / "data" / "wikibio_dev.json"
+        for p in (ROOT.parent, ROOT.parent.parent)
+        if (p / "shared" / "data" / "wikibio_dev.json").exists()
+    ),
+    ROOT.parent / "shared" / "data" / "wikibio_dev.json",
+)
 #: The SelfCheckGPT label mapping (hallucination labels: higher = worse).
 LABELS = {"accurate": 0.0, "minor_inaccurate": 0.5, "major_inaccurate": 1.0}
 Passage = dict[str, Any]

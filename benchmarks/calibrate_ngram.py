@@ -1,6 +1,6 @@
 """Calibrate a metric's confidence on the WikiBio dev split; measure ECE with cross-validation.
 
-Scores every sentence of the 30 annotated GPT-3 passages of ``wikibio_dev.json`` against its
+Scores every sentence of the 60 annotated GPT-3 passages of ``wikibio_dev.json`` against its
 20 samples through ``ensemble.score(sentences=..., samples=..., metric=...)``, labels a
 sentence 1 when annotated ``accurate`` and 0 when ``minor_inaccurate`` or ``major_inaccurate``,
 and prints the expected calibration error (10 equal-width bins) of
@@ -10,14 +10,17 @@ and prints the expected calibration error (10 equal-width bins) of
   applied to the 5th (5-fold cross-validation over passages, so no passage is in both the fit
   and the test).
 
-The headline figure is the ECE of the pooled out-of-fold predictions (all 256 sentences) for
+The headline figure is the ECE of the pooled out-of-fold predictions (all 500 sentences) for
 the fold split with seed 0; the same is then repeated for 20 other random fold splits and the
 median and range are printed, so a lucky split cannot pass for a result. The "floor" column is
-the median ECE that *perfectly* calibrated probabilities would get on 256 labels (labels drawn
+the median ECE that *perfectly* calibrated probabilities would get on this many labels (labels drawn
 from the out-of-fold probabilities themselves, 200 draws): with this little data, ECE cannot
 be expected to fall much below it.
 
-With ``--write``, the chosen method is fitted on all 30 passages and written to
+Then each method is fitted on one half of the passages (0-29 or 30-59) and its ECE reported
+on the other half: the figure to expect on passages the map never saw.
+
+With ``--write``, the chosen method is fitted on all 60 passages and written to
 ``ensemble/data/ngram_wikibio_dev.json`` (the calibration that ships as ``"ngram-wikibio"``).
 The data is read from ``../shared/data``; it is never copied into the repository.
 
@@ -52,7 +55,7 @@ OUT = ROOT / "ensemble" / "data" / "ngram_wikibio_dev.json"
 DESCRIPTION = (
     "Fitted by benchmarks/calibrate_ngram.py on the dev split of the SelfCheckGPT WikiBio "
     "GPT-3 hallucination set (Manakul, Liusie, Gales 2023; dataset wiki_bio_gpt3_hallucination, "
-    "license CC-BY-SA-3.0): 30 passages (dataset indices 0-29 of the dev file), 256 sentences "
+    "license CC-BY-SA-3.0): 60 passages (indices 0-59 of the dev file), 500 sentences "
     "written by text-davinci-003, each scored against 20 samples of the same prompt at "
     "temperature 1.0. Label 1 = annotated accurate, 0 = minor or major inaccurate. "
     "Method: {method}, each block shrunk toward the base rate by {prior:g} pseudo-labels. "
@@ -169,10 +172,34 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name, fit in fitters.items():
         cal = fit(s_all, y_all)
         print(
-            f"{name + ' (in-sample, all 30)':<46} "
+            f"{name + ' (in-sample, all)':<46} "
             f"{expected_calibration_error(cal(s_all), y_all, b):7.4f} "
             f"{brier(cal(s_all), y_all):7.4f}"
         )
+
+    halves = {"0-29": range(0, 30), "30-59": range(30, 60)}
+    if len(scores) >= 60:
+        print(f"\nECE ({b} bins) on one half of the passages of a map fitted on the other half")
+        print(f"{'confidence':<46} {'fit 0-29, test 30-59':>21} {'fit 30-59, test 0-29':>21}")
+        cells = []
+        for fit_on, test_on in (("0-29", "30-59"), ("30-59", "0-29")):
+            y_t = np.concatenate([labels[i] for i in halves[test_on]])
+            s_t = np.concatenate([scores[i] for i in halves[test_on]])
+            cells.append((s_t, y_t, fit_on))
+        print(
+            f"{'raw (as a probability)':<46} "
+            + " ".join(f"{expected_calibration_error(c[0], c[1], b):21.4f}" for c in cells)
+        )
+        for name, fit in fitters.items():
+            row = []
+            for s_t, y_t, fit_on in cells:
+                idx = halves[fit_on]
+                cal = fit(
+                    np.concatenate([scores[i] for i in idx]),
+                    np.concatenate([labels[i] for i in idx]),
+                )
+                row.append(f"{expected_calibration_error(cal(s_t), y_t, b):21.4f}")
+            print(f"{name:<46} " + " ".join(row))
 
     if args.write:
         if args.metric != "ngram":

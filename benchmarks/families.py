@@ -319,11 +319,16 @@ def main(argv: list[str] | None = None) -> int:
         "--split", choices=("all", "even", "odd", "fresh-odd", "each"), default="each"
     )
     parser.add_argument("--skip-escalation", action="store_true")
+    parser.add_argument(
+        "--choose-only", action="store_true", help="only the choices made on the even ids"
+    )
     args = parser.parse_args(argv)
     items = [it for it in load() if len(it.smol) == 10 and len(it.gemma) == 10]
     print(f"{len(items)} questions with 10 + 10 samples")
-    if args.split == "each":
+    if args.split == "each" or args.choose_only:
         choose_settings(items)
+    if args.choose_only:
+        return 0
     splits = ["all", "odd", "fresh-odd"] if args.split == "each" else [args.split]
     for which in splits:
         print_accuracy(split(items, which), f"{which} ids")

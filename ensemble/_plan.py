@@ -14,8 +14,9 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ensemble._validate import Int, Settings
 from ensemble.catalog import Catalog, ModelCard
 from ensemble.errors import ConfigurationError
 from ensemble.metrics.judge import escape
@@ -51,24 +52,34 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class RiskLimits(_Frozen):
-    """What a plan may use at one risk level (per task unless said otherwise)."""
+class RiskLimits(Settings):
+    """What a plan may use at one risk level (per task unless said otherwise); configuration,
+    validated when built (a :class:`~ensemble.errors.ConfigurationError` names every bad
+    field)."""
 
-    max_tasks: int = Field(ge=1)
-    max_models: int = Field(ge=1)
+    max_tasks: Int = Field(ge=1)
+    max_models: Int = Field(ge=1)
     """Most models in one task's ensemble."""
-    min_families: int = Field(ge=1)
+    min_families: Int = Field(ge=1)
     """Fewest distinct model families in one task's ensemble."""
-    max_families: int = Field(ge=1)
+    max_families: Int = Field(ge=1)
     """Most distinct model families in one task's ensemble."""
-    min_repeats: int = Field(ge=1)
-    max_repeats: int = Field(ge=1)
+    min_repeats: Int = Field(ge=1)
+    max_repeats: Int = Field(ge=1)
     require_tag: str | None = None
     """Cards with this tag must be in every task's ensemble."""
-    fallback_models: int = Field(ge=1)
+    fallback_models: Int = Field(ge=1)
     """Models the fallback plan picks."""
-    fallback_repeats: int = Field(ge=1)
+    fallback_repeats: Int = Field(ge=1)
     """Repeats per model in the fallback plan."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RiskLimits:
+        if self.min_families > self.max_families:
+            raise ValueError("min_families must not exceed max_families")
+        if self.min_repeats > self.max_repeats:
+            raise ValueError("min_repeats must not exceed max_repeats")
+        return self
 
 
 #: The documented defaults (``docs/controller.md``).
@@ -108,7 +119,7 @@ RISK_LIMITS: dict[str, RiskLimits] = {
 
 
 def check_risk(risk: object) -> Risk:
-    if risk not in RISK_LIMITS:
+    if not isinstance(risk, str) or risk not in RISK_LIMITS:
         raise ConfigurationError(f"risk must be 'low', 'normal' or 'high', not {risk!r}")
     return risk  # type: ignore[return-value]
 

@@ -25,36 +25,41 @@ import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from ensemble._limits import batch_slot, endpoint_slot
+from ensemble._validate import Flag, Int, Number, Settings
 from ensemble.errors import (
     AuthenticationError,
+    EnsembleError,
     InvalidResponseError,
     ProviderError,
     ProviderTimeoutError,
 )
 from ensemble.models.base import Completion, Model, Request
+from ensemble.types import Sample
 
 __all__ = ["CallOutcome", "CallState", "RetryPolicy", "call_with_retries"]
 
 logger = logging.getLogger("ensemble")
 
 
-class RetryPolicy(BaseModel):
+class RetryPolicy(Settings):
     """How the runner retries one call. All times in seconds.
 
-    ``max_attempts`` counts the first attempt (``1`` disables retries).
+    Keyword-only and frozen; invalid settings raise
+    :class:`~ensemble.errors.ConfigurationError`. ``max_attempts`` counts the first attempt
+    (``1`` disables retries).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    max_attempts: int = Field(default=4, ge=1)
-    base_delay: float = Field(default=0.5, ge=0.0)
-    max_delay: float = Field(default=8.0, ge=0.0)
-    max_retry_after: float = Field(default=20.0, ge=0.0)
+    max_attempts: Int = Field(default=4, ge=1, le=100)
+    base_delay: Number = Field(default=0.5, ge=0.0, le=3600.0)
+    max_delay: Number = Field(default=8.0, ge=0.0, le=3600.0)
+    max_retry_after: Number = Field(default=20.0, ge=0.0, le=86400.0)
     """A provider asking to wait longer than this makes the call fail at once."""
-    jitter: bool = True
+    jitter: Flag = True
     """Full jitter (``uniform(0, backoff)``); ``False`` waits the whole backoff."""
 
     @model_validator(mode="after")
@@ -79,11 +84,27 @@ class RetryPolicy(BaseModel):
         if retry_after is not None:
             if retry_after > self.max_retry_after:
                 return (
-                    f"the provider asked to wait {retry_after:g} s, "
-                    f"more than max_retry_after={self.max_retry_after:g} s"
+                    f"Retry-After {retry_after:g} s exceeds the cap of "
+                    f"{self.max_retry_after:g} s (max_retry_after)"
                 )
             wait = max(wait, retry_after)
         return wait
+
+
+class AttemptHooks(Protocol):
+    """Called around every attempt (``ensemble._durable.CallPath``: budget, rate limits)."""
+
+    async def before_attempt(self, model: Model, request: Request) -> Any:
+        """Right before sending; raising a non-provider error fails the call unsent."""
+
+    def after_attempt(
+        self,
+        model: Model,
+        ticket: Any,
+        completion: Completion | None,
+        error: BaseException | None,
+    ) -> None:
+        """After the attempt ended (also when it was cancelled: both are ``None``)."""
 
 
 @dataclass
@@ -96,18 +117,16 @@ class CallState:
     """``time.monotonic()`` value after which no retry is started."""
     refused: dict[str, AuthenticationError] = field(default_factory=dict)
     rng: random.Random = field(default_factory=random.Random)
+    hooks: AttemptHooks | None = None
     _all: asyncio.Semaphore | None = None
-    _per: dict[str, asyncio.Semaphore] = field(default_factory=dict)
 
     @contextlib.asynccontextmanager
     async def slot(self, endpoint: str) -> AsyncIterator[None]:
-        """Hold one overall and one per-endpoint slot for the duration of an attempt."""
+        """Hold one per-endpoint slot (shared by every run in the process, see
+        :mod:`ensemble._limits`), one of this run's and one of its batch's (if any)."""
         if self._all is None:
             self._all = asyncio.Semaphore(self.max_concurrency)
-        per = self._per.get(endpoint)
-        if per is None:
-            per = self._per[endpoint] = asyncio.Semaphore(self.max_per_endpoint)
-        async with per, self._all:
+        async with endpoint_slot(endpoint, self.max_per_endpoint), self._all, batch_slot():
             yield
 
 
@@ -121,6 +140,8 @@ class CallOutcome:
     started: float | None = None
     """``time.perf_counter()`` at the first attempt (``None``: no attempt was made)."""
     finished: float | None = None
+    sample: Sample | None = None
+    """The sample of a successful (or stored) call, once it is built."""
 
 
 def _refused_error(model: Model, refused: AuthenticationError) -> AuthenticationError:
@@ -158,16 +179,26 @@ async def call_with_retries(
             if endpoint in state.refused:  # refused while this call waited for a slot
                 out.error = _refused_error(model, state.refused[endpoint])
                 return out
+            ticket: Any = None
+            if state.hooks is not None:
+                try:
+                    ticket = await state.hooks.before_attempt(model, request)
+                except EnsembleError as exc:  # e.g. the budget: not sent, not retried
+                    out.error = exc
+                    out.finished = time.perf_counter()
+                    return out
             out.attempts += 1
             if out.started is None:
                 out.started = time.perf_counter()
+            completion = None
+            error: BaseException | None = None
             try:
                 if timeout is None:
                     completion = await model.agenerate(request)
                 else:
                     completion = await asyncio.wait_for(model.agenerate(request), timeout)
             except ProviderError as exc:
-                error: BaseException = exc
+                error = exc
             except asyncio.TimeoutError:  # TimeoutError from 3.11 on
                 error = ProviderTimeoutError(
                     f"no answer within the attempt timeout of {timeout:g} s",
@@ -175,7 +206,14 @@ async def call_with_retries(
                 )
             except Exception as exc:  # a misbehaving adapter must not sink the run
                 error = exc
-            else:
+            except BaseException:  # cancelled mid-attempt: the hooks must know
+                if state.hooks is not None:
+                    state.hooks.after_attempt(model, ticket, None, None)
+                raise
+            if state.hooks is not None:
+                answered = completion if isinstance(completion, Completion) else None
+                state.hooks.after_attempt(model, ticket, answered, error)
+            if error is None:
                 if isinstance(completion, Completion):
                     out.completion = completion
                     out.error = None
@@ -194,6 +232,12 @@ async def call_with_retries(
             )
             return out
         decision = policy.delay(error, out.attempts, state.rng)
+        if isinstance(decision, str) and decision.startswith("Retry-After"):
+            # Say why a retryable error was not retried, in the error (and the sample) itself
+            # (once: a test double may raise the same instance again).
+            message = str(error.args[0]) if error.args else str(error)
+            if decision not in message:
+                error.args = (f"{message}; not retried: {decision}", *error.args[1:])
         if isinstance(decision, str):
             logger.debug(
                 "%s: attempt %d failed: %s: %s; %s",

@@ -53,7 +53,10 @@ Two ideas, one small API (``docs/adaptive.md`` has the long version):
   records the tiers that ran, why each stopped or escalated, and the samples saved.
 
 ``Escalation(ens)`` with no tiers is plain adaptive stopping over the ensemble's models and
-``repeats``. All I/O goes through :meth:`ensemble.Ensemble.asample`.
+``repeats``. It only uses the ensemble's public methods: every draw is
+:meth:`ensemble.Ensemble.asample`, every vote :meth:`ensemble.Ensemble.avote` with the vote
+settings resolved once, when the escalation is built (so a registered metric is made once,
+not once per round), and the final quorum check :meth:`ensemble.Ensemble.require_quorum`.
 """
 
 from __future__ import annotations
@@ -61,17 +64,20 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from pydantic import Field, field_validator
 
+from ensemble._sync import run_sync
+from ensemble._validate import Int, Number, Settings
 from ensemble.diagnostics import DEFAULT_ALARM, UniformityAlarm
-from ensemble.engine import consensus
-from ensemble.errors import ConfigurationError, QuorumError, UsageError
+from ensemble.errors import ConfigurationError
 from ensemble.models import get_model
 from ensemble.models.base import Model
 from ensemble.runner import Ensemble
+from ensemble.settings import VoteSettings
 from ensemble.types import Consensus, Sample, SamplingReport, TierRun
 
 if TYPE_CHECKING:
@@ -81,7 +87,6 @@ __all__ = [
     "Escalation",
     "SequentialStopping",
     "Tier",
-    "answer_counts",
     "dirichlet_probability",
     "leader_probability",
     "majority_probability",
@@ -259,9 +264,10 @@ def answer_counts(
     return leader, (others[0] if others else 0)
 
 
-@dataclass(frozen=True)
-class SequentialStopping:
+class SequentialStopping(Settings):
     """When to stop sampling within a tier (see the module docstring for the rule).
+
+    Keyword-only and frozen; invalid settings raise :class:`~ensemble.errors.ConfigurationError`.
 
     - ``confidence``: the probability the rule asks for (see ``rule``). 0.95 keeps the
       full budget's answer almost always; 0.85 stops sooner (with ``N = 10``: one dissent
@@ -281,7 +287,7 @@ class SequentialStopping:
       them out: they are neither the leader, nor the runner-up, nor dissent. The "cannot be
       overtaken" rule still counts them, and while the consensus candidate itself abstains
       only that rule may stop. For the ``vote`` metric a natural predicate is an empty
-      normalised answer: ``lambda s: not ensemble.metrics.vote.normalize_answer(s.text or "")``;
+      normalised answer: ``lambda s: not ensemble.VoteMetric.normalize(s.text or "")``;
     - ``futility``: ``None`` (the default: off), or a probability such as 0.05. A round then
       also stops when the tier's budget can most probably *not* settle the question: when
       the probability that some answer ends with a strict majority of the budget's answers
@@ -292,37 +298,13 @@ class SequentialStopping:
       the one the full budget would have elected (see :meth:`futile`).
     """
 
-    confidence: float = 0.95
-    min_samples: int = 3
-    batch: int = 1
-    agree_at: float = 0.5
+    confidence: Number = Field(default=0.95, gt=0.5, lt=1.0)
+    min_samples: Int = Field(default=3, ge=1, le=1_000_000)
+    batch: Int = Field(default=1, ge=1, le=1_000_000)
+    agree_at: Number = Field(default=0.5, gt=0.0, le=1.0)
     rule: Literal["dirichlet", "predictive", "share"] = "dirichlet"
     abstains: Callable[[Sample], bool] | None = None
-    futility: float | None = None
-
-    def __post_init__(self) -> None:
-        if not 0.5 < self.confidence < 1.0:
-            raise ConfigurationError("confidence must lie strictly between 0.5 and 1")
-        if self.rule not in ("dirichlet", "predictive", "share"):
-            raise ConfigurationError(
-                f"rule must be 'dirichlet', 'predictive' or 'share', not {self.rule!r}"
-            )
-        for name in ("min_samples", "batch"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigurationError(f"{name} must be an integer >= 1, not {value!r}")
-        if not 0.0 < self.agree_at <= 1.0:
-            raise ConfigurationError("agree_at must lie in (0, 1]")
-        if self.abstains is not None and not callable(self.abstains):
-            raise ConfigurationError("abstains must be None or a callable taking a Sample")
-        if self.futility is not None and (
-            isinstance(self.futility, bool)
-            or not isinstance(self.futility, (int, float))
-            or not 0.0 < self.futility < 0.5
-        ):
-            raise ConfigurationError(
-                f"futility must be None or a probability in (0, 0.5), not {self.futility!r}"
-            )
+    futility: Number | None = Field(default=None, gt=0.0, lt=0.5)
 
     def settled(self, result: Consensus, remaining: int) -> str | None:
         """Why the consensus is settled, or ``None`` to keep sampling."""
@@ -395,24 +377,33 @@ class SequentialStopping:
         return None
 
 
-@dataclass(frozen=True)
-class Tier:
+#: The stopping rule :class:`Escalation` uses unless told otherwise.
+DEFAULT_STOPPING = SequentialStopping()
+
+
+class Tier(Settings):
     """One level of an :class:`Escalation`: which models, and at most how many samples each.
 
     ``models`` are names of the ensemble's models, or :class:`~ensemble.models.Model` objects
     or specs (``None``: every model of the ensemble). ``repeats`` counts the samples a model
-    already has from earlier tiers: ``Tier(["local"], 3)`` then ``Tier(["local", "big"], 5)``
-    draws 2 more of ``local`` and 5 of ``big``.
+    already has from earlier tiers: ``Tier(3, ["local"])`` then ``Tier(5, ["local", "big"])``
+    draws 2 more of ``local`` and 5 of ``big``. Frozen; the two fields may be given by
+    position (``Tier(repeats, models)``); invalid values raise
+    :class:`~ensemble.errors.ConfigurationError`.
     """
 
-    repeats: int
-    models: Sequence[str | Model] | None = None
+    repeats: Int = Field(ge=1, le=1_000_000)
+    models: tuple[str | Model, ...] | None = None
 
-    def __post_init__(self) -> None:
-        if isinstance(self.repeats, bool) or not isinstance(self.repeats, int) or self.repeats < 1:
-            raise ConfigurationError(f"Tier repeats must be an integer >= 1, not {self.repeats!r}")
-        if isinstance(self.models, (str, Model)):
-            raise ConfigurationError("Tier models must be a list of models or names")
+    @field_validator("models", mode="before")
+    @classmethod
+    def _not_one_model(cls, value: object) -> object:
+        if isinstance(value, (str, Model)):
+            raise ValueError("must be a list of models or names, not a single one")
+        return value
+
+    def __init__(self, repeats: int, models: Sequence[str | Model] | None = None) -> None:
+        super().__init__(repeats=repeats, models=models)
 
     @classmethod
     def from_catalog(cls, catalog: Catalog | None, repeats: int, **select: Any) -> Tier:
@@ -446,7 +437,13 @@ class Escalation:
     - ``escalate_on``: alert kinds that escalate (default ``("uniformity",)``);
     - ``stopping``: the :class:`SequentialStopping` rule within a tier (``None``: every tier
       draws its whole budget);
-    - ``alarm``: the uniformity alarm's settings (``None`` turns it off).
+    - ``alarm``: the uniformity alarm's settings (``None`` turns it off); left at its default
+      it is the ensemble's;
+    - ``settings``: the :class:`~ensemble.VoteSettings` of every vote (default: the
+      ensemble's); ``alarm`` is shorthand for its alarm.
+
+    Use ``async with Escalation(...) as esc`` (or :meth:`aclose`) to release the models'
+    connections, as with :class:`~ensemble.Ensemble`.
     """
 
     def __init__(
@@ -456,15 +453,21 @@ class Escalation:
         tiers: Sequence[Tier] | None = None,
         threshold: float | None = None,
         escalate_on: Collection[str] = ("uniformity",),
-        stopping: SequentialStopping | None = SequentialStopping(),
+        stopping: SequentialStopping | None = DEFAULT_STOPPING,
         alarm: UniformityAlarm | None = DEFAULT_ALARM,
+        settings: VoteSettings | None = None,
     ) -> None:
         if not isinstance(ensemble, Ensemble):
             raise ConfigurationError("ensemble must be an ensemble.Ensemble")
         self.ensemble = ensemble
         if tiers is None:
             tiers = [Tier(repeats=ensemble.repeats)]
-        if isinstance(tiers, Tier) or not tiers or not all(isinstance(t, Tier) for t in tiers):
+        if (
+            not isinstance(tiers, Sequence)
+            or isinstance(tiers, str)
+            or not tiers
+            or not all(isinstance(t, Tier) for t in tiers)
+        ):
             raise ConfigurationError("tiers must be a non-empty list of ensemble.Tier")
         self.tiers = tuple(tiers)
         self._models = [self._resolve(t) for t in self.tiers]
@@ -475,11 +478,25 @@ class Escalation:
         ):
             raise ConfigurationError(f"threshold must be a number in [0, 1], not {threshold!r}")
         self.threshold = threshold
+        if (
+            not isinstance(escalate_on, Collection)
+            or isinstance(escalate_on, (str, bytes))
+            or not all(isinstance(k, str) for k in escalate_on)
+        ):
+            raise ConfigurationError(
+                f"escalate_on must be a collection of alert kinds (strings), not {escalate_on!r}"
+            )
         self.escalate_on = frozenset(escalate_on)
         if stopping is not None and not isinstance(stopping, SequentialStopping):
             raise ConfigurationError("stopping must be an ensemble.SequentialStopping or None")
         self.stopping = stopping
-        self.alarm = alarm
+        if settings is not None:
+            self.settings = VoteSettings.resolve(settings, alarm=alarm)
+        elif alarm is DEFAULT_ALARM or alarm == ensemble.settings.alarm:
+            self.settings = ensemble.settings  # the same metric instance, resolved once
+        else:
+            self.settings = ensemble.settings.replace(alarm=alarm)
+        self.alarm = self.settings.alarm
 
     def __repr__(self) -> str:
         tiers = ", ".join(
@@ -503,27 +520,32 @@ class Escalation:
     # --- running -------------------------------------------------------------------------
 
     def run(self, prompt: str) -> Consensus:
-        """Synchronous :meth:`arun` (not from inside a running event loop)."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
-            raise UsageError("Escalation.run() cannot be called from a running event loop")
+        """Synchronous :meth:`arun` (not from inside a running event loop); releases the
+        models' connections afterwards."""
+        return run_sync(
+            "Escalation.run()",
+            "`await escalation.arun(prompt)`",
+            lambda: self.arun(prompt),
+            release=self.aclose,
+        )
 
-        async def run_and_release() -> Consensus:
-            try:
-                return await self.arun(prompt)
-            finally:
-                await self.ensemble.aclose()
-                for models in self._models:
-                    await asyncio.gather(
-                        *(m.aclose() for m in models if m not in self.ensemble.models)
-                    )
+    async def aclose(self) -> None:
+        """Release the connections of the ensemble and of every tier's models."""
+        extra = {id(m): m for ms in self._models for m in ms if m not in self.ensemble.models}
+        await asyncio.gather(self.ensemble.aclose(), *(m.aclose() for m in extra.values()))
 
-        return asyncio.run(run_and_release())
+    async def __aenter__(self) -> Escalation:
+        return self
 
-    def _futile(
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _futile(
         self,
         samples: Sequence[Sample],
         models: Sequence[Model],
@@ -538,18 +560,15 @@ class Escalation:
             return None
         names = {m.name for m in models}
         own = [s for s in samples if s.model in names]
-        basis = result if len(own) == len(samples) else self._vote(own, prompt)
+        basis = result if len(own) == len(samples) else await self._vote(own, prompt)
         return None if basis is None else self.stopping.futile(basis, remaining)
 
-    def _vote(self, samples: Sequence[Sample], prompt: str) -> Consensus | None:
+    async def _vote(self, samples: Sequence[Sample], prompt: str) -> Consensus | None:
+        """The ensemble's vote on ``samples`` (no quorum yet: rounds are partial)."""
         if not any(s.ok for s in samples):
             return None
-        return consensus(
-            samples,
-            metric=self.ensemble.metric,
-            calibration=self.ensemble.calibration,
-            prompt=prompt,
-            alarm=self.alarm,
+        return await self.ensemble.avote(
+            samples, check_quorum=False, prompt=prompt, settings=self.settings
         )
 
     async def _draw(
@@ -600,20 +619,20 @@ class Escalation:
                     step = {m: min(k, self.stopping.batch) for m, k in left.items()}
                 first = False
                 samples += await self._draw(prompt, step, drawn)
-                result = self._vote(samples, prompt)
+                result = await self._vote(samples, prompt)
                 remaining = sum(max(0, tier.repeats - drawn.get(m.name, 0)) for m in models)
                 if self.stopping is not None and result is not None and remaining > 0:
                     reason = self.stopping.settled(result, remaining)
                     if reason is not None:
                         stopped_early, why = True, reason
                         break
-                    reason = self._futile(samples, models, result, remaining, prompt)
+                    reason = await self._futile(samples, models, result, remaining, prompt)
                     if reason is not None:
                         stopped_early, why, unsettled = True, reason, True
                         break
             if result is None:
                 if t + 1 == len(self.tiers):
-                    raise QuorumError(quorum=max(1, self.ensemble.quorum), samples=samples)
+                    self.ensemble.require_quorum(samples)  # raises: no sample succeeded
                 report.append(
                     TierRun(
                         tier=t,
@@ -661,9 +680,7 @@ class Escalation:
             if outcome != "escalated":
                 break
         assert result is not None  # the last tier either voted or raised
-        ok = sum(1 for s in samples if s.ok)
-        if ok < self.ensemble.quorum:
-            raise QuorumError(quorum=self.ensemble.quorum, samples=samples)
+        self.ensemble.require_quorum(samples)
         return result.model_copy(
             update={
                 "sampling": SamplingReport(

@@ -37,27 +37,21 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import Field, field_validator, model_validator
 
-from ensemble.errors import CalibrationMismatchError, InvalidInputError
-from ensemble.types import CalibrationInfo, MetricInfo
+from ensemble._registry import Registry
+from ensemble._validate import Flag, Int, Number, Settings, as_path, check_int
+from ensemble.errors import CalibrationMismatchError, InvalidInputError, UsageError
+from ensemble.types import CalibrationInfo, MetricInfo, metric_part
 
-__all__ = [
-    "CalibrationMethod",
-    "Calibrator",
-    "expected_calibration_error",
-    "fit_logistic",
-    "isotonic_reference",
-    "load_calibration",
-    "packaged_calibrations",
-    "pav",
-]
+__all__ = ["Calibrator", "expected_calibration_error", "packaged_calibrations"]
 
 FloatArray = npt.NDArray[np.float64]
 CalibrationMethod = Literal["isotonic", "centered-isotonic", "platt"]
@@ -264,67 +258,54 @@ def _signature(metric: str | MetricInfo | None) -> str | None:
     )
 
 
-class Calibrator:
+class Calibrator(Settings):
     """A fitted monotone map from a metric's raw confidence to P(span accurate).
 
     Build one with :meth:`fit`, :meth:`load` or :meth:`from_json`; call it (or :meth:`apply`)
-    on raw confidences. Instances are immutable values.
+    on raw confidences. Instances are immutable values (frozen: assigning an attribute raises),
+    built keyword-only; invalid parameters raise :class:`~ensemble.errors.InvalidInputError`.
+
+    ``knots_x``/``knots_y`` are the isotonic methods' knots, ``slope``/``intercept`` Platt's
+    parameters; ``forced=True`` (see :meth:`forced`) skips the metric check.
     """
 
-    __slots__ = (
-        "_a",
-        "_b",
-        "_forced",
-        "_kx",
-        "_ky",
-        "description",
-        "method",
-        "metric",
-        "n_fitted",
-        "name",
-    )
+    _error: ClassVar[type[UsageError]] = InvalidInputError
 
-    def __init__(
-        self,
-        *,
-        method: CalibrationMethod,
-        metric: str | None,
-        knots_x: Sequence[float] | FloatArray = (),
-        knots_y: Sequence[float] | FloatArray = (),
-        slope: float = 0.0,
-        intercept: float = 0.0,
-        n_fitted: int = 0,
-        name: str | None = None,
-        description: str = "",
-        forced: bool = False,
-    ) -> None:
-        if method not in _METHODS:
-            raise InvalidInputError(
-                f"unknown calibration method {method!r}; use one of {', '.join(_METHODS)}"
-            )
-        kx = np.asarray(knots_x, dtype=np.float64)
-        ky = np.asarray(knots_y, dtype=np.float64)
-        if method != "platt":
-            if kx.ndim != 1 or kx.shape != ky.shape or kx.size == 0:
-                raise InvalidInputError("an isotonic calibrator needs matching, non-empty knots")
+    method: CalibrationMethod
+    metric: str | None
+    """Signature of the metric whose confidences this calibrator maps (``None``: any)."""
+    knots_x: tuple[Number, ...] = ()
+    knots_y: tuple[Number, ...] = ()
+    slope: Number = 0.0
+    intercept: Number = 0.0
+    n_fitted: Int = Field(default=0, ge=0)
+    name: str | None = None
+    description: str = ""
+    """Where the calibration came from (data, labels, license)."""
+    is_forced: Flag = Field(default=False, alias="forced")
+    """Whether the metric check is skipped (:meth:`forced`)."""
+
+    @field_validator("knots_x", "knots_y", mode="before")
+    @classmethod
+    def _as_list(cls, value: object) -> object:
+        if isinstance(value, np.ndarray):
+            return value.tolist()
+        return value
+
+    @model_validator(mode="after")
+    def _parameters(self) -> Calibrator:
+        kx = np.asarray(self.knots_x, dtype=np.float64)
+        ky = np.asarray(self.knots_y, dtype=np.float64)
+        if self.method != "platt":
+            if kx.shape != ky.shape or kx.size == 0:
+                raise ValueError("an isotonic calibrator needs matching, non-empty knots")
             if np.any(np.diff(kx) <= 0) or np.any(np.diff(ky) < 0):
-                raise InvalidInputError("isotonic knots must increase in x and not decrease in y")
-            if np.any((ky < 0) | (ky > 1)) or not np.isfinite(kx).all():
-                raise InvalidInputError("isotonic knot values must be probabilities in [0, 1]")
-        elif not (math.isfinite(slope) and math.isfinite(intercept)) or slope < 0:
-            raise InvalidInputError("a Platt calibrator needs a finite, non-negative slope")
-        self.method: CalibrationMethod = method
-        self.metric = metric
-        """Signature of the metric whose confidences this calibrator maps (``None``: any)."""
-        self.name = name
-        self.description = description
-        """Where the calibration came from (data, labels, license)."""
-        self.n_fitted = n_fitted
-        self._kx = kx
-        self._ky = ky
-        self._a = float(slope)
-        self._b = float(intercept)
-        self._forced = forced
+                raise ValueError("isotonic knots must increase in x and not decrease in y")
+            if np.any((ky < 0) | (ky > 1)):
+                raise ValueError("isotonic knot values must be probabilities in [0, 1]")
+        elif self.slope < 0:
+            raise ValueError("a Platt calibrator needs a finite, non-negative slope")
+        return self
 
     # -- fitting ----------------------------------------------------------------------------
 
@@ -396,27 +377,23 @@ class Calibrator:
         return Calibrator(
             method=self.method,
             metric=self.metric,
-            knots_x=self._kx,
-            knots_y=self._ky,
-            slope=self._a,
-            intercept=self._b,
+            knots_x=self.knots_x,
+            knots_y=self.knots_y,
+            slope=self.slope,
+            intercept=self.intercept,
             n_fitted=self.n_fitted,
             name=self.name,
             description=self.description,
             forced=True,
         )
 
-    @property
-    def is_forced(self) -> bool:
-        return self._forced
-
     def check(self, metric: str | MetricInfo | None, *, force: bool = False) -> None:
         """Raise :class:`~ensemble.errors.CalibrationMismatchError` unless this calibrator was
         fitted for ``metric`` (or it is forced, or either side does not name a metric)."""
         sig = _signature(metric)
-        if force or self._forced or self.metric is None or sig is None:
+        if force or self.is_forced or self.metric is None or sig is None:
             return
-        if sig != self.metric:
+        if metric_part(sig) != metric_part(self.metric):  # the library version may differ
             raise CalibrationMismatchError(expected=self.metric, got=sig, name=self.name)
 
     def apply(
@@ -433,9 +410,9 @@ class Calibrator:
         self.check(metric, force=force)
         x = np.asarray(scores, dtype=np.float64)
         if self.method != "platt":
-            out = np.interp(x, self._kx, self._ky)
+            out = np.interp(x, np.asarray(self.knots_x), np.asarray(self.knots_y))
         else:
-            out = _sigmoid(self._a * x + self._b)
+            out = _sigmoid(self.slope * x + self.intercept)
         return np.asarray(np.clip(out, 0.0, 1.0), dtype=np.float64)
 
     def __call__(self, scores: Sequence[float] | FloatArray | float) -> FloatArray:
@@ -445,7 +422,11 @@ class Calibrator:
         """What a :class:`~ensemble.Consensus` records about this calibrator when it maps
         ``metric``'s confidences (``forced`` is true when the signatures differ)."""
         sig = _signature(metric)
-        forced = self.metric is not None and sig is not None and sig != self.metric
+        forced = (
+            self.metric is not None
+            and sig is not None
+            and metric_part(sig) != metric_part(self.metric)
+        )
         return CalibrationInfo(
             name=self.name,
             method=self.method,
@@ -458,22 +439,14 @@ class Calibrator:
         label = f"name={self.name!r}, " if self.name else ""
         return f"Calibrator({label}method={self.method!r}, metric={self.metric!r})"
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Calibrator):
-            return NotImplemented
-        return self._state() == other._state() and self._forced == other._forced
-
-    def __hash__(self) -> int:
-        return hash(json.dumps(self._state(), sort_keys=True))
-
     # -- persistence ------------------------------------------------------------------------
 
     def _state(self) -> dict[str, Any]:
         params: dict[str, Any]
         if self.method != "platt":
-            params = {"knots_x": self._kx.tolist(), "knots_y": self._ky.tolist()}
+            params = {"knots_x": list(self.knots_x), "knots_y": list(self.knots_y)}
         else:
-            params = {"slope": self._a, "intercept": self._b}
+            params = {"slope": self.slope, "intercept": self.intercept}
         return {
             "format": _FORMAT,
             "format_version": _FORMAT_VERSION,
@@ -525,23 +498,51 @@ class Calibrator:
 
     @classmethod
     def load(cls, source: str | Path) -> Calibrator:
-        """Load a packaged calibration by name (e.g. ``"ngram-wikibio"``) or a JSON file."""
-        if isinstance(source, str) and source in _PACKAGED:
-            ref = resources.files("ensemble") / "data" / _PACKAGED[source]
-            return cls.from_json(ref.read_text(encoding="utf-8"))
-        path = Path(source)
-        if not path.is_file():
-            known = ", ".join(repr(k) for k in sorted(_PACKAGED))
+        """Load a packaged calibration by name (e.g. ``"ngram-wikibio"``) or a JSON file.
+
+        A string that is neither a packaged name nor an existing file raises
+        :class:`~ensemble.errors.UnknownNameError`, which lists the packaged names.
+        """
+        if not isinstance(source, (str, Path)):
             raise InvalidInputError(
-                f"no calibration named {str(source)!r}: not a packaged calibration ({known}) "
-                "and not a file"
+                f"a calibration is loaded from a name or a path, not {type(source).__name__}"
             )
-        return cls.from_json(path.read_text(encoding="utf-8"))
+        if isinstance(source, str) and source.strip() in CALIBRATIONS:
+            return CALIBRATIONS.resolve(source)
+        if isinstance(source, str) and not source.strip():
+            raise CALIBRATIONS.unknown(source)
+        path = as_path("calibration", source)
+        if not path.is_file():
+            raise CALIBRATIONS.unknown(source)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInputError(
+                f"cannot read the calibration file {str(path)!r}: {exc}"
+            ) from exc
+        return cls.from_json(text)
+
+
+def _packaged(filename: str) -> Callable[[], Calibrator]:
+    def load() -> Calibrator:
+        ref = resources.files("ensemble") / "data" / filename
+        return Calibrator.from_json(ref.read_text(encoding="utf-8"))
+
+    return load
+
+
+#: Calibrations that ship with the package (files in ``ensemble/data``).
+CALIBRATIONS: Registry[Calibrator] = Registry(
+    "calibration",
+    product=Calibrator,
+    builtin={name: _packaged(file) for name, file in _PACKAGED.items()},
+    hint="or give the path of a calibration JSON file (no such file exists)",
+)
 
 
 def packaged_calibrations() -> list[str]:
     """Names of the calibrations that ship with the package."""
-    return sorted(_PACKAGED)
+    return CALIBRATIONS.names()
 
 
 def load_calibration(calibration: Calibrator | str | Path | None) -> Calibrator | None:
@@ -572,8 +573,7 @@ def expected_calibration_error(
     """
     p = _as_scores(probs, "probs")
     y = _as_labels(labels, p.size)
-    if not isinstance(bins, int) or bins < 1:
-        raise InvalidInputError("bins must be a positive integer")
+    check_int("bins", bins, minimum=1, maximum=1_000_000, error=InvalidInputError)
     if p.size == 0:
         raise InvalidInputError("expected_calibration_error needs at least one probability")
     if np.any((p < 0) | (p > 1)):

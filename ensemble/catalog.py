@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ensemble._plugins import entry_point_targets, load_target
+from ensemble._registry import entry_point_targets, load_target
 from ensemble.errors import ConfigurationError, InvalidInputError
 
 if TYPE_CHECKING:

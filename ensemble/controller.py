@@ -31,15 +31,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ensemble import _plan
+from ensemble._budget import Budget, Pricing, _price_pair
 from ensemble._plan import (
     HIGH_RISK_TAG,
     RISK_LIMITS,
@@ -50,15 +50,20 @@ from ensemble._plan import (
     RiskLimits,
 )
 from ensemble._retry import CallOutcome, CallState, RetryPolicy, call_with_retries
+from ensemble._sync import run_sync
+from ensemble._validate import check_int, check_number
 from ensemble.catalog import Catalog, default_catalog
 from ensemble.engine import score
 from ensemble.errors import ConfigurationError, QuorumError, RunError
 from ensemble.metrics.base import Metric, get_metric
 from ensemble.metrics.judge import escape
 from ensemble.models import get_model
-from ensemble.models.base import Message, Model, Request, _require_no_running_loop
+from ensemble.models.base import Message, Model, Request
 from ensemble.runner import Ensemble
 from ensemble.types import Alert, Consensus, Sample
+
+if TYPE_CHECKING:
+    from ensemble.store import Store
 
 __all__ = [
     "HIGH_RISK_TAG",
@@ -122,25 +127,6 @@ def _load_catalog(catalog: Catalog | str | os.PathLike[str] | None) -> Catalog:
     raise ConfigurationError(f"catalog must be a Catalog, a catalog file or None, not {catalog!r}")
 
 
-def _positive(name: str, value: object, *, allow_none: bool = False) -> float | None:
-    if value is None and allow_none:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ConfigurationError(f"{name} must be a positive number, not {value!r}")
-    return float(value)
-
-
-def _fraction(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ConfigurationError(f"{name} must be a number in [0, 1], not {value!r}")
-    return float(value)
-
-
 def _embedder() -> _plan.Embed | None:
     """The packaged MiniLM sentence embedder, or ``None`` when it is not installed."""
     from ensemble.errors import MissingDependencyError
@@ -180,6 +166,13 @@ class Controller:
     - ``structured``: ask for the plan's JSON schema (``Request.response_format``); adapters
       without structured output ignore it.
     - ``retry``: the :class:`~ensemble.RetryPolicy` of every call.
+    - ``max_tokens``: answer length cap of the tasks' calls.
+    - ``store``: an :class:`~ensemble.Store` every task's ensemble caches its samples in (a
+      rerun of the same request and plan sends no model call again).
+    - ``prices`` / ``budget``: as for :class:`~ensemble.Ensemble`, but the cap in USD is shared
+      by every task of one run (a run never spends more than ``budget`` on model calls; the
+      planner's calls are not priced). ``budget`` needs ``max_tokens`` and a price for every
+      card (``prices`` or the cards' ``price_in`` / ``price_out``).
     """
 
     def __init__(
@@ -196,6 +189,10 @@ class Controller:
         planner_max_tokens: int = 512,
         structured: bool = True,
         retry: RetryPolicy | None = None,
+        max_tokens: int | None = None,
+        store: Store | None = None,
+        prices: Mapping[str, Any] | None = None,
+        budget: float | None = None,
     ) -> None:
         self.catalog = _load_catalog(catalog)
         if len(self.catalog) == 0:
@@ -203,9 +200,17 @@ class Controller:
         self.planner = get_model(planner)
         self.metric: str | Metric = metric
         self._metric = get_metric(metric)
-        self.deadline = _positive("deadline", deadline, allow_none=True)
-        self.timeout = _positive("timeout", timeout, allow_none=True)
+        self.deadline = (
+            None if deadline is None else check_number("deadline", deadline, low=0, low_open=True)
+        )
+        self.timeout = (
+            None if timeout is None else check_number("timeout", timeout, low=0, low_open=True)
+        )
         merged = dict(RISK_LIMITS)
+        if limits is not None and not isinstance(limits, Mapping):
+            raise ConfigurationError(
+                f"limits must be a mapping of risk to RiskLimits, not {type(limits).__name__}"
+            )
         for key, value in (limits or {}).items():
             _plan.check_risk(key)
             if not isinstance(value, RiskLimits):
@@ -217,18 +222,44 @@ class Controller:
                 f"similarity must be 'auto', 'embedding' or 'words', not {similarity!r}"
             )
         self.similarity = similarity
-        self.min_confidence = _fraction("min_confidence", min_confidence)
-        if (
-            isinstance(planner_max_tokens, bool)
-            or not isinstance(planner_max_tokens, int)
-            or planner_max_tokens < 1
-        ):
-            raise ConfigurationError("planner_max_tokens must be an integer >= 1")
-        self.planner_max_tokens = planner_max_tokens
-        self.structured = bool(structured)
+        self.min_confidence = check_number("min_confidence", min_confidence, low=0, high=1)
+        self.planner_max_tokens = check_int("planner_max_tokens", planner_max_tokens, minimum=1)
+        if not isinstance(structured, bool):
+            raise ConfigurationError(f"structured must be True or False, not {structured!r}")
+        self.structured = structured
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ConfigurationError("retry must be an ensemble.RetryPolicy")
         self.retry = retry if retry is not None else RetryPolicy()
+        self.max_tokens = (
+            None if max_tokens is None else check_int("max_tokens", max_tokens, minimum=1)
+        )
+        from ensemble.store import Store
+
+        if store is not None and not isinstance(store, Store):
+            raise ConfigurationError("store must be an ensemble.Store")
+        self.store = store
+        pricing = Pricing(prices)
+        self.prices = prices
+        self.budget = (
+            None if budget is None else check_number("budget", budget, low=0, low_open=True)
+        )
+        if self.budget is not None:
+            if self.max_tokens is None:
+                raise ConfigurationError(
+                    "budget needs max_tokens: the worst case of a call is its prompt plus "
+                    "max_tokens"
+                )
+            unpriced = [
+                c.name
+                for c in self.catalog
+                if pricing.price(c.name) is None and _price_pair(c.name, c) is None
+            ]
+            if unpriced:
+                raise ConfigurationError(
+                    f"budget needs a price for every card of the catalog; none for "
+                    f"{', '.join(unpriced)} (pass prices={{name: (input, output)}} in USD per "
+                    "million tokens, or price_in/price_out on the cards)"
+                )
         self._models: dict[str, Model] = {}
 
     def __repr__(self) -> str:
@@ -238,27 +269,21 @@ class Controller:
 
     def run(self, request: str, *, risk: Risk = "normal") -> ControllerResult:
         """Synchronous :meth:`arun` (a fresh event loop; connections released at the end)."""
-        _require_no_running_loop("Controller.run()", "`await controller.arun(request)` instead")
-
-        async def run_and_release() -> ControllerResult:
-            try:
-                return await self.arun(request, risk=risk)
-            finally:
-                await self.aclose()
-
-        return asyncio.run(run_and_release())
+        return run_sync(
+            "Controller.run()",
+            "`await controller.arun(request)`",
+            lambda: self.arun(request, risk=risk),
+            release=self.aclose,
+        )
 
     def plan(self, request: str, *, risk: Risk = "normal") -> Plan:
         """Synchronous :meth:`aplan`."""
-        _require_no_running_loop("Controller.plan()", "`await controller.aplan(request)` instead")
-
-        async def plan_and_release() -> Plan:
-            try:
-                return await self.aplan(request, risk=risk)
-            finally:
-                await self.aclose()
-
-        return asyncio.run(plan_and_release())
+        return run_sync(
+            "Controller.plan()",
+            "`await controller.aplan(request)`",
+            lambda: self.aplan(request, risk=risk),
+            release=self.aclose,
+        )
 
     async def aplan(self, request: str, *, risk: Risk = "normal") -> Plan:
         """Only the planning step of :meth:`arun` (one planner call, no model is run): the
@@ -284,7 +309,8 @@ class Controller:
         alerts: list[Alert] = []
 
         plan = await self._plan(request, risk, limits, state, usage, alerts)
-        steps, samples = await self._execute(plan, deadline_at, alerts)
+        budget = None if self.budget is None else Budget(self.budget)
+        steps, samples = await self._execute(plan, deadline_at, alerts, budget)
         ok = [s for s in samples if s.ok]
         if not ok:
             raise QuorumError(quorum=1, samples=samples)
@@ -438,7 +464,7 @@ class Controller:
         return " ".join(s.text for s in step.spans if s.confidence >= self.min_confidence)
 
     async def _run_task(
-        self, task: PlanTask, prompt: str, deadline_at: float | None
+        self, task: PlanTask, prompt: str, deadline_at: float | None, budget: Budget | None
     ) -> tuple[Consensus | None, tuple[Sample, ...], str | None]:
         remaining = None if deadline_at is None else deadline_at - time.monotonic()
         if remaining is not None and remaining <= 0:
@@ -451,7 +477,14 @@ class Controller:
             timeout=self.timeout,
             deadline=remaining,
             retry=self.retry,
+            max_tokens=self.max_tokens,
+            store=self.store,
+            prices=self.prices,
+            budget=None if budget is None else budget.cap,
         )
+        if budget is not None:  # one cap for the whole run, shared by every task
+            ens._durable.budget = budget
+            ens.budget = budget
         samples = await ens.asample(prompt, repeats={m.name: m.repeats for m in task.models})
         # The controller's catalog names the families (independence weighting, the alarm).
         samples = tuple(
@@ -466,7 +499,11 @@ class Controller:
             return None, samples, str(exc).splitlines()[0]
 
     async def _execute(
-        self, plan: Plan, deadline_at: float | None, alerts: list[Alert]
+        self,
+        plan: Plan,
+        deadline_at: float | None,
+        alerts: list[Alert],
+        budget: Budget | None = None,
     ) -> tuple[dict[str, Consensus], list[Sample]]:
         steps: dict[str, Consensus] = {}
         per_task: dict[str, tuple[Sample, ...]] = {}
@@ -475,7 +512,7 @@ class Controller:
         async def run(task: PlanTask) -> None:
             await asyncio.gather(*(futures[d] for d in task.depends_on))
             prompt = self._task_prompt(task, steps)
-            result, samples, failure = await self._run_task(task, prompt, deadline_at)
+            result, samples, failure = await self._run_task(task, prompt, deadline_at, budget)
             per_task[task.id] = samples
             if result is not None:
                 steps[task.id] = result
@@ -561,8 +598,7 @@ class Controller:
 
     def close(self) -> None:
         """Synchronous :meth:`aclose`."""
-        _require_no_running_loop("Controller.close()", "`await controller.aclose()`")
-        asyncio.run(self.aclose())
+        run_sync("Controller.close()", "`await controller.aclose()`", self.aclose)
 
 
 class _Tally:

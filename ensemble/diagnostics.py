@@ -37,12 +37,13 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import Field
 
-from ensemble.errors import InvalidInputError
+from ensemble._validate import Int, Number, Settings, as_path
+from ensemble.errors import ConfigurationError, InvalidInputError
 from ensemble.metrics.base import FloatArray
 from ensemble.types import (
     AgreementBreakdown,
@@ -54,17 +55,7 @@ from ensemble.types import (
     Sample,
 )
 
-__all__ = [
-    "AgreementBaseline",
-    "BaselineStore",
-    "UniformityAlarm",
-    "agreement_breakdown",
-    "family_key",
-    "family_mean_agreement",
-    "independence_weights",
-    "model_support",
-    "rare_strings",
-]
+__all__ = ["AgreementBaseline", "BaselineStore", "UniformityAlarm"]
 
 #: Name used for samples that carry no model name (all of them count as one source).
 UNNAMED = "?"
@@ -224,7 +215,9 @@ def independence_weights(samples: Sequence[Sample]) -> FloatArray | None:
 
 #: How much a candidate's own family counts in its mean agreement, relative to each other
 #: family (one vote each), when the consensus chooses its candidate from several families.
-INTRA_FAMILY_WEIGHT = 1.0
+#: 0.5 was chosen among 1, 0.5, 0.25 and 0 on the even question ids of
+#: ``benchmarks/families.py`` (two real local families), and reported on the odd ones.
+INTRA_FAMILY_WEIGHT = 0.5
 
 
 def family_mean_agreement(
@@ -355,14 +348,16 @@ class BaselineStore(AgreementBaseline):
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
+        self.path = as_path("BaselineStore path", path)
+        if self.path.is_dir():
+            raise ConfigurationError(f"BaselineStore path {str(self.path)!r} is a directory")
         pairs: Mapping[str, Mapping[str, float]] = {}
         if self.path.exists():
             try:
                 data = json.loads(self.path.read_text(encoding="utf-8"))
                 pairs = data["pairs"]
                 super().__init__(pairs)
-            except (ValueError, KeyError, TypeError) as exc:
+            except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise InvalidInputError(
                     f"{self.path} is not an ensemble agreement baseline: {exc}"
                 ) from exc
@@ -381,8 +376,7 @@ class BaselineStore(AgreementBaseline):
         self.save()
 
 
-@dataclass(frozen=True)
-class UniformityAlarm:
+class UniformityAlarm(Settings):
     """Settings of the uniformity alarm (see ``docs/diagnostics.md`` for the rules).
 
     - ``min_run``: a verbatim run of this many words, shared by samples of different models
@@ -402,24 +396,27 @@ class UniformityAlarm:
       *same replies* (whole texts after :func:`~ensemble.metrics.vote.normalize_answer`):
       at least ``twin_share`` of the smaller family's samples have an identical twin in the
       other (a one-to-one matching), spread over at least ``twins`` different replies, score
-      0.5 and up. Independent families agree on answers, not on the wording of several
-      different sentences; one that copies another's replies (the same weights behind two
+      0.5 and up (``twins=2``, ``twin_share=0.8`` were chosen on the even question ids of
+      ``benchmarks/families.py``). Independent families agree on answers, not on the
+      wording of different sentences; one that copies another's replies (the same weights behind two
       names, a cache, a relay) does. Unanimous identical replies are not enough (``twins``).
 
     An alert is raised for each group of models whose best score reaches ``fire_at``.
+    Keyword-only and frozen; out-of-range settings raise
+    :class:`~ensemble.errors.ConfigurationError`.
     """
 
-    min_run: int = 12
-    margin: float = 0.15
-    p_value: float = 0.01
-    baseline: AgreementBaseline | None = field(default=None, compare=False)
-    z: float = 3.0
-    min_history: int = 5
-    fire_at: float = 0.5
-    prompt_ngram: int = 4
-    max_evidence: int = 12
-    twin_share: float = 0.8
-    twins: int = 3
+    min_run: Int = Field(default=12, ge=1, le=10_000)
+    margin: Number = Field(default=0.15, gt=0.0, le=1.0)
+    p_value: Number = Field(default=0.01, gt=0.0, le=1.0)
+    baseline: AgreementBaseline | None = None
+    z: Number = Field(default=3.0, gt=0.0, le=1000.0)
+    min_history: Int = Field(default=5, ge=1, le=1_000_000)
+    fire_at: Number = Field(default=0.5, gt=0.0, le=1.0)
+    prompt_ngram: Int = Field(default=4, ge=1, le=10_000)
+    max_evidence: Int = Field(default=12, ge=0, le=10_000)
+    twin_share: Number = Field(default=0.8, gt=0.0, le=1.0)
+    twins: Int = Field(default=2, ge=0, le=10_000)
 
     def check(
         self,

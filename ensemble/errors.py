@@ -7,24 +7,35 @@ how the library is called (:class:`UsageError`) is kept apart from a failure of 
 
     EnsembleError
     ├── UsageError                     your mistake; also a ValueError
-    │   ├── InvalidInputError          bad samples / text / sentences / thresholds
-    │   ├── UnknownNameError           unknown metric or model spec; lists the known names
-    │   ├── ConfigurationError         invalid settings (repeats, quorum, base_url, ...)
-    │   │   └── CalibrationMismatchError   a calibrator fitted for another metric's confidences
+    │   ├── InvalidInputError          bad samples / text / sentences / weights / calibration data
+    │   │   └── MetricOutputError      a metric returned a wrong shape / out-of-range values
+    │   ├── ConfigurationError         invalid settings: names the field and the bad value
+    │   │   ├── UnknownNameError       unknown metric, model spec, calibration or entailment
+    │   │   │                          backend; lists the known names (also a LookupError)
+    │   │   ├── CalibrationMismatchError   a calibrator fitted for another metric's confidences
+    │   │   └── ResumeMismatchError    a stored run resumed with other settings; names them
     │   ├── MissingAPIKeyError         no key given; names the environment variable to set
     │   ├── MissingDependencyError     an optional extra is not installed; also an ImportError
-    │   └── ModelNotAvailableError     a named model (e.g. NLI weights) is not on disk or cached
+    │   ├── ModelNotAvailableError     a named model (e.g. NLI weights) is not on disk or cached
+    │   └── SyncInAsyncError           a sync method called inside a running event loop
     ├── ProviderError                  the provider's failure (model_name on every instance)
     │   ├── ProviderConnectionError    could not connect, or the connection broke
     │   ├── ProviderTimeoutError       one attempt exceeded its timeout
     │   │   └── DeadlineExceededError  the run's deadline passed first; the call was cancelled
-    │   ├── ProviderHTTPError          a non-2xx answer (status_code, body)
+    │   ├── ProviderHTTPError          a non-2xx answer (status_code, body, should_retry)
     │   │   ├── AuthenticationError    401 / 403: the run stops calling that provider
     │   │   └── RateLimitError         429 (retry_after when the provider said it)
     │   ├── InvalidResponseError       a 2xx answer whose body is not what the API promises
+    │   │   └── ResponseTooLargeError  an answer longer than the adapter's max_response_bytes
     │   └── LocalServerError           the embedded llama.cpp server (LocalModel) failed to start
+    ├── BudgetExceededError            a call not sent: it would have crossed the budget cap
     └── RunError                       a run failed as a whole; keeps .samples (partial results)
         └── QuorumError                fewer successful samples than the quorum; lists failures
+
+No other exception escapes on purpose: a pydantic ``ValidationError`` becomes a
+:class:`ConfigurationError` (or :class:`InvalidInputError`) whose message names the field and
+the value; a builtin ``TypeError`` / ``ValueError`` from a bad argument is a bug (a property
+test in ``tests/test_errors_property.py`` feeds bad values to every public entry point).
 
 Messages never contain API keys.
 """
@@ -39,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AuthenticationError",
+    "BudgetExceededError",
     "CalibrationMismatchError",
     "ConfigurationError",
     "DeadlineExceededError",
@@ -46,6 +58,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidResponseError",
     "LocalServerError",
+    "MetricOutputError",
     "MissingAPIKeyError",
     "MissingDependencyError",
     "ModelNotAvailableError",
@@ -55,7 +68,10 @@ __all__ = [
     "ProviderTimeoutError",
     "QuorumError",
     "RateLimitError",
+    "ResponseTooLargeError",
+    "ResumeMismatchError",
     "RunError",
+    "SyncInAsyncError",
     "UnknownNameError",
     "UsageError",
 ]
@@ -76,22 +92,33 @@ class InvalidInputError(UsageError):
     """Samples, text, sentences or another argument has the wrong type or value."""
 
 
-class UnknownNameError(UsageError, LookupError):
-    """A name (metric, model spec, ...) that no registry knows; the message lists the known ones."""
-
-    def __init__(self, kind: str, name: str, known: Iterable[str]) -> None:
-        self.kind = kind
-        self.name = name
-        self.known = tuple(sorted(known))
-        listed = ", ".join(repr(k) for k in self.known) or "(none)"
-        super().__init__(f"unknown {kind} {name!r}; known {kind}s: {listed}")
-
-    def __str__(self) -> str:  # LookupError would add quotes around the message
-        return str(self.args[0])
+class MetricOutputError(InvalidInputError):
+    """A metric (typically a custom one) returned support or confidences the library cannot
+    use: a wrong shape, values outside [0, 1] or infinite, or an unknown granularity. The
+    message names the metric. (NaN support is not an error: it is an abstention.)"""
 
 
 class ConfigurationError(UsageError):
     """Settings that are invalid on their own or together (e.g. quorum above the sample count)."""
+
+
+class UnknownNameError(ConfigurationError, LookupError):
+    """A name (metric, model spec, calibration, entailment backend) that no registry knows.
+
+    ``kind`` is what was looked up, ``name`` the name given and ``known`` every name the
+    registry knows; the message lists them (and ``hint``, when the registry has one).
+    """
+
+    def __init__(self, kind: str, name: str, known: Iterable[str], *, hint: str = "") -> None:
+        self.kind = kind
+        self.name = name
+        self.known = tuple(sorted(known))
+        listed = ", ".join(repr(k) for k in self.known) or "(none)"
+        extra = f"; {hint}" if hint else ""
+        super().__init__(f"unknown {kind} {name!r}; known {kind}s: {listed}{extra}")
+
+    def __str__(self) -> str:  # LookupError would add quotes around the message
+        return str(self.args[0])
 
 
 class CalibrationMismatchError(ConfigurationError):
@@ -108,6 +135,25 @@ class CalibrationMismatchError(ConfigurationError):
             f"{label} was fitted for the metric {expected!r} but is applied to {got!r}; "
             "its probabilities would be meaningless. Fit one for this metric, or force it "
             "with calibrator.apply(..., force=True) / calibration=calibrator.forced()"
+        )
+
+
+class ResumeMismatchError(ConfigurationError):
+    """A run named in a store was started with other settings than the ones resuming it.
+
+    ``run`` is the run's name; ``differences`` maps each differing setting to
+    ``(stored, given)``.
+    """
+
+    def __init__(
+        self, *, run: str, path: str, differences: dict[str, tuple[object, object]]
+    ) -> None:
+        self.run = run
+        self.differences = differences
+        shown = "; ".join(f"{k}: {a!r} then, {b!r} now" for k, (a, b) in differences.items())
+        super().__init__(
+            f"run {run!r} in the store {path} was started with other settings ({shown}); "
+            "resume it with the same settings, or give the run another name"
         )
 
 
@@ -129,6 +175,11 @@ class MissingDependencyError(UsageError, ImportError):
         self.what = what
         self.install = install
         super().__init__(f"{what} is not installed; install it with: {install}")
+
+
+class SyncInAsyncError(UsageError):
+    """A synchronous method was called from inside a running event loop, which it would block;
+    the message names the ``a``-twin to await instead (see ``ensemble/_sync.py``)."""
 
 
 class ModelNotAvailableError(UsageError):
@@ -195,14 +246,19 @@ class ProviderHTTPError(ProviderError):
         status_code: int,
         body: str | None = None,
         retry_after: float | None = None,
+        should_retry: bool | None = None,
     ) -> None:
         self.status_code = status_code
         self.body = body
         self.retry_after = retry_after
+        self.should_retry = should_retry
+        """The provider's own verdict (the ``x-should-retry`` header), when it gave one."""
         super().__init__(f"HTTP {status_code}: {message}", model_name=model_name)
 
     @property
     def retryable(self) -> bool:  # type: ignore[override]
+        if self.should_retry is not None:  # the server said so: obey, as the official SDKs do
+            return self.should_retry
         return self.status_code in (408, 409, 429) or self.status_code >= 500
 
 
@@ -218,6 +274,15 @@ class InvalidResponseError(ProviderError):
     """A success status whose body is not a valid completion."""
 
 
+class ResponseTooLargeError(InvalidResponseError):
+    """An answer (or error body) longer than the adapter's ``max_response_bytes``; the rest of
+    it was not read. ``limit`` is the limit in bytes."""
+
+    def __init__(self, message: str, *, model_name: str, limit: int) -> None:
+        self.limit = limit
+        super().__init__(message, model_name=model_name)
+
+
 class LocalServerError(ProviderError):
     """The embedded llama.cpp server behind ``LocalModel`` failed to start or died.
 
@@ -229,6 +294,17 @@ class LocalServerError(ProviderError):
     def __init__(self, message: str, *, model_name: str = "local", retryable: bool = False) -> None:
         self.retryable = retryable
         super().__init__(message, model_name=model_name)
+
+
+class BudgetExceededError(EnsembleError):
+    """A call was not sent because its worst-case cost would have crossed the budget cap.
+
+    It becomes the error of that call's sample; the run votes on what came back.
+    """
+
+    def __init__(self, message: str, *, model_name: str) -> None:
+        self.model_name = model_name
+        super().__init__(message)
 
 
 # --- a run as a whole -----------------------------------------------------------------------

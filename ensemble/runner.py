@@ -6,9 +6,13 @@ All I/O of a run lives here and in ``ensemble/models``. A run is
    (``max_concurrency``) and per endpoint (``max_per_provider``), each through the single
    retry loop in :mod:`ensemble._retry`, all under the run's ``deadline``; every call becomes
    a :class:`~ensemble.Sample` (its text, or the error that prevented it);
-2. :meth:`Ensemble.vote`: below ``quorum`` successful samples a
+2. :meth:`Ensemble.avote`: below ``quorum`` successful samples a
    :class:`~ensemble.errors.QuorumError` (listing every failure, keeping every sample), else
-   :func:`ensemble.consensus` over the samples (failures are kept but never vote).
+   :func:`ensemble.aconsensus` over the samples (failures are kept but never vote), awaited on
+   the run's loop, so a metric that calls a model (an LLM judge) never blocks it.
+
+The sync methods (:meth:`Ensemble.run`, :meth:`Ensemble.vote`, :meth:`Ensemble.close`) are
+thin wrappers that follow the one sync-over-async rule of :mod:`ensemble._sync`.
 """
 
 from __future__ import annotations
@@ -16,28 +20,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import random
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ensemble._retry import CallOutcome, CallState, RetryPolicy, call_with_retries
-from ensemble.calibration import Calibrator, load_calibration
+from ensemble._budget import Budget, Pricing
+from ensemble._durable import CallPath, annotate
+from ensemble._fanout import Call, Returned, fan_out
+from ensemble._limits import RateLimit
+from ensemble._retry import RetryPolicy
+from ensemble._sync import run_sync
+from ensemble._validate import check_int, check_number
+from ensemble.calibration import Calibrator
 from ensemble.catalog import family_of
-from ensemble.engine import consensus
-from ensemble.errors import (
-    ConfigurationError,
-    DeadlineExceededError,
-    ProviderError,
-    ProviderHTTPError,
-    QuorumError,
-)
-from ensemble.metrics.base import Metric, get_metric
+from ensemble.engine import aconsensus, consensus
+from ensemble.errors import ConfigurationError, ProviderError, ProviderHTTPError, QuorumError
+from ensemble.metrics.base import Metric
 from ensemble.models import get_model
-from ensemble.models.base import Model, Request, _require_no_running_loop
+from ensemble.models.base import Model, Request
+from ensemble.settings import Limits, Method, VoteSettings
 from ensemble.types import Consensus, Sample, SampleError
+
+if TYPE_CHECKING:
+    from ensemble.errors import RunError
+    from ensemble.store import Store
 
 __all__ = ["Ensemble"]
 
@@ -47,11 +54,10 @@ logger = logging.getLogger("ensemble")
 _SEED_BOUND = 2**31 - 1
 
 
-def _positive(name: str, value: object, *, allow_none: bool) -> float | None:
+def _positive(name: str, value: object) -> float | None:
+    """``None``, or ``value`` as a positive finite float."""
     if value is None:
-        if allow_none:
-            return None
-        raise ConfigurationError(f"{name} must be a positive number")
+        return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigurationError(f"{name} must be a positive number, not {value!r}")
     if not (math.isfinite(value) and value > 0):
@@ -60,17 +66,11 @@ def _positive(name: str, value: object, *, allow_none: bool) -> float | None:
 
 
 def _count(name: str, value: object, *, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigurationError(f"{name} must be an integer >= {minimum}, not {value!r}")
-    return value
+    return check_int(name, value, minimum=minimum)
 
 
 def _temperature(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigurationError(f"{name} must be a number >= 0, not {value!r}")
-    if not (math.isfinite(value) and value >= 0):
-        raise ConfigurationError(f"{name} must be a number >= 0, not {value!r}")
-    return float(value)
+    return check_number(name, value, low=0.0)
 
 
 class Ensemble:
@@ -103,6 +103,25 @@ class Ensemble:
     - ``calibration``: a :class:`~ensemble.calibration.Calibrator`, the name of a packaged one
       (``"ngram-wikibio"``) or a calibration file, applied to the vote's confidences (checked
       against ``metric`` here, at construction; see ``docs/calibration.md``).
+    - ``settings``: an :class:`~ensemble.VoteSettings` (metric, weighting, threshold, alarm,
+      calibration, method at once); ``metric``, ``calibration`` and ``method`` are shorthand
+      for it, and setting one of them to another value as well is a
+      :class:`~ensemble.errors.ConfigurationError`.
+    - ``method``: ``"select"`` (one sample, the default) or ``"fuse"`` (the sentences most
+      models state; see ``docs/fuse.md``): :attr:`~ensemble.VoteSettings.method`.
+    - ``limits``: an :class:`~ensemble.Limits` (``timeout``, ``deadline``,
+      ``max_concurrency``, ``max_per_provider`` at once; the keywords are shorthand for it,
+      with the same rule).
+    - ``store``: an :class:`~ensemble.Store` that caches every sample and journals batches (a
+      rerun sends only what never came back); with a store and no ``seed``, seeds derive
+      from the prompt so a rerun asks for the same samples. See ``docs/durable.md``.
+    - ``prices``: model name to ``(input, output)`` USD per million tokens (or a model card);
+      every sample then carries its cost and every result a :class:`~ensemble.CostReport`.
+    - ``budget``: a cap in USD on what this ensemble spends; needs ``max_tokens`` and a price
+      for every model. Calls that would cross it are not sent; the vote says so.
+    - ``rate_limit``: requests per second per endpoint, or an :class:`~ensemble.RateLimit`
+      (also tokens per minute), shared with every run in the process on that endpoint;
+      shorthand for :attr:`~ensemble.Limits.rate_limit` (same rule as the other limits).
     """
 
     def __init__(
@@ -122,6 +141,13 @@ class Ensemble:
         max_tokens: int | None = None,
         system: str | None = None,
         calibration: Calibrator | str | Path | None = None,
+        settings: VoteSettings | None = None,
+        limits: Limits | None = None,
+        method: Method = "select",
+        store: Store | None = None,
+        prices: Mapping[str, Any] | None = None,
+        budget: float | None = None,
+        rate_limit: float | RateLimit | None = None,
     ) -> None:
         if isinstance(models, (str, Model)) or not isinstance(models, Sequence):
             raise ConfigurationError("models must be a list of models or model specs")
@@ -137,10 +163,25 @@ class Ensemble:
             )
         self.models: tuple[Model, ...] = resolved
         self.repeats = _count("repeats", repeats)
-        self.metric: str | Metric = metric
-        self._metric = get_metric(metric)  # an unknown name raises UnknownNameError here
-        self.timeout = _positive("timeout", timeout, allow_none=True)
-        self.deadline = _positive("deadline", deadline, allow_none=True)
+        # The vote's settings, resolved once (an unknown metric name raises UnknownNameError
+        # and a calibration fitted for another metric CalibrationMismatchError, here).
+        self.settings = VoteSettings.resolve(
+            settings, metric=metric, calibration=calibration, method=method
+        )
+        self.metric: str | Metric = metric if settings is None else self.settings.metric
+        self._metric = self.settings.metric
+        self.limits = Limits.resolve(
+            limits,
+            timeout=timeout,
+            deadline=deadline,
+            max_concurrency=max_concurrency,
+            max_per_provider=max_per_provider,
+            rate_limit=rate_limit,
+        )
+        self.timeout = self.limits.timeout
+        self.deadline = self.limits.deadline
+        self.max_concurrency = self.limits.max_concurrency
+        self.max_per_provider = self.limits.max_per_provider
         if quorum is not None:
             _count("quorum", quorum)
             if quorum > len(resolved) * self.repeats:
@@ -163,8 +204,6 @@ class Ensemble:
             self.temperature = _temperature("temperature", temperature)
         else:
             self.temperature = None
-        self.max_concurrency = _count("max_concurrency", max_concurrency)
-        self.max_per_provider = _count("max_per_provider", max_per_provider)
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ConfigurationError("retry must be an ensemble.RetryPolicy")
         self.retry = retry if retry is not None else RetryPolicy()
@@ -177,9 +216,12 @@ class Ensemble:
         if system is not None and not isinstance(system, str):
             raise ConfigurationError("system must be a string")
         self.system = system
-        self.calibration = load_calibration(calibration)
-        if self.calibration is not None:
-            self.calibration.check(self._metric.info)
+        self.calibration: Calibrator | None = self.settings.calibration
+        self.method: Method = self.settings.method
+        self._durable = _call_path(self, store=store, prices=prices, budget=budget)
+        self.store = store
+        self.budget = self._durable.budget
+        self.rate_limit = self._durable.rate_limit
 
     def __repr__(self) -> str:
         names = ", ".join(m.name for m in self.models)
@@ -193,43 +235,96 @@ class Ensemble:
         Runs in a fresh event loop and releases the models' connections when it ends. From
         inside a running event loop (Jupyter, async frameworks) use ``await ens.arun(...)``.
         """
-        _require_no_running_loop("Ensemble.run()", "`await ensemble.arun(prompt)` instead")
-
-        async def run_and_release() -> Consensus:
-            try:
-                return await self.arun(prompt)
-            finally:
-                await self.aclose()
-
-        return asyncio.run(run_and_release())
+        return run_sync(
+            "Ensemble.run()",
+            "`await ensemble.arun(prompt)`",
+            lambda: self.arun(prompt),
+            release=self.aclose,
+        )
 
     async def arun(self, prompt: str) -> Consensus:
         """Ask every model ``repeats`` times and vote. See the class docstring."""
-        return self.vote(await self.asample(prompt), prompt=prompt)
+        return await self.avote(await self.asample(prompt), prompt=prompt)
 
-    def vote(
-        self, samples: Sequence[Sample], *, check_quorum: bool = True, prompt: str | None = None
+    async def avote(
+        self,
+        samples: Sequence[Sample],
+        *,
+        check_quorum: bool = True,
+        prompt: str | None = None,
+        settings: VoteSettings | None = None,
     ) -> Consensus:
-        """The consensus of ``samples`` by this ensemble's metric.
+        """The consensus of ``samples`` by this ensemble's vote settings.
 
         Raises :class:`~ensemble.errors.QuorumError` (keeping every sample) when fewer than
         ``quorum`` samples succeeded, unless ``check_quorum`` is false; with no successful
         sample at all it always raises. ``prompt`` (when known) keeps text copied from the
-        prompt out of the uniformity alarm's evidence (``docs/diagnostics.md``).
+        prompt out of the uniformity alarm's evidence (``docs/diagnostics.md``). ``settings``
+        replaces the ensemble's :class:`~ensemble.VoteSettings` for this vote.
         """
+        samples = self.require_quorum(samples, check_quorum=check_quorum)
+        result = await aconsensus(samples, settings=settings or self.settings, prompt=prompt)
+        return annotate(result, samples, self._durable.pricing)
+
+    def vote(
+        self,
+        samples: Sequence[Sample],
+        *,
+        check_quorum: bool = True,
+        prompt: str | None = None,
+        settings: VoteSettings | None = None,
+    ) -> Consensus:
+        """Synchronous :meth:`avote` (with a metric that calls a model, not from inside a
+        running event loop)."""
+        samples = self.require_quorum(samples, check_quorum=check_quorum)
+        result = consensus(samples, settings=settings or self.settings, prompt=prompt)
+        return annotate(result, samples, self._durable.pricing)
+
+    def require_quorum(
+        self, samples: Sequence[Sample], *, check_quorum: bool = True
+    ) -> tuple[Sample, ...]:
+        """``samples`` as a tuple, or :class:`~ensemble.errors.QuorumError` (keeping every
+        sample) when fewer than ``quorum`` succeeded (when none did, even without
+        ``check_quorum``): the rule :meth:`avote` applies."""
         samples = tuple(samples)
         ok = sum(1 for s in samples if s.ok)
         if (check_quorum and ok < self.quorum) or ok == 0:
             raise QuorumError(quorum=self.quorum if check_quorum else 1, samples=samples)
-        return consensus(samples, metric=self._metric, calibration=self.calibration, prompt=prompt)
+        return samples
+
+    # --- batches (ensemble._batch) --------------------------------------------------------------
+
+    def map(
+        self, prompts: Iterable[str], *, max_prompts: int | None = None, run: str | None = None
+    ) -> list[Consensus | RunError]:
+        """Synchronous :meth:`amap`."""
+        from ensemble._batch import run_map
+
+        return run_map(self, prompts, max_prompts=max_prompts, run=run)
+
+    async def amap(
+        self, prompts: Iterable[str], *, max_prompts: int | None = None, run: str | None = None
+    ) -> list[Consensus | RunError]:
+        """Run every prompt; results in prompt order, a failed prompt as a
+        :class:`~ensemble.errors.RunError` in its place. See :mod:`ensemble._batch`."""
+        from ensemble._batch import amap
+
+        return await amap(self, prompts, max_prompts=max_prompts, run=run)
+
+    def astream(
+        self, prompts: Iterable[str], *, max_prompts: int | None = None, run: str | None = None
+    ) -> AsyncIterator[tuple[int, Consensus | RunError]]:
+        """``async for i, result in ens.astream(prompts)``: results as they finish."""
+        from ensemble._batch import astream
+
+        return astream(self, prompts, max_prompts=max_prompts, run=run)
 
     def _temperature_for(self, model: Model) -> float | None:
+        """This ensemble's temperature for ``model`` (``None``: the model decides, see
+        :meth:`~ensemble.models.Model.temperature_for`)."""
         if isinstance(self.temperature, Mapping):
-            value = self.temperature.get(model.name)
-            return value if value is not None else model.temperature
-        if self.temperature is not None:
-            return self.temperature
-        return model.temperature
+            return self.temperature.get(model.name)
+        return self.temperature
 
     def _repeats_for(self, model: Model, repeats: int | Mapping[str, int] | None) -> int:
         if repeats is None:
@@ -257,14 +352,16 @@ class Ensemble:
         """
         if not isinstance(prompt, str):
             raise ConfigurationError(f"prompt must be a string, not {type(prompt).__name__}")
+        if not prompt.strip():
+            raise ConfigurationError("the prompt is empty: give the models something to answer")
         _count("start_repeat", start_repeat, minimum=0)
         chosen = self.models if models is None else tuple(get_model(m) for m in models)
         if isinstance(repeats, Mapping):
             unknown = sorted(set(repeats) - {m.name for m in chosen})
             if unknown:
                 raise ConfigurationError(f"repeats given for unknown model(s) {unknown}")
-        base_seed = self.seed if self.seed is not None else random.randrange(_SEED_BOUND)
-        jobs: list[tuple[Model, int, Request, float | None]] = []
+        base_seed = self.seed if self.seed is not None else self._durable.base_seed(prompt)
+        calls: list[Call] = []
         for model in chosen:
             temperature = self._temperature_for(model)
             for r in range(start_repeat, start_repeat + self._repeats_for(model, repeats)):
@@ -276,113 +373,29 @@ class Ensemble:
                     max_tokens=self.max_tokens,
                     seed=seed,
                 )
-                jobs.append((model, r, request, temperature))
-        if not jobs:
-            return ()
-        state = CallState(
-            max_concurrency=self.max_concurrency,
-            max_per_endpoint=self.max_per_provider,
-            deadline_at=None if self.deadline is None else time.monotonic() + self.deadline,
+                calls.append(Call(model, request, f"{model.name}#{r}", repeat=r))
+        returned = await fan_out(
+            calls, limits=self.limits, retry=self.retry, durable=self._durable, build=_sample
         )
-        outcomes = [CallOutcome() for _ in jobs]
-        tasks = [
-            asyncio.ensure_future(
-                call_with_retries(
-                    model,
-                    request,
-                    policy=self.retry,
-                    timeout=self.timeout,
-                    state=state,
-                    outcome=outcome,
-                    label=f"{model.name}#{r}",
-                )
-            )
-            for (model, r, request, _t), outcome in zip(jobs, outcomes, strict=True)
-        ]
+        samples = tuple(_sample(c, out) for c, out in zip(calls, returned, strict=True))
         logger.debug(
-            "run: %d call(s) to %d model(s), deadline %s s",
-            len(tasks),
+            "run: %d of %d call(s) to %d model(s) succeeded",
+            sum(1 for s in samples if s.ok),
+            len(samples),
             len(chosen),
-            self.deadline,
         )
-        cancelled: set[int] = set()
-        try:
-            _done, pending = await asyncio.wait(tasks, timeout=self.deadline)
-            if pending:
-                logger.debug("run: deadline passed; cancelling %d straggler(s)", len(pending))
-                for i, t in enumerate(tasks):
-                    if t in pending:
-                        cancelled.add(i)
-                        t.cancel()
-                await asyncio.gather(*pending, return_exceptions=True)
-        finally:
-            leftover = [t for t in tasks if not t.done()]
-            for t in leftover:
-                t.cancel()
-            if leftover:  # the caller cancelled the run itself: let the calls wind down
-                await asyncio.gather(*leftover, return_exceptions=True)
-        samples: list[Sample] = []
-        for i, ((model, r, request, temperature), outcome) in enumerate(
-            zip(jobs, outcomes, strict=True)
-        ):
-            task = tasks[i]
-            if i in cancelled or task.cancelled():
-                error: BaseException | None = DeadlineExceededError(
-                    f"cancelled at the run deadline of {self.deadline:g} s",
-                    model_name=model.name,
-                )
-                completion = None
-            else:
-                exc = task.exception()
-                if exc is not None:  # call_with_retries does not raise; be safe anyway
-                    error, completion = exc, None
-                else:
-                    error, completion = outcome.error, outcome.completion
-            latency = None
-            if outcome.started is not None and outcome.finished is not None:
-                latency = max(0.0, outcome.finished - outcome.started)
-            if completion is not None:
-                samples.append(
-                    Sample(
-                        text=completion.text,
-                        model=model.name,
-                        repeat=r,
-                        seed=request.seed,
-                        temperature=temperature,
-                        latency=latency,
-                        usage=completion.usage,
-                        finish_reason=completion.finish_reason,
-                        request_id=completion.request_id,
-                        prompt_sent=completion.prompt_sent,
-                        family=family_of(model),
-                    )
-                )
-            else:
-                samples.append(
-                    Sample(
-                        model=model.name,
-                        repeat=r,
-                        seed=request.seed,
-                        temperature=temperature,
-                        latency=latency,
-                        error=_sample_error(error, model, outcome.attempts),
-                        family=family_of(model),
-                    )
-                )
-        ok = sum(1 for s in samples if s.ok)
-        logger.debug("run: %d of %d call(s) succeeded", ok, len(samples))
-        return tuple(samples)
+        return samples
 
     # --- closing -----------------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Release every model's connections (the models stay usable)."""
-        await asyncio.gather(*(m.aclose() for m in self.models))
+        """Release every model's connections, and the metric's (e.g. a judge's); everything
+        stays usable."""
+        await asyncio.gather(*(m.aclose() for m in self.models), self._metric.aclose())
 
     def close(self) -> None:
         """Synchronous :meth:`aclose`."""
-        _require_no_running_loop("Ensemble.close()", "`await ensemble.aclose()`")
-        asyncio.run(self.aclose())
+        run_sync("Ensemble.close()", "`await ensemble.aclose()`", self.aclose)
 
     async def __aenter__(self) -> Ensemble:
         return self
@@ -394,6 +407,68 @@ class Ensemble:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _sample(call: Call, out: Returned) -> Sample:
+    """The sample one call became: its text and provenance, or the error that prevented it
+    (the durable layer's sample when it built one: stored, shared or priced and committed)."""
+    if out.sample is not None:
+        return out.sample
+    request = call.request
+    provenance: dict[str, Any] = {
+        "model": call.model.name,
+        "repeat": call.repeat,
+        "seed": request.seed,
+        "temperature": call.model.temperature_for(request),
+        "latency": out.latency,
+        "endpoint": call.model.endpoint,
+        "family": family_of(call.model),
+    }
+    if out.completion is not None:
+        c = out.completion
+        return Sample(
+            text=c.text,
+            usage=c.usage,
+            finish_reason=c.finish_reason,
+            request_id=c.request_id,
+            prompt_sent=c.prompt_sent,
+            **provenance,
+        )
+    return Sample(error=_sample_error(out.error, call.model, out.attempts), **provenance)
+
+
+def _call_path(
+    ens: Ensemble,
+    *,
+    store: Store | None,
+    prices: Mapping[str, Any] | None,
+    budget: float | None,
+) -> CallPath:
+    """Validate ``store``, ``prices`` and ``budget`` (see docs/durable.md); the rate limit
+    comes from :attr:`Ensemble.limits`."""
+    from ensemble.store import Store
+
+    if store is not None and not isinstance(store, Store):
+        raise ConfigurationError("store must be an ensemble.Store")
+    pricing = Pricing(prices)
+    cap = _positive("budget", budget)
+    if cap is not None:
+        if ens.max_tokens is None:
+            raise ConfigurationError(
+                "budget needs max_tokens: the worst case of a call is its prompt plus max_tokens"
+            )
+        unpriced = [m.name for m in ens.models if pricing.price(m) is None]
+        if unpriced:
+            raise ConfigurationError(
+                f"budget needs a price for every model; none for {', '.join(unpriced)} "
+                "(pass prices={name: (input, output)} in USD per million tokens)"
+            )
+    return CallPath(
+        store=store,
+        pricing=pricing,
+        budget=None if cap is None else Budget(cap),
+        rate_limit=ens.limits.rate_limit,
+    )
 
 
 def _sample_error(error: BaseException | None, model: Model, attempts: int) -> SampleError:

@@ -4,12 +4,18 @@ Every model here is a frozen pydantic v2 model, so results can be hashed by iden
 between threads, and round-tripped through JSON::
 
     Consensus.model_validate_json(result.model_dump_json()) == result
+
+Text that cannot be written as UTF-8 never enters a result: every surrogate code point
+(U+D800 to U+DFFF, e.g. a lone ``"\\ud800"`` from a badly decoded answer) in a string field is
+replaced by U+FFFD, one for one, so character offsets stay valid and ``model_dump_json()``
+always works (see :func:`clean_text`).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Literal
+import re
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -18,10 +24,14 @@ __all__ = [
     "Alert",
     "AlertEvidence",
     "CalibrationInfo",
+    "Claim",
     "Consensus",
+    "CostReport",
+    "DroppedClaim",
     "FamilyAgreement",
     "MetricInfo",
     "ModelAgreement",
+    "ModelCost",
     "Sample",
     "SampleError",
     "SamplingReport",
@@ -33,8 +43,40 @@ __all__ = [
 SettingValue = str | int | float | bool | None
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """``text`` with every surrogate code point replaced by U+FFFD (one for one)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, (list, tuple)) and any(isinstance(v, str) for v in value):
+        return type(value)(clean_text(v) if isinstance(v, str) else v for v in value)
+    if isinstance(value, dict):
+        return {
+            (clean_text(k) if isinstance(k, str) else k): (
+                clean_text(v) if isinstance(v, str) else v
+            )
+            for k, v in value.items()
+        }
+    return value
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _utf8(cls, value: Any) -> Any:
+        return _clean(value)
 
 
 class Usage(_Frozen):
@@ -74,6 +116,11 @@ class Sample(_Frozen):
     finish_reason: str | None = None
     request_id: str | None = None
     error: SampleError | None = None
+    cost: float | None = Field(default=None, ge=0)
+    """USD this sample cost (its usage times its model's prices); ``None``: unpriced or no
+    usage reported (never a silent 0)."""
+    endpoint: str | None = None
+    """Where the request went (the model's ``endpoint``, e.g. ``"openai@https://api.openai.com/v1"``)."""
     prompt_sent: str | None = None
     """The raw prompt sent when the adapter rendered the request into one (completion mode)."""
     family: str | None = None
@@ -90,6 +137,33 @@ class Sample(_Frozen):
     def ok(self) -> bool:
         """True when the sample has text (a failure never votes)."""
         return self.error is None
+
+
+class ModelCost(_Frozen):
+    """Tokens and cost of one model's successful samples in a result."""
+
+    model: str
+    samples: int = Field(ge=0)
+    input_tokens: int = Field(ge=0)
+    output_tokens: int = Field(ge=0)
+    cost: float | None = Field(default=None, ge=0)
+    """USD; ``None`` when the model is unpriced (or a sample reported no usage)."""
+
+
+class CostReport(_Frozen):
+    """Tokens and USD per model and in total (see ``docs/durable.md``).
+
+    It is what the samples cost when they were drawn: a result replayed from a store reports
+    the same cost, although nothing was paid again.
+    """
+
+    models: tuple[ModelCost, ...] = ()
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    cost: float | None = Field(default=None, ge=0)
+    """USD of the priced models; ``None`` when no model is priced."""
+    unpriced: tuple[str, ...] = ()
+    """Models whose cost is unknown; when non-empty, ``cost`` leaves them out."""
 
 
 class Span(_Frozen):
@@ -109,6 +183,13 @@ class Span(_Frozen):
     ``supporters`` also counts repeats of one model. Empty when the samples carry no model."""
     model_support: dict[str, float] = Field(default_factory=dict)
     """Mean support of this span by each model's voting samples (see ``docs/diagnostics.md``)."""
+    cluster: int | None = None
+    """``method="fuse"``: id of the claim (``Consensus.claims``) this span stands for."""
+    sources: tuple[int, ...] = ()
+    """``method="fuse"``: indices of the samples that state this claim in a sentence of their
+    own (the cluster's members), as opposed to ``supporters`` (the metric's verdict)."""
+    source_models: tuple[str, ...] = ()
+    """``method="fuse"``: distinct model names among ``sources`` (sorted)."""
 
     @model_validator(mode="after")
     def _check_offsets(self) -> Span:
@@ -127,23 +208,72 @@ class Span(_Frozen):
         return v
 
 
+class Claim(_Frozen):
+    """One cluster of agreeing sentences of a fused consensus (see ``docs/fuse.md``)."""
+
+    cluster: int = Field(ge=0)
+    """The claim's id (``Span.cluster`` of the span that states it)."""
+    text: str
+    """The member sentence chosen to state the claim (the best supported one)."""
+    support: float = Field(ge=0.0, le=1.0)
+    """Share of the vote behind the claim: each model family (or, without model names, each
+    sample) has one vote, split evenly over its voting samples."""
+    sources: tuple[int, ...] = ()
+    """Indices (into ``Consensus.samples``) of the samples with a sentence in the cluster."""
+    backers: tuple[int, ...] = ()
+    """Indices of the samples whose vote ``support`` counts: ``sources``, plus, with
+    ``contain=``, the samples that state the claim inside a longer sentence."""
+    models: tuple[str, ...] = ()
+    """Distinct model names among ``sources`` (sorted; empty without model names)."""
+    position: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Median relative position of the members in their samples (0 first, 1 last)."""
+    members: int = Field(default=1, ge=1)
+    """Number of member sentences (a sample may repeat itself)."""
+
+
+class DroppedClaim(Claim):
+    """A claim left out of a fused consensus, and why."""
+
+    reason: Literal["minority", "conflict", "redundant"]
+    """``minority``: its support was below the quorum; ``conflict``: it reached the quorum
+    but contradicts a better-supported claim that was kept; ``redundant`` (only with
+    ``contain=``): it contains a kept claim or is contained in one."""
+    conflicts_with: int | None = None
+    """Id of the kept claim it contradicts (or, for ``redundant``, repeats), if any; a
+    minority claim may contradict one too."""
+
+
 class MetricInfo(_Frozen):
     """The metric that produced the confidences, with every setting needed to reproduce them."""
 
     name: str
     settings: dict[str, SettingValue] = Field(default_factory=dict)
     version: str = "1"
+    ensemble: str | None = None
+    """The version of the library that computed the numbers (its segmentation, consensus and
+    diagnostics are shared by every metric); ``None`` in results saved before it was recorded."""
 
     @property
     def signature(self) -> str:
-        """A compact reproducibility signature, e.g. ``ngram|n:1|stem:yes|version:1``."""
+        """A compact reproducibility signature, e.g.
+        ``ngram|n:1|stem:yes|version:1|ensemble:0.1.0``: the metric's name, settings and
+        version, then the library's version."""
         parts = [self.name]
         for key in sorted(self.settings):
             value = self.settings[key]
             shown = ("yes" if value else "no") if isinstance(value, bool) else str(value)
             parts.append(f"{key}:{shown}")
         parts.append(f"version:{self.version}")
+        if self.ensemble is not None:
+            parts.append(f"ensemble:{self.ensemble}")
         return "|".join(parts)
+
+
+def metric_part(signature: str) -> str:
+    """``signature`` without its trailing ``|ensemble:<version>`` part: what identifies the
+    metric itself (used to match a calibration to a metric across library versions)."""
+    head, sep, tail = signature.rpartition("|ensemble:")
+    return head if sep and "|" not in tail else signature
 
 
 class CalibrationInfo(_Frozen):
@@ -303,6 +433,15 @@ class Consensus(_Frozen):
     """Tiers and samples of an adaptive or escalating run (``None`` for a fixed run)."""
     calibration: CalibrationInfo | None = None
     """The calibration that mapped raw confidences to probabilities (``None``: raw)."""
+    cost: CostReport | None = None
+    """Tokens and USD of the samples (set by ``Ensemble`` runs; ``None`` otherwise)."""
+    method: Literal["select", "fuse"] = "select"
+    """``select``: ``text`` is one sample (``candidate``); ``fuse``: ``text`` is made of the
+    samples' sentences that a majority states (see ``docs/fuse.md``)."""
+    claims: tuple[Claim, ...] = ()
+    """``method="fuse"``: the claims kept in ``text``, in text order."""
+    dropped: tuple[DroppedClaim, ...] = ()
+    """``method="fuse"``: the claims left out, with their support, sources and reason."""
 
     @property
     def confidence(self) -> float:

@@ -44,6 +44,13 @@ class Reply:
     drop: bool = False
     """Close the connection without answering."""
     finish_reason: str = "stop"
+    drip: float = 0.0
+    """Send the body one byte at a time, this many seconds apart (after the headers)."""
+    stream_bytes: int = 0
+    """Send a body of this many filler bytes (the start of a JSON answer that never ends) in
+    64 KiB writes, stopping when the client goes away; see ``body_bytes_sent``."""
+    chunked: bool = False
+    """With ``stream_bytes``: no ``Content-Length``, chunked transfer encoding instead."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,8 @@ class LoopbackServer:
         self.max_in_flight = 0
         self.client_gone = 0
         """Delayed or hanging requests whose client closed the connection while waiting."""
+        self.body_bytes_sent = 0
+        """Body bytes of ``stream_bytes`` and ``drip`` replies that the socket accepted."""
         self._scripts: dict[str | None, collections.deque[Reply]] = collections.defaultdict(
             collections.deque
         )
@@ -157,6 +166,10 @@ class LoopbackServer:
     def _leave(self) -> None:
         with self._lock:
             self.in_flight -= 1
+
+    def _sent(self, n: int) -> None:
+        with self._lock:
+            self.body_bytes_sent += n
 
     def _client_left(self) -> None:
         with self._lock:
@@ -308,6 +321,9 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.drop:
             self.close_connection = True
             return
+        if reply.stream_bytes:
+            self._stream(owner, reply)
+            return
         model = (body or {}).get("model", "unknown")
         if reply.body is not None:
             payload = reply.body
@@ -330,7 +346,47 @@ class _Handler(BaseHTTPRequestHandler):
             for k, v in headers.items():
                 self.send_header(k, v)
             self.send_header("Content-Length", str(len(payload)))
+            if reply.drip:
+                self.end_headers()
+                for i in range(len(payload)):
+                    if not self._wait(owner, reply.drip):
+                        break
+                    self.wfile.write(payload[i : i + 1])
+                    self.wfile.flush()
+                    owner._sent(1)
+                self.close_connection = True
+                return
             self._headers_buffer.append(b"\r\n" + payload)  # headers and body in one write
             self.flush_headers()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    def _stream(self, owner: LoopbackServer, reply: Reply) -> None:
+        prefix = b'{"choices": [{"message": {"role": "assistant", "content": "'
+        total = max(reply.stream_bytes, len(prefix))
+        piece = 64 * 1024
+        self.close_connection = True
+        try:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", "application/json")
+            for k, v in reply.headers.items():
+                self.send_header(k, v)
+            if reply.chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Content-Length", str(total))
+            self.end_headers()
+            sent = 0
+            while sent < total and not owner._stop.is_set():
+                size = min(piece, total - sent)
+                data = (prefix + b"a" * size)[:size] if sent == 0 else b"a" * size
+                if reply.chunked:
+                    data = f"{size:x}\r\n".encode() + data + b"\r\n"
+                self.wfile.write(data)
+                sent += size
+                owner._sent(size)
+            if reply.chunked:
+                self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:  # the client went away: that is what the tests look for
+            owner._client_left()

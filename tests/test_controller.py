@@ -353,8 +353,8 @@ def test_word_overlap_ranking_and_the_fallback_are_deterministic() -> None:
 def test_cli_ask_auto_prints_the_plan_then_the_answer_with_its_spans(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    import ensemble.models as registry
     from ensemble import cli
-    from ensemble.models import _REGISTERED
 
     plan = plan_json(task("t1", "What is the capital of France?", {"fn:geo": 2, "fn:old": 1}))
 
@@ -368,7 +368,8 @@ def test_cli_ask_auto_prints_the_plan_then_the_answer_with_its_spans(
         fn = planner if name == "planner" else (lambda _p: answers[name])
         return FunctionModel(fn, name=f"fn:{name}")
 
-    monkeypatch.setitem(_REGISTERED, "fn", factory)
+    monkeypatch.setattr(registry.MODELS, "_registered", {})
+    registry.register_model("fn", factory)
     catalog = tmp_path / "catalog.json"
     catalog.write_text(
         json.dumps(
@@ -435,3 +436,33 @@ def test_the_fallback_ranks_by_sentence_embeddings_when_installed() -> None:
     ranked = _plan.rank_cards("What does 'merci' mean?", list(catalog), embed=embed)
     assert ranked[0][0].name == "trans"  # no word in common: only meaning can find it
     assert _plan.rank_cards("What does 'merci' mean?", list(catalog))[0][1] == 0.0
+
+
+def test_a_budget_caps_the_whole_run_across_its_tasks() -> None:
+    rec = Recorder()
+    plan = plan_json(task("t1", "capital?", {"geo": 2}), task("t2", "again?", {"geo2": 2}))
+    # price_out 1e6 USD per million tokens and max_tokens=1: every call's worst case is 1 USD
+    prices = dict.fromkeys(("geo", "geo2", "trans", "old"), (0.0, 1e6))
+    ctl, _ = controller(make_catalog(rec), plan, PARIS, max_tokens=1, prices=prices, budget=2.0)
+    result = ctl.run("capital?")
+    # each task alone fits 2 calls; the run's one cap lets only 2 of the 4 go out
+    assert len(rec.calls) == 2
+    assert sum(1 for s in result.samples if s.ok) == 2
+    assert sum(1 for s in result.samples if not s.ok) == 2
+    with pytest.raises(ConfigurationError, match="max_tokens"):
+        Controller(catalog=make_catalog(rec), planner=ScriptedModel(), budget=1.0)
+    with pytest.raises(ConfigurationError, match="price"):
+        Controller(catalog=make_catalog(rec), planner=ScriptedModel(), budget=1.0, max_tokens=4)
+
+
+def test_a_store_makes_a_rerun_send_no_model_call(tmp_path: Any) -> None:
+    rec = Recorder()
+    plan = plan_json(task("t1", "What is the capital of France?", {"geo": 2, "trans": 1}))
+    with ensemble.Store(tmp_path / "s.sqlite") as store:
+        ctl, _ = controller(make_catalog(rec), plan, PARIS, plan, PARIS, store=store)
+        first = ctl.run("What is the capital of France?")
+        assert len(rec.calls) == 3
+        second = ctl.run("What is the capital of France?")
+    assert len(rec.calls) == 3  # every sample came from the store
+    assert [s.text for s in second.samples] == [s.text for s in first.samples]
+    assert second.answer.text == first.answer.text

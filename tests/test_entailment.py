@@ -179,9 +179,14 @@ async def test_async_backend_inside_a_running_loop() -> None:
     metric = EntailmentMetric(backend=AsyncScripted())
     scores = await metric.aevaluate("A. B.", [(0, 2), (3, 5)], ["yes", "yes", "no"])
     np.testing.assert_allclose(scores.confidence, [2 / 3, 2 / 3])
-    # the sync path also works while a loop is running (it uses a loop of its own)
-    sync = metric.evaluate("A. B.", [(0, 2), (3, 5)], ["yes", "yes", "no"])
-    np.testing.assert_allclose(sync.confidence, scores.confidence)
+    # the sync path refuses inside a running loop (it would block it) and names the a-twin
+    with pytest.raises(ensemble.errors.UsageError, match="ajudge_samples"):
+        metric.evaluate("A. B.", [(0, 2), (3, 5)], ["yes", "yes", "no"])
+    with pytest.raises(ensemble.errors.UsageError, match=r"await ensemble\.aconsensus"):
+        ensemble.consensus(["A. B.", "yes", "no"], metric=metric)
+    # the async core awaits the backend on this loop
+    result = await ensemble.aconsensus(["A. B.", "yes", "no"], metric=metric)
+    assert result.metric.name == "entailment"
 
 
 async def test_sync_backend_through_the_async_path() -> None:
@@ -202,6 +207,7 @@ def test_signature_names_the_backend() -> None:
     metric = EntailmentMetric(backend=Scripted(), formula="ratio")
     assert metric.info.signature == (
         "entailment|backend:scripted|backend_version:1|formula:ratio|version:1"
+        f"|ensemble:{ensemble.__version__}"
     )
 
 
@@ -313,8 +319,9 @@ def test_values_are_in_unit_interval_and_blank_samples_say_nothing() -> None:
     )
     for span in result.spans:
         assert 0.0 <= span.confidence <= 1.0
-        assert span.support[0] == 0.0 and span.support[3] == 0.0
-        assert all(v is not None and 0.0 <= v <= 1.0 for v in span.support)
+        # blank samples abstain (issue 11): no support value, not a vote of 0
+        assert span.support[0] is None and span.support[3] is None
+        assert all(v is not None and 0.0 <= v <= 1.0 for v in span.support[1:3])
 
 
 @needs_similarity

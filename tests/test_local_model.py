@@ -408,6 +408,7 @@ def test_from_spec_builds_the_default_or_a_named_gguf(tmp_path: Path) -> None:
         local.from_spec(str(tmp_path / "missing.gguf"))
 
 
+@needs_local
 def test_local_specs_resolve_through_the_model_registry(tmp_path: Path) -> None:
     from ensemble.models import get_model
 

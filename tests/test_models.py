@@ -372,15 +372,17 @@ def test_get_model_resolves_specs(server: LoopbackServer) -> None:
 def test_registered_and_entry_point_models(monkeypatch: pytest.MonkeyPatch) -> None:
     import ensemble.models as registry
 
-    monkeypatch.setattr(registry, "_REGISTERED", {})
+    monkeypatch.setattr(registry.MODELS, "_registered", {})
     register_model("echo", lambda rest: ScriptedModel(default=rest, name=f"echo:{rest}"))
     m = get_model("echo:hi")
     assert m.name == "echo:hi"
     assert m.generate(Request(prompt="x")).text == "hi"
     with pytest.raises(errors.InvalidInputError):
         register_model("echo", lambda rest: ScriptedModel())
+    import ensemble._registry
+
     monkeypatch.setattr(
-        registry,
+        ensemble._registry,
         "entry_point_targets",
         lambda group: {"fn": "ensemble.models.scripted:ScriptedModel"} if group else {},
     )

@@ -1,6 +1,12 @@
+# ruff: noqa: RUF001  (the multilingual texts use full-width punctuation on purpose)
 """The ``ngram`` metric: hand-made cases and Hypothesis properties."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +15,13 @@ from hypothesis import strategies as st
 
 import ensemble
 from ensemble.errors import ConfigurationError, InvalidInputError
-from ensemble.metrics.ngram import NEGATIONS, STOPWORDS, NgramMetric, content_units
+from ensemble.metrics.ngram import (
+    NEGATIONS,
+    STOPWORDS,
+    NgramMetric,
+    content_units,
+    critical_units,
+)
 
 BIO = "Ada Lovelace was born in London in 1815. She worked with Charles Babbage."
 SAMPLES = [
@@ -29,7 +41,7 @@ def confidences(result: ensemble.Consensus) -> list[float]:
 def test_content_units_drop_function_words_and_stem() -> None:
     assert content_units("He was born in London in 1820.") == ["born", "london", "1820"]
     assert content_units("She studied the studies.") == ["studi"]
-    assert content_units("It is 3.5 km, or 1,000 m.") == ["3.5", "km", "1,000"]
+    assert content_units("It is 3.5 km, or 1,000 m.") == ["3.5", "km", "1000"]
     # accents and case do not matter
     assert content_units("Zürich") == content_units("ZURICH")
 
@@ -50,11 +62,14 @@ def test_negations_are_content_words() -> None:
 def test_a_negated_claim_is_not_supported_by_the_plain_claim() -> None:
     samples = ["He received the prize in 1990.", "He received the prize in 1990, his first."]
     plain = ensemble.score(text="He received the prize.", samples=samples)
-    negated = ensemble.score(text="He did not receive the prize.", samples=samples)
+    pooled = NgramMetric(local=0.0)
+    negated = ensemble.score(text="He did not receive the prize.", samples=samples, metric=pooled)
     assert plain.spans[0].confidence == pytest.approx(1.0)
     # units not, receiv, prize: "not" has no support, so the weakest two average 0.5;
     # the text term is the mean of the three, 2/3; (0.5 + 2/3) / 2
     assert negated.spans[0].confidence == pytest.approx((0.5 + 2 / 3) / 2)
+    default = ensemble.score(text="He did not receive the prize.", samples=samples)
+    assert default.spans[0].confidence < 0.7
 
 
 def test_bigrams_join_adjacent_content_words() -> None:
@@ -85,15 +100,25 @@ def test_one_wrong_fact_lowers_the_sentence() -> None:
 
 
 def test_exact_value_by_the_documented_rule() -> None:
-    # units: lovelac, born, london, 1852 -> shares of samples 1, 1, 1, 1/3
-    metric = NgramMetric(lowest=2, context=0.5)
+    # units: lovelac, born, london, 1852 -> shares of samples 1, 1, 1, 1/3; the number is
+    # critical and counts twice among the units the lowest are taken from
     text = "Lovelace was born in London in 1852."
-    result = ensemble.score(text=text, samples=SAMPLES, metric=metric)
-    span_term = (1 / 3 + 1.0) / 2  # mean of the two lowest
-    text_term = (3 + 1 / 3) / 4  # one span: the mean over its units
-    assert result.spans[0].confidence == pytest.approx(0.5 * span_term + 0.5 * text_term)
-    # per-sample support is the share of the span's units the sample has
-    assert result.spans[0].support == pytest.approx((0.75, 0.75, 1.0))
+    # best-sentence support (local): each sample is one sentence, supporting 0, 0 and 1
+    best = 1 / 3
+    for critical, local, span_term in (
+        (1, 0.0, (1 / 3 + 1.0) / 2),
+        (2, 0.0, 1 / 3),
+        (2, 0.5, 1 / 3),
+    ):
+        metric = NgramMetric(lowest=2, context=0.5, critical=critical, local=local)
+        result = ensemble.score(text=text, samples=SAMPLES, metric=metric)
+        text_term = (3 + 1 / 3) / 4  # one span: the mean over its units (each once)
+        span_term = (1 - local) * span_term + local * best
+        text_term = (1 - local) * text_term + local * best
+        assert result.spans[0].confidence == pytest.approx(0.5 * span_term + 0.5 * text_term)
+        # per-sample support: the share of the span's units the sample has, capped by the
+        # share of its critical units (the number) it has
+        assert result.spans[0].support == pytest.approx((0.0, 0.0, 1.0))
 
 
 def test_context_pulls_sentences_towards_the_whole_text() -> None:
@@ -159,7 +184,10 @@ def test_settings_are_validated_and_signed() -> None:
             NgramMetric(**bad)  # type: ignore[arg-type]
     m = ensemble.get_metric("ngram")
     assert isinstance(m, NgramMetric)
-    assert m.info.signature == "ngram|context:0.5|lowest:2|n:1|stem:yes|stopwords:yes|version:2"
+    assert m.info.signature == (
+        "ngram|context:0.5|critical:2|local:0.5|lowest:2|n:1|names:no|stem:yes|stopwords:yes"
+        f"|version:3|ensemble:{ensemble.__version__}"
+    )
 
 
 def test_bigrams_need_words_in_order() -> None:
@@ -206,7 +234,9 @@ def test_confidence_and_support_in_unit_interval(
     assert len(result.spans) == len(sentences)
     for span in result.spans:
         assert 0.0 <= span.confidence <= 1.0
-        assert all(v is not None and 0.0 <= v <= 1.0 for v in span.support)
+        for v, sample in zip(span.support, samples, strict=True):
+            # an empty sample abstains (no support value); every other one is in [0, 1]
+            assert (v is None) if not sample.strip() else (v is not None and 0.0 <= v <= 1.0)
 
 
 @settings(max_examples=150, deadline=None)
@@ -244,7 +274,203 @@ def test_support_matches_a_plain_python_reference(text: str, samples: list[str])
     got = metric.support(text, offsets, samples)
     for k, (a, b) in enumerate(offsets):
         units = content_units(text[a:b])
+        critical = critical_units(text[a:b])
         for j, sample in enumerate(samples):
             have = set(content_units(sample, stopwords=False))
-            expected = sum(u in have for u in units) / len(units) if units else 1.0
-            assert got[k, j] == pytest.approx(expected)
+            share = sum(u in have for u in units) / len(units) if units else 1.0
+            crit = sum(u in have for u in critical) / len(critical) if critical else 1.0
+            assert got[k, j] == pytest.approx(min(share, crit))
+
+
+def test_first_score_imports_neither_nltk_nor_scipy_and_leaves_nltk_importable() -> None:
+    code = (
+        "import sys, ensemble\n"
+        "r = ensemble.score(text='He was running. It rained.', samples=['He ran.'])\n"
+        "assert r.spans, r\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('nltk', 'scipy')]\n"
+        "assert not bad, bad\n"
+        "import nltk\n"  # the full package still imports normally afterwards
+        "assert nltk.stem.porter.PorterStemmer().stem('running') == 'run'\n"
+        "assert hasattr(nltk, 'word_tokenize')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
+
+
+# --- numbers (issue 11, point 3) ------------------------------------------------------------
+
+
+def test_a_number_no_sample_states_is_not_supported() -> None:
+    result = ensemble.score(
+        text="Paris is the capital of France. It has 90 million people.",
+        samples=[
+            "Paris is the capital of France. It has about 2 million people.",
+            "Paris, the capital of France, is home to 2 million people.",
+        ],
+    )
+    capital, people = result.spans
+    assert capital.confidence > 0.8 and capital.supporters == (0, 1)
+    assert people.confidence < 0.5  # the engine's support threshold
+    assert people.supporters == ()
+    assert all(v is not None and v < 0.5 for v in people.support)
+
+
+@pytest.mark.parametrize(
+    ("text", "sample", "same"),
+    [
+        ("It has two bridges.", "It has 2 bridges.", True),
+        ("It has 2,000 bridges.", "It has 2000 bridges.", True),
+        ("It has 2 million people.", "It has two million people.", True),
+        ("It has twenty-five bridges.", "It has 25 bridges.", True),
+        ("It has 2.1 million people.", "It has 2 million people.", False),
+        ("It has 2.1 million people.", "It has 2,100,000 people.", True),
+        ("It was founded in 1871.", "It was founded in 1817.", False),
+        ("It has 12 million people.", "It has 2 million people.", False),
+        ("人口200万。", "人口两百万，200万人。", True),
+    ],
+)
+def test_numbers_are_compared_as_numbers(text: str, sample: str, same: bool) -> None:
+    conf = ensemble.score(text=text, samples=[sample]).spans[0].confidence
+    assert (conf == pytest.approx(1.0)) is same
+    if not same:
+        assert conf < 0.5
+
+
+def test_consensus_of_2_21_12_and_two_million_is_not_12() -> None:
+    samples = [
+        "The city has 12 million people.",
+        "The city has 2 million people.",
+        "The city has 2.1 million people.",
+        "The city has two million people.",
+    ]
+    result = ensemble.consensus(samples)
+    assert result.candidate in (1, 3)
+    assert "12" not in result.text
+
+
+def test_names_are_critical_when_asked() -> None:
+    text = "The museum is in Berlin."
+    samples = ["The museum is in Paris.", "The museum is in Paris, near the river."]
+    plain = ensemble.score(text=text, samples=samples).spans[0]
+    named = ensemble.score(text=text, samples=samples, metric=NgramMetric(names=True)).spans[0]
+    assert named.confidence < 0.5 <= plain.support[0]  # type: ignore[operator]
+    assert named.supporters == ()
+    assert critical_units("Ada was born in London in 1815.", names=True) == ["london", "1815"]
+    assert critical_units("Ada was born in London in 1815.") == ["1815"]
+
+
+# --- other languages (issue 11, point 4) ----------------------------------------------------
+
+#: A small multilingual test set: per language, a text, two samples that state the same facts
+#: and two that state other facts (docs/metrics/ngram.md reports the figures per language).
+MULTILINGUAL: dict[str, tuple[str, list[str], list[str]]] = {
+    "English": (
+        "Marie Curie was born in Warsaw in 1867. She won two Nobel Prizes.",
+        [
+            "Marie Curie, born in Warsaw in 1867, won two Nobel Prizes.",
+            "Born in Warsaw in 1867, Marie Curie later won two Nobel Prizes for her work.",
+        ],
+        [
+            "Marie Curie was born in Paris in 1870. She wrote novels.",
+            "Curie was born in Lyon in 1880 and received no awards.",
+        ],
+    ),
+    "French": (
+        "Marie Curie est née à Varsovie en 1867. Elle a reçu deux prix Nobel.",
+        [
+            "Née à Varsovie en 1867, Marie Curie a reçu deux prix Nobel.",
+            "Marie Curie, née en 1867 à Varsovie, a reçu deux prix Nobel pour ses travaux.",
+        ],
+        [
+            "Marie Curie est née à Lyon en 1880. Elle a écrit des romans.",
+            "Curie est née à Paris en 1870 et n'a jamais eu de récompense.",
+        ],
+    ),
+    "German": (
+        "Marie Curie wurde 1867 in Warschau geboren. Sie erhielt zwei Nobelpreise.",
+        [
+            "Marie Curie, 1867 in Warschau geboren, erhielt zwei Nobelpreise.",
+            "Geboren 1867 in Warschau, erhielt Marie Curie später zwei Nobelpreise.",
+        ],
+        [
+            "Marie Curie wurde 1880 in Lyon geboren. Sie schrieb Romane.",
+            "Curie kam 1870 in Paris zur Welt und bekam keinen Preis.",
+        ],
+    ),
+    "Spanish": (
+        "Marie Curie nació en Varsovia en 1867. Recibió dos premios Nobel.",
+        [
+            "Marie Curie, que nació en Varsovia en 1867, recibió dos premios Nobel.",
+            "Nació en 1867 en Varsovia y Marie Curie recibió dos premios Nobel.",
+        ],
+        [
+            "Marie Curie nació en Lyon en 1880. Escribió novelas.",
+            "Curie vino al mundo en París en 1870 y nunca ganó premios.",
+        ],
+    ),
+    "Chinese": (
+        "居里夫人于1867年出生在华沙。她获得了两次诺贝尔奖。",
+        [
+            "居里夫人1867年出生在华沙，她获得了两次诺贝尔奖。",
+            "居里夫人出生在华沙，时间是1867年。她两次获得诺贝尔奖。",
+        ],
+        ["居里夫人于1880年出生在巴黎。她写过小说。", "她出生在里昂，从未获奖。"],
+    ),
+    "Japanese": (
+        "キュリー夫人は1867年にワルシャワで生まれた。彼女はノーベル賞を二回受賞した。",
+        [
+            "キュリー夫人は1867年にワルシャワで生まれ、ノーベル賞を二回受賞した。",
+            "1867年、キュリー夫人はワルシャワで生まれた。彼女はノーベル賞を二回受賞した。",
+        ],
+        [
+            "キュリー夫人は1880年にパリで生まれた。彼女は小説を書いた。",
+            "彼女はリヨンの出身で、賞は受けなかった。",
+        ],
+    ),
+    "Russian": (
+        "Мария Кюри родилась в Варшаве в 1867 году. Она получила две Нобелевские премии.",
+        [
+            "Мария Кюри родилась в Варшаве в 1867 году и получила две Нобелевские премии.",
+            "Родившись в Варшаве в 1867 году, Мария Кюри получила две Нобелевские премии.",
+        ],
+        [
+            "Мария Кюри родилась в Париже в 1880 году. Она писала романы.",
+            "Кюри появилась на свет в Лионе и никогда не получала наград.",
+        ],
+    ),
+    "Arabic": (
+        "ولدت ماري كوري في وارسو عام 1867. حصلت على جائزتي نوبل.",
+        [
+            "ولدت ماري كوري في وارسو عام 1867 وقد حصلت على جائزتي نوبل.",
+            "ماري كوري ولدت عام 1867 في وارسو. حصلت على جائزتي نوبل.",
+        ],
+        ["ولدت ماري كوري في باريس عام 1880. كتبت روايات.", "نشأت كوري في ليون ولم تنل أي تكريم."],
+    ),
+}
+
+
+def multilingual_confidences(language: str) -> tuple[float, float]:
+    """Mean confidence of the text's sentences against the agreeing and the other samples."""
+    text, agree, disagree = MULTILINGUAL[language]
+    yes = ensemble.score(text=text, samples=agree)
+    no = ensemble.score(text=text, samples=disagree)
+    assert len(yes.spans) == 2  # every language's text splits into its two sentences
+    return (
+        float(np.mean([s.confidence for s in yes.spans])),
+        float(np.mean([s.confidence for s in no.spans])),
+    )
+
+
+@pytest.mark.parametrize("language", list(MULTILINGUAL))
+def test_agreeing_samples_beat_disagreeing_ones_in_every_language(language: str) -> None:
+    agree, disagree = multilingual_confidences(language)
+    assert agree >= 0.6
+    assert disagree <= 0.35
+    assert agree - disagree >= 0.4
+
+
+@pytest.mark.parametrize("language", ["Chinese", "Japanese"])
+def test_cjk_text_without_spaces_is_compared_by_character_pairs(language: str) -> None:
+    text, _, _ = MULTILINGUAL[language]
+    assert ensemble.score(text=text, samples=[text, text]).spans[0].confidence == 1.0
+    assert len(content_units(text)) > 5  # not one token per sentence

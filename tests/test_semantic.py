@@ -125,7 +125,9 @@ def test_semantic_is_registered_and_signed() -> None:
     metric = ensemble.get_metric("semantic")
     assert isinstance(metric, SemanticMetric)
     assert "semantic" in ensemble.available_metrics()
-    assert metric.info.signature == "semantic|model:all-MiniLM-L6-v2-onnx-int8|version:1"
+    assert metric.info.signature == (
+        f"semantic|model:all-MiniLM-L6-v2-onnx-int8|version:1|ensemble:{ensemble.__version__}"
+    )
 
 
 @needs_similarity

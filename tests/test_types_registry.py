@@ -12,6 +12,7 @@ from pydantic import ValidationError
 import ensemble
 from ensemble import errors
 from ensemble.cli import main
+from ensemble.types import metric_part
 
 
 def test_sample_has_text_or_error_not_both() -> None:
@@ -42,6 +43,21 @@ def test_signature_lists_settings_in_order() -> None:
     assert info.signature == "m|a:x|case:yes|n:2|version:3"
 
 
+def test_signature_names_the_library_version() -> None:
+    """Segmentation and the consensus are shared by every metric: a change of the library
+    changes every signature, while the metric part stays what identifies the metric."""
+    sig = ensemble.get_metric("prefix").info.signature
+    metric = ensemble.get_metric("prefix")
+    assert sig == f"prefix|version:{metric.version}|ensemble:{ensemble.__version__}"
+    assert metric_part(sig) == f"prefix|version:{metric.version}"
+    assert metric_part("m|version:3") == "m|version:3"
+    info = ensemble.MetricInfo(name="m", version="3", ensemble="9.9")
+    assert info.signature == "m|version:3|ensemble:9.9"
+    assert ensemble.MetricInfo.model_validate_json(info.model_dump_json()) == info
+    older = ensemble.MetricInfo.model_validate_json('{"name": "m", "version": "3"}')
+    assert older.ensemble is None and older.signature == "m|version:3"
+
+
 def test_register_metric_and_reject_duplicates() -> None:
     class Always(ensemble.Metric):
         name = "always-test"
@@ -64,7 +80,7 @@ def test_register_metric_and_reject_duplicates() -> None:
     finally:
         from ensemble.metrics import base
 
-        base._REGISTERED.pop("always-test", None)
+        base.METRICS._registered.pop("always-test", None)
 
 
 def test_third_party_metric_through_entry_point(
@@ -128,7 +144,7 @@ def test_demo_prints_consensus_with_confidence(capsys: pytest.CaptureFixture[str
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
     assert "Marie Curie" in out
-    lines = [ln for ln in out.splitlines() if "support]" in ln]
+    lines = [ln for ln in out.splitlines() if "other samples]" in ln]
     assert len(lines) >= 3
     confidences = [float(ln.split()[0]) for ln in lines]
     assert all(0.0 <= c <= 1.0 for c in confidences)

@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ensemble.errors import ConfigurationError, MissingDependencyError
+from ensemble._validate import check_int
+from ensemble.errors import MissingDependencyError
 
 __all__ = ["DIMENSION", "MODEL_ID", "Embedder", "EmbeddingCache", "check_available", "get_embedder"]
 
@@ -86,9 +87,7 @@ class EmbeddingCache:
     """A bounded, thread-safe map from text to its vector (least recently added goes first)."""
 
     def __init__(self, size: int = 16384) -> None:
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise ConfigurationError(f"cache size must be a non-negative integer, not {size!r}")
-        self.size = size
+        self.size = check_int("cache size", size, minimum=0)
         self._vectors: OrderedDict[str, Float32Array] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -121,10 +120,8 @@ class Embedder:
         threads: int = 1,
         batch_size: int = 8,
     ) -> None:
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise ConfigurationError(f"threads must be a positive integer, not {threads!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigurationError(f"batch_size must be a positive integer, not {batch_size!r}")
+        check_int("threads", threads, minimum=1)
+        check_int("batch_size", batch_size, minimum=1)
         try:
             import onnxruntime as ort
             from tokenizers import Tokenizer

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ensemble._validate import check_int
 from ensemble.errors import ConfigurationError, MissingDependencyError, ModelNotAvailableError
 from ensemble.metrics.base import FloatArray
 from ensemble.metrics.entailment import (
@@ -88,10 +89,8 @@ class NLIBackend(BatchedEntailmentBackend):
         max_length: int = 512,
         threads: int | None = None,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigurationError(f"batch_size must be a positive integer, not {batch_size!r}")
-        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 8:
-            raise ConfigurationError(f"max_length must be an integer >= 8, not {max_length!r}")
+        check_int("batch_size", batch_size, minimum=1)
+        check_int("max_length", max_length, minimum=8)
         try:
             import torch
             from transformers import AutoModelForSequenceClassification, AutoTokenizer

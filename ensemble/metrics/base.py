@@ -17,6 +17,13 @@ Writing a metric::
 
     ensemble.register_metric("length", LengthMetric)
 
+Every method has an async twin (``asupport``, ``aevaluate``, ``aagreement``) that the async
+core (:func:`ensemble.aconsensus`, :meth:`ensemble.Ensemble.arun`) awaits. By default they run
+the sync method in a worker thread, so a CPU-bound metric never blocks the event loop. A metric
+whose work is itself a coroutine (e.g. an LLM judge) overrides :meth:`Metric.asupport` (and
+reports ``is_async``): the default ``aevaluate`` / ``aagreement`` are then built on it, on the
+caller's loop, and the sync methods are the wrappers.
+
 Third-party packages register metrics through the entry-point group ``ensemble.metrics``::
 
     [project.entry-points."ensemble.metrics"]
@@ -26,6 +33,7 @@ Third-party packages register metrics through the entry-point group ``ensemble.m
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import ClassVar, Literal
 
@@ -33,22 +41,18 @@ import numpy as np
 import numpy.typing as npt
 
 from ensemble import segment
-from ensemble._plugins import entry_point_targets, load_target
-from ensemble.errors import InvalidInputError, UnknownNameError
+from ensemble._registry import Registry
+from ensemble._version import __version__
+from ensemble.errors import InvalidInputError, MetricOutputError
 from ensemble.types import MetricInfo, SettingValue
 
-__all__ = [
-    "FloatArray",
-    "Granularity",
-    "Metric",
-    "MetricScores",
-    "available_metrics",
-    "get_metric",
-    "register_metric",
-]
+__all__ = ["Metric", "MetricScores", "available_metrics", "get_metric", "register_metric"]
 
 FloatArray = npt.NDArray[np.float64]
 Granularity = Literal["sentence", "token", "text"]
+GRANULARITIES: tuple[str, ...] = ("sentence", "token", "text")
+#: Support or confidence this far outside [0, 1] is floating-point noise, clipped silently.
+_SLACK = 1e-9
 Offsets = Sequence[tuple[int, int]]
 
 
@@ -74,6 +78,9 @@ class Metric(abc.ABC):
       (``"sentence"``, ``"token"`` or ``"text"`` for the whole text as one span);
     - ``symmetric``: whether ``agreement(texts)`` is symmetric;
     - ``version``: bumped whenever the same settings would give different numbers.
+
+    :attr:`info` names the library version as well (``MetricInfo.ensemble``), so a change to
+    what all metrics share (segmentation, the consensus) changes every signature.
     """
 
     name: ClassVar[str]
@@ -81,13 +88,21 @@ class Metric(abc.ABC):
     symmetric: ClassVar[bool] = False
     version: ClassVar[str] = "1"
 
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        declared = cls.__dict__.get("granularity")
+        if declared is not None and not isinstance(declared, property):  # a property: at use
+            _check_granularity(cls.__name__, declared)
+
     def settings(self) -> dict[str, SettingValue]:
         """The settings that, with ``name`` and ``version``, reproduce this metric's numbers."""
         return {}
 
     @property
     def info(self) -> MetricInfo:
-        return MetricInfo(name=self.name, settings=self.settings(), version=self.version)
+        return MetricInfo(
+            name=self.name, settings=self.settings(), version=self.version, ensemble=__version__
+        )
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.settings().items())
@@ -95,6 +110,7 @@ class Metric(abc.ABC):
 
     def segment(self, text: str) -> list[tuple[int, int]]:
         """Split ``text`` into the spans this metric scores, as character offsets."""
+        _check_granularity(type(self).__name__, self.granularity)
         if self.granularity == "sentence":
             return segment.sentences(text)
         if self.granularity == "token":
@@ -114,6 +130,20 @@ class Metric(abc.ABC):
         out of the confidence and of the agreement, and shows as ``None`` in ``Span.support``.
         """
 
+    @property
+    def is_async(self) -> bool:
+        """Whether this metric's work is natively a coroutine (it overrides :meth:`asupport`).
+
+        Then the async twins run on the caller's event loop, and the sync calls of the engine
+        (:func:`ensemble.consensus`, :func:`ensemble.score`) run the async core on a loop of
+        their own (refusing inside a running loop).
+        """
+        return type(self).asupport is not Metric.asupport
+
+    async def asupport(self, text: str, spans: Offsets, samples: Sequence[str]) -> FloatArray:
+        """:meth:`support` as a coroutine; the default runs it in a worker thread."""
+        return await asyncio.to_thread(self.support, text, spans, samples)
+
     def evaluate(
         self,
         text: str,
@@ -128,13 +158,29 @@ class Metric(abc.ABC):
         samples, as long as it documents what the number means. With no samples, every
         confidence is 0.0: nothing supports the text.
         """
-        sup = np.asarray(self.support(text, spans, samples), dtype=np.float64)
-        if sup.shape != (len(spans), len(samples)):
-            raise ValueError(
-                f"{type(self).__name__}.support returned shape {sup.shape}, "
-                f"expected {(len(spans), len(samples))}"
-            )
-        sup = np.clip(sup, 0.0, 1.0)
+        return self._scores(self.support(text, spans, samples), spans, samples, weights)
+
+    async def aevaluate(
+        self,
+        text: str,
+        spans: Offsets,
+        samples: Sequence[str],
+        weights: FloatArray | None = None,
+    ) -> MetricScores:
+        """:meth:`evaluate` as a coroutine: built on :meth:`asupport` when the metric
+        :attr:`is_async`, else :meth:`evaluate` in a worker thread."""
+        if not self.is_async:
+            return await asyncio.to_thread(self.evaluate, text, spans, samples, weights)
+        return self._scores(await self.asupport(text, spans, samples), spans, samples, weights)
+
+    def _scores(
+        self,
+        support: object,
+        spans: Offsets,
+        samples: Sequence[str],
+        weights: FloatArray | None,
+    ) -> MetricScores:
+        sup = check_support(self, support, len(spans), len(samples))
         return MetricScores(sup, weighted_mean(sup, weights))
 
     def agreement(self, texts: Sequence[str]) -> FloatArray:
@@ -144,8 +190,32 @@ class Metric(abc.ABC):
         ``texts[j]`` (abstentions left out); the diagonal is 1. A text with no spans agrees
         fully with an empty text and not at all with anything else.
         """
+        out = np.eye(len(texts), dtype=np.float64)
+        for i, spans, others in self._agreement_rows(texts, out):
+            sup = self.support(texts[i], spans, [texts[j] for j in others])
+            out[i, others] = _row_agreement(self, sup, spans, len(others))
+        return out
+
+    async def aagreement(self, texts: Sequence[str]) -> FloatArray:
+        """:meth:`agreement` as a coroutine: built on :meth:`asupport` when the metric
+        :attr:`is_async` (one text after the other, so a judge's limits hold), else
+        :meth:`agreement` in a worker thread."""
+        if not self.is_async:
+            return await asyncio.to_thread(self.agreement, texts)
+        out = np.eye(len(texts), dtype=np.float64)
+        rows = await asyncio.to_thread(self._agreement_rows, texts, out)  # segmentation
+        for i, spans, others in rows:
+            sup = await self.asupport(texts[i], spans, [texts[j] for j in others])
+            out[i, others] = _row_agreement(self, sup, spans, len(others))
+        return out
+
+    def _agreement_rows(
+        self, texts: Sequence[str], out: FloatArray
+    ) -> list[tuple[int, list[tuple[int, int]], list[int]]]:
+        """The rows of :meth:`agreement` that need the metric: ``(i, spans of texts[i],
+        the other indices)``. Rows of texts without spans are filled in ``out`` here."""
         n = len(texts)
-        out = np.eye(n, dtype=np.float64)
+        rows = []
         for i, text in enumerate(texts):
             others = [j for j in range(n) if j != i]
             if not others:
@@ -154,12 +224,81 @@ class Metric(abc.ABC):
             if not spans:
                 out[i, others] = [1.0 if not texts[j].strip() else 0.0 for j in others]
                 continue
-            sup = np.clip(
-                np.asarray(self.support(text, spans, [texts[j] for j in others]), float), 0.0, 1.0
-            )
-            lengths = np.array([max(b - a, 1) for a, b in spans], dtype=np.float64)
-            out[i, others] = weighted_mean(sup.T, lengths)
-        return out
+            rows.append((i, spans, others))
+        return rows
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, nothing to close by default
+        """Release what the metric holds open on the current event loop (e.g. a judge
+        model's connections); the metric stays usable."""
+
+
+def _row_agreement(metric: Metric, support: object, spans: Offsets, n_others: int) -> FloatArray:
+    """Length-weighted mean support of ``spans`` (rows) for each other text (columns), the
+    support validated first (:func:`check_support`)."""
+    sup = check_support(metric, support, len(spans), n_others)
+    lengths = np.array([max(b - a, 1) for a, b in spans], dtype=np.float64)
+    return weighted_mean(sup.T, lengths)
+
+
+def _check_granularity(owner: str, granularity: object) -> None:
+    if granularity not in GRANULARITIES:
+        raise MetricOutputError(
+            f"{owner}.granularity is {granularity!r}; it must be one of "
+            + ", ".join(repr(g) for g in GRANULARITIES)
+        )
+
+
+def _metric_label(metric: object) -> str:
+    name = getattr(metric, "name", None)
+    return f"metric {name!r} ({type(metric).__name__})" if name else type(metric).__name__
+
+
+def _checked(metric: object, what: str, values: object, shape: tuple[int, ...]) -> FloatArray:
+    """``values`` as a float array of ``shape`` in [0, 1] (NaN allowed), or a clear error."""
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise MetricOutputError(
+            f"{_metric_label(metric)} returned {what} that is not an array of numbers: {exc}"
+        ) from None
+    if arr.shape != shape:
+        raise MetricOutputError(
+            f"{_metric_label(metric)} returned {what} of shape {arr.shape}, expected {shape}"
+        )
+    finite = arr[~np.isnan(arr)]
+    if finite.size and (
+        not np.isfinite(finite).all() or finite.min() < -_SLACK or finite.max() > 1.0 + _SLACK
+    ):
+        bad = finite[~np.isfinite(finite) | (finite < -_SLACK) | (finite > 1.0 + _SLACK)]
+        raise MetricOutputError(
+            f"{_metric_label(metric)} returned {what} outside [0, 1] (e.g. {float(bad[0])!r}); "
+            "values must lie in [0, 1], with NaN for an abstention"
+        )
+    return np.clip(arr, 0.0, 1.0)
+
+
+def check_support(metric: object, support: object, n_spans: int, n_samples: int) -> FloatArray:
+    """Validate a metric's support matrix: shape ``(n_spans, n_samples)``, values in [0, 1]
+    or NaN (an abstention). Raises :class:`~ensemble.errors.MetricOutputError` naming the
+    metric otherwise."""
+    return _checked(metric, "support", support, (n_spans, n_samples))
+
+
+def check_scores(metric: object, scores: object, n_spans: int, n_samples: int) -> MetricScores:
+    """Validate what :meth:`Metric.evaluate` returned (see :func:`check_support`); the
+    confidences must be numbers in [0, 1] (not NaN: a span with no verdict has confidence 0)."""
+    if not isinstance(scores, MetricScores):
+        raise MetricOutputError(
+            f"{_metric_label(metric)}.evaluate returned {type(scores).__name__}, not a MetricScores"
+        )
+    support = check_support(metric, scores.support, n_spans, n_samples)
+    confidence = _checked(metric, "confidence", scores.confidence, (n_spans,))
+    if np.isnan(confidence).any():
+        raise MetricOutputError(
+            f"{_metric_label(metric)} returned a NaN confidence; use 0.0 for a span nothing "
+            "supports (NaN is for abstentions in the support matrix)"
+        )
+    return MetricScores(support, confidence)
 
 
 def weighted_mean(support: FloatArray, weights: FloatArray | None) -> FloatArray:
@@ -195,8 +334,9 @@ _BUILTIN: dict[str, str] = {
     "semantic": "ensemble.metrics.semantic:SemanticMetric",
     "vote": "ensemble.metrics.vote:VoteMetric",
 }
-_REGISTERED: dict[str, MetricFactory] = {}
-_ENTRY_POINT_GROUP = "ensemble.metrics"
+METRICS: Registry[Metric] = Registry(
+    "metric", product=Metric, builtin=_BUILTIN, group="ensemble.metrics"
+)
 
 
 def register_metric(name: str, factory: MetricFactory, *, replace: bool = False) -> None:
@@ -204,16 +344,12 @@ def register_metric(name: str, factory: MetricFactory, *, replace: bool = False)
 
     ``factory`` is a :class:`Metric` subclass or any callable returning a metric.
     """
-    if not name or not isinstance(name, str):
-        raise InvalidInputError("a metric name must be a non-empty string")
-    if not replace and (name in _REGISTERED or name in _BUILTIN):
-        raise InvalidInputError(f"a metric named {name!r} is already registered")
-    _REGISTERED[name] = factory
+    METRICS.register(name, factory, replace=replace)
 
 
 def available_metrics() -> list[str]:
     """Every metric name that :func:`get_metric` resolves (built-in, registered, entry points)."""
-    return sorted(set(_BUILTIN) | set(_REGISTERED) | set(entry_point_targets(_ENTRY_POINT_GROUP)))
+    return METRICS.names()
 
 
 def get_metric(name: str | Metric) -> Metric:
@@ -228,16 +364,4 @@ def get_metric(name: str | Metric) -> Metric:
         raise InvalidInputError(
             f"metric must be a name or a Metric instance, not {type(name).__name__}"
         )
-    factory = _REGISTERED.get(name)
-    if factory is None and name in _BUILTIN:
-        factory = load_target(_BUILTIN[name])
-    if factory is None:
-        eps = entry_point_targets(_ENTRY_POINT_GROUP)
-        if name in eps:
-            factory = load_target(eps[name])
-    if factory is None:
-        raise UnknownNameError("metric", name, available_metrics())
-    metric = factory()
-    if not isinstance(metric, Metric):
-        raise InvalidInputError(f"the factory registered for {name!r} did not return a Metric")
-    return metric
+    return METRICS.resolve(name)

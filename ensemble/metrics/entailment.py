@@ -32,23 +32,27 @@ Backends (``backend=``):
 
 Writing a backend: subclass :class:`EntailmentBackend` and implement
 :meth:`~EntailmentBackend.judge` (synchronous), or subclass :class:`AsyncEntailmentBackend`
-and implement :meth:`~AsyncEntailmentBackend.ajudge` (a coroutine; the synchronous calls run
-it on an event loop of their own). Either may override the many-sample methods to batch or
-run concurrently.
+and implement :meth:`~AsyncEntailmentBackend.ajudge` (a coroutine). Either may override the
+many-sample methods to batch or run concurrently. With an async backend the metric
+:attr:`~ensemble.Metric.is_async`: awaited through the async core
+(:func:`ensemble.aconsensus`, :func:`ensemble.ascore`, :meth:`ensemble.Ensemble.arun`) the
+judge's calls share the caller's event loop and never block it; the synchronous calls run it on
+a loop of their own and refuse inside a running loop (see :mod:`ensemble._sync`).
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-import concurrent.futures
-from collections.abc import Coroutine, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
+from ensemble._registry import Registry
+from ensemble._sync import run_sync
 from ensemble.errors import ConfigurationError
-from ensemble.metrics.base import FloatArray, Granularity, Metric, MetricScores, weighted_mean
+from ensemble.metrics.base import FloatArray, Granularity, Metric
 from ensemble.types import SettingValue
 
 if TYPE_CHECKING:
@@ -56,25 +60,18 @@ if TYPE_CHECKING:
     from ensemble.metrics._similarity import SimilarityBackend
 
 __all__ = [
-    "CONTRADICT",
-    "ENTAIL",
-    "NEUTRAL",
     "AsyncEntailmentBackend",
     "BatchedEntailmentBackend",
     "EntailmentBackend",
     "EntailmentMetric",
     "NLIBackend",
     "SimilarityBackend",
-    "abstention",
-    "check_verdicts",
-    "support_from_verdicts",
 ]
 
 #: Column of each verdict: P(entail), P(neutral), P(contradict).
 ENTAIL, NEUTRAL, CONTRADICT = 0, 1, 2
 
 Formula = Literal["difference", "ratio"]
-_T = TypeVar("_T")
 
 
 def abstention(n_spans: int) -> FloatArray:
@@ -114,26 +111,17 @@ def support_from_verdicts(verdicts: FloatArray, formula: Formula = "difference")
     return np.clip((pe + eps) / (pe + pc + 2 * eps), 0.0, 1.0)
 
 
-def _run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run a coroutine to completion from synchronous code, even inside a running loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    # Called from inside an event loop (e.g. a notebook): run it on a loop in another thread.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
 class EntailmentBackend(abc.ABC):
     """Judges spans against samples. Subclasses implement :meth:`judge`.
 
-    Class attributes: ``name`` (shown in the metric's signature) and ``version`` (bumped when
-    the same settings would give different verdicts).
+    Class attributes: ``name`` (shown in the metric's signature), ``version`` (bumped when
+    the same settings would give different verdicts) and ``is_async`` (its natural form is a
+    coroutine: :class:`AsyncEntailmentBackend`).
     """
 
     name: ClassVar[str]
     version: ClassVar[str] = "1"
+    is_async: ClassVar[bool] = False
 
     def settings(self) -> dict[str, SettingValue]:
         """Settings that, with ``name`` and ``version``, reproduce this backend's verdicts."""
@@ -177,6 +165,10 @@ class EntailmentBackend(abc.ABC):
             out[:, j, :] = part
         return out
 
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, nothing to close by default
+        """Release what the backend holds open on the current event loop (e.g. a judge
+        model's connections); the backend stays usable."""
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.settings().items())
         return f"{type(self).__name__}({args})"
@@ -199,7 +191,10 @@ class BatchedEntailmentBackend(EntailmentBackend):
 class AsyncEntailmentBackend(EntailmentBackend):
     """A backend whose natural form is a coroutine (e.g. a model call). Implement :meth:`ajudge`
     (and, to control concurrency across samples, :meth:`ajudge_samples`); the synchronous
-    methods run them on an event loop of their own."""
+    methods run them on an event loop of their own, then :meth:`aclose`, and refuse inside a
+    running loop (:mod:`ensemble._sync`)."""
+
+    is_async: ClassVar[bool] = True
 
     @abc.abstractmethod
     async def ajudge(
@@ -208,29 +203,56 @@ class AsyncEntailmentBackend(EntailmentBackend):
         """See :meth:`EntailmentBackend.judge`."""
 
     def judge(self, spans: Sequence[str], sample: str, *, text: str | None = None) -> FloatArray:
-        return _run_sync(self.ajudge(spans, sample, text=text))
+        return self.judge_samples(spans, [sample], text=text)[:, 0, :]
 
     def judge_samples(
         self, spans: Sequence[str], samples: Sequence[str], *, text: str | None = None
     ) -> FloatArray:
-        return _run_sync(self.ajudge_samples(spans, samples, text=text))
+        """Synchronous :meth:`ajudge_samples`; releases the backend's connections afterwards."""
+        return run_sync(
+            f"{type(self).__name__}.judge_samples()",
+            "`await backend.ajudge_samples(...)`, or the async core "
+            "(`await ensemble.aconsensus(...)`, `ascore(...)`, `Ensemble.arun(...)`),",
+            lambda: self.ajudge_samples(spans, samples, text=text),
+            release=self.aclose,
+        )
+
+
+def _similarity_backend(arg: str | None) -> EntailmentBackend:
+    if arg:
+        raise ConfigurationError(f"the 'similarity' backend takes no argument, not {arg!r}")
+    from ensemble.metrics._similarity import SimilarityBackend
+
+    return SimilarityBackend()
+
+
+def _nli_backend(arg: str | None) -> EntailmentBackend:
+    from ensemble.metrics._nli import NLIBackend
+
+    return NLIBackend(arg or "")
+
+
+#: Backend specs: ``"similarity"`` and ``"nli:MODEL"`` (a Hugging Face name or a local path).
+BACKENDS: Registry[EntailmentBackend] = Registry(
+    "entailment backend",
+    product=EntailmentBackend,
+    builtin={"nli": _nli_backend, "similarity": _similarity_backend},
+    specs=True,
+    needs_arg=("nli",),
+    arg_label="MODEL",
+    hint="or pass an EntailmentBackend instance",
+)
 
 
 def _make_backend(backend: str | EntailmentBackend) -> EntailmentBackend:
     if isinstance(backend, EntailmentBackend):
         return backend
-    if backend == "similarity":
-        from ensemble.metrics._similarity import SimilarityBackend
-
-        return SimilarityBackend()
-    if isinstance(backend, str) and backend.startswith("nli:") and backend[4:].strip():
-        from ensemble.metrics._nli import NLIBackend
-
-        return NLIBackend(backend[4:].strip())
-    raise ConfigurationError(
-        f"unknown entailment backend {backend!r}; give 'similarity', 'nli:MODEL' (a Hugging "
-        "Face model name or a local path) or an EntailmentBackend instance"
-    )
+    if not isinstance(backend, str):
+        raise ConfigurationError(
+            "backend must be 'similarity', 'nli:MODEL' or an EntailmentBackend instance, "
+            f"not {type(backend).__name__}"
+        )
+    return BACKENDS.resolve(backend)
 
 
 def __getattr__(name: str) -> Any:
@@ -313,13 +335,20 @@ class EntailmentMetric(Metric):
         """Support per span and sample; NaN where the backend abstained."""
         return support_from_verdicts(self.verdicts(text, spans, samples), self.formula)
 
-    async def aevaluate(
-        self,
-        text: str,
-        spans: Sequence[tuple[int, int]],
-        samples: Sequence[str],
-        weights: FloatArray | None = None,
-    ) -> MetricScores:
-        """:meth:`evaluate` from async code."""
-        sup = support_from_verdicts(await self.averdicts(text, spans, samples), self.formula)
-        return MetricScores(sup, weighted_mean(sup, weights))
+    @property
+    def is_async(self) -> bool:
+        """True with an async backend (an LLM judge): see :attr:`ensemble.Metric.is_async`."""
+        return self.backend.is_async
+
+    async def asupport(
+        self, text: str, spans: Sequence[tuple[int, int]], samples: Sequence[str]
+    ) -> FloatArray:
+        """:meth:`support` on the caller's event loop with an async backend (an LLM judge);
+        a synchronous backend runs in a worker thread."""
+        if not self.backend.is_async:
+            return await asyncio.to_thread(self.support, text, spans, samples)
+        return support_from_verdicts(await self.averdicts(text, spans, samples), self.formula)
+
+    async def aclose(self) -> None:
+        """Release the backend's connections (e.g. the judge model's)."""
+        await self.backend.aclose()

@@ -37,11 +37,16 @@ of NaN for the ``entailment`` metric, which leaves it out of the mean, shows ``N
 ``Span.support`` and reports it in the result's alerts. The reasons are kept on
 :attr:`JudgeBackend.abstentions` (most recent batch).
 
-**The runner's machinery.** Calls go through :func:`ensemble._retry.call_with_retries`, the
-library's single retry loop (backoff, ``Retry-After``, no retry of 4xx, a 401 stops the
-endpoint), with a per-attempt ``timeout``, a ``deadline`` for the whole batch (stragglers are
-cancelled and abstain) and bounded concurrency (``max_concurrency`` overall,
-``max_per_provider`` per endpoint).
+**The runner's machinery.** A batch's calls go through :func:`ensemble._fanout.fan_out`, the
+same fan-out as :class:`ensemble.Ensemble`'s: the library's single retry loop (backoff,
+``Retry-After``, no retry of 4xx, a 401 stops the endpoint), a per-attempt ``timeout``, a
+``deadline`` for the whole batch (stragglers are cancelled and abstain) and bounded
+concurrency (``max_concurrency`` overall, ``max_per_provider`` per endpoint), given one by one
+or as ``limits=`` (an :class:`ensemble.Limits`).
+
+**Async.** The backend is natively async: awaited through the async core
+(:func:`ensemble.aconsensus`, :meth:`ensemble.Ensemble.arun`) its calls share the caller's
+event loop and never block it.
 
 Verdicts map to (P(entail), P(neutral), P(contradict)): ``supported`` = (1, 0, 0),
 ``not_addressed`` = (0, 1, 0), ``contradicted`` = (0, 0, 1).
@@ -49,36 +54,27 @@ Verdicts map to (P(entail), P(neutral), P(contradict)): ``supported`` = (1, 0, 0
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import math
 import re
 import secrets
-import time
 from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
 
-from ensemble._retry import CallOutcome, CallState, RetryPolicy, call_with_retries
+from ensemble._fanout import Call, Returned, fan_out
+from ensemble._retry import RetryPolicy
 from ensemble.errors import ConfigurationError
 from ensemble.metrics.base import FloatArray
-from ensemble.metrics.entailment import AsyncEntailmentBackend, _run_sync, abstention
+from ensemble.metrics.entailment import AsyncEntailmentBackend, abstention
 from ensemble.models import get_model
 from ensemble.models.base import Model, Request
+from ensemble.settings import Limits
 from ensemble.types import SettingValue
 
-__all__ = [
-    "VERDICTS",
-    "Abstention",
-    "JudgeBackend",
-    "batched_calls",
-    "build_prompt",
-    "escape",
-    "pairwise_calls",
-    "parse_verdicts",
-]
+__all__ = ["JudgeBackend"]
 
 #: The verdicts a judge may give, and the (entail, neutral, contradict) row each stands for.
 VERDICTS: dict[str, tuple[float, float, float]] = {
@@ -225,7 +221,8 @@ class JudgeBackend(AsyncEntailmentBackend):
     the calls of one batch), ``max_concurrency`` and ``max_per_provider`` work as in
     :class:`ensemble.Ensemble`. ``context`` sends the whole text along so pronouns in spans
     can be resolved. ``temperature`` defaults to 0 and ``seed`` to 0 (where the provider takes
-    one) so verdicts are as repeatable as the provider allows.
+    one) so verdicts are as repeatable as the provider allows. ``limits`` (an
+    :class:`ensemble.Limits`) gives the four limits at once.
     """
 
     name: ClassVar[str] = "judge"
@@ -246,25 +243,32 @@ class JudgeBackend(AsyncEntailmentBackend):
         temperature: float | None = 0.0,
         max_tokens: int | None = None,
         seed: int | None = 0,
+        limits: Limits | None = None,
     ) -> None:
         self.model = get_model(model)
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ConfigurationError("retry must be an ensemble RetryPolicy")
         self.retry = retry if retry is not None else RetryPolicy()
-        for label, value in (("timeout", timeout), ("deadline", deadline)):
-            if value is not None and not (isinstance(value, (int, float)) and value > 0):
-                raise ConfigurationError(f"{label} must be a positive number of seconds or None")
-        for label, count in (
-            ("max_concurrency", max_concurrency),
-            ("max_per_provider", max_per_provider),
-            ("max_spans_per_call", max_spans_per_call),
+        if limits is None:
+            limits = Limits(
+                timeout=timeout,
+                deadline=deadline,
+                max_concurrency=max_concurrency,
+                max_per_provider=max_per_provider,
+            )
+        elif not isinstance(limits, Limits):
+            raise ConfigurationError(f"limits must be an ensemble.Limits, not {type(limits)}")
+        if (
+            isinstance(max_spans_per_call, bool)
+            or not isinstance(max_spans_per_call, int)
+            or max_spans_per_call < 1
         ):
-            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-                raise ConfigurationError(f"{label} must be a positive integer")
-        self.timeout = timeout
-        self.deadline = deadline
-        self.max_concurrency = max_concurrency
-        self.max_per_provider = max_per_provider
+            raise ConfigurationError("max_spans_per_call must be a positive integer")
+        self.limits = limits
+        self.timeout = limits.timeout
+        self.deadline = limits.deadline
+        self.max_concurrency = limits.max_concurrency
+        self.max_per_provider = limits.max_per_provider
         self.max_spans_per_call = max_spans_per_call
         self.context = context
         self.temperature = temperature
@@ -304,36 +308,16 @@ class JudgeBackend(AsyncEntailmentBackend):
         size = self.max_spans_per_call
         return [range(a, min(a + size, n)) for a in range(0, n, size)]
 
-    async def _one_call(
-        self,
-        spans: Sequence[str],
-        sample: str,
-        text: str | None,
-        state: CallState,
-        outcome: CallOutcome,
-    ) -> tuple[FloatArray, list[tuple[int, str, str]]]:
-        tag = secrets.token_hex(8)
+    def _call(self, spans: Sequence[str], sample: str, text: str | None) -> tuple[Call, list[str]]:
+        """One judge call (fresh random delimiters) and the claim ids its answer must use."""
         system, user, ids = build_prompt(
             spans,
             sample,
-            tag=tag,
+            tag=secrets.token_hex(8),
             context=text if self.context else None,
             escape_text=self._escape_text,
         )
-        await call_with_retries(
-            self.model,
-            self._request(system, user),
-            policy=self.retry,
-            timeout=self.timeout,
-            state=state,
-            outcome=outcome,
-            label=f"judge:{self.model.name}",
-        )
-        if outcome.completion is None:
-            error = outcome.error
-            detail = f"{type(error).__name__}: {error}" if error is not None else "no answer"
-            return abstention(len(spans)), [(k, "call_failed", detail) for k in range(len(spans))]
-        return parse_verdicts(outcome.completion.text, ids)
+        return Call(self.model, self._request(system, user), f"judge:{self.model.name}"), ids
 
     async def ajudge(
         self, spans: Sequence[str], sample: str, *, text: str | None = None
@@ -350,69 +334,31 @@ class JudgeBackend(AsyncEntailmentBackend):
         if not spans or not samples:
             self.abstentions = ()
             return out
-        state = CallState(
-            max_concurrency=self.max_concurrency,
-            max_per_endpoint=self.max_per_provider,
-            deadline_at=None if self.deadline is None else time.monotonic() + self.deadline,
-        )
         jobs = [(j, chunk) for j in range(len(samples)) for chunk in self._chunks(len(spans))]
-        outcomes = [CallOutcome() for _ in jobs]
-        tasks = [
-            asyncio.ensure_future(
-                self._one_call([spans[k] for k in chunk], samples[j], text, state, outcome)
-            )
-            for (j, chunk), outcome in zip(jobs, outcomes, strict=True)
-        ]
-        try:
-            _done, pending = await asyncio.wait(tasks, timeout=self.deadline)
-            for t in pending:
-                t.cancel()
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
-        finally:
-            leftover = [t for t in tasks if not t.done()]
-            for t in leftover:
-                t.cancel()
-            if leftover:
-                await asyncio.gather(*leftover, return_exceptions=True)
+        prepared = [self._call([spans[k] for k in chunk], samples[j], text) for j, chunk in jobs]
+        returned = await fan_out([c for c, _ids in prepared], limits=self.limits, retry=self.retry)
         reasons: list[Abstention] = []
-        for (j, chunk), task, outcome in zip(jobs, tasks, outcomes, strict=True):
-            self.calls += outcome.attempts
-            if task.cancelled():
-                limit = "" if self.deadline is None else f" of {self.deadline:g} s"
-                rows = abstention(len(chunk))
-                problems = [
-                    (k, "call_failed", f"cancelled at the deadline{limit}")
-                    for k in range(len(chunk))
-                ]
-            elif task.exception() is not None:
-                exc = task.exception()
-                rows = abstention(len(chunk))
-                problems = [
-                    (k, "call_failed", f"{type(exc).__name__}: {exc}") for k in range(len(chunk))
-                ]
-            else:
-                rows, problems = task.result()
+        for (j, chunk), (_call, ids), ret in zip(jobs, prepared, returned, strict=True):
+            self.calls += ret.attempts
+            rows, problems = _verdicts(ret, ids)
             out[chunk.start : chunk.stop, j, :] = rows
             reasons += [Abstention(j, chunk.start + k, why, detail) for k, why, detail in problems]
         self.abstentions = tuple(reasons)
         return out
 
-    def judge_samples(
-        self, spans: Sequence[str], samples: Sequence[str], *, text: str | None = None
-    ) -> FloatArray:
-        """Synchronous :meth:`ajudge_samples`; releases the model's connections afterwards."""
+    async def aclose(self) -> None:
+        """Release the judge model's connections (the backend stays usable)."""
+        await self.model.aclose()
 
-        async def run() -> FloatArray:
-            try:
-                return await self.ajudge_samples(spans, samples, text=text)
-            finally:
-                await self.model.aclose()
 
-        return _run_sync(run())
-
-    def judge(self, spans: Sequence[str], sample: str, *, text: str | None = None) -> FloatArray:
-        return self.judge_samples(spans, [sample], text=text)[:, 0, :]
+def _verdicts(out: Returned, ids: Sequence[str]) -> tuple[FloatArray, list[tuple[int, str, str]]]:
+    """The verdict rows of one call, and its abstentions: parsed from the answer, or all
+    ``call_failed`` when no answer came back."""
+    if out.completion is not None:
+        return parse_verdicts(out.completion.text, ids)
+    error = out.error
+    detail = f"{type(error).__name__}: {error}" if error is not None else "no answer"
+    return abstention(len(ids)), [(k, "call_failed", detail) for k in range(len(ids))]
 
 
 def pairwise_calls(n_spans: int, n_samples: int) -> int:

@@ -4,33 +4,46 @@ What the confidence of a span means, exactly
 --------------------------------------------
 
 1. **Units.** The text and every sample are lower-cased, accents are stripped, and split into
-   words (runs of letters and digits; a number such as ``3.5`` or ``1,000`` is one word).
+   words (runs of letters and digits). Numbers are compared as numbers: numerals and number
+   words become one canonical number with any scale word after them (``2,000`` = ``2000``,
+   ``two million`` = ``2 million`` = ``2000000``, ``2.1 million`` is not ``2 million``,
+   ``1871`` is not ``1817``). Runs of Chinese or Japanese characters, written without spaces,
+   become their character pairs (``巴黎是`` -> ``巴黎``, ``黎是``).
    Common English function words (:data:`STOPWORDS`) are dropped and the rest are reduced to
    their Porter stem (``studied``/``studies`` meet, ``wrote``/``written`` do not). Negations
    (:data:`NEGATIONS`: ``not``, ``never``, ``no``...) are *not* function words here: "did not
    receive" has the unit ``not`` that "received" lacks, as "didn't" leaves ``didn``. A span's
    *units* are its distinct content stems, plus, with ``n=2``, its pairs of adjacent content
    stems. A span with no content word (``"He was."``) uses all its words (no pairs) instead.
+   Its *critical* units are its numbers and, with ``names=True``, its capitalised words after
+   the first (:func:`critical_units`): the facts that hallucinate.
 2. **Unit support.** The support of a unit is the (weighted) share of samples that contain it
    anywhere.
 3. **Span support.** A false sentence is usually false in one or two words (a wrong year, a
    wrong place), so a span is as strong as its weakest units: the span term is the mean of its
-   ``lowest`` least-supported units (all of them if it has fewer).
+   ``lowest`` least-supported units (all of them if it has fewer), each critical unit counted
+   ``critical`` times (so with the defaults a number no sample states makes the span term 0).
 4. **Text context.** When the samples disagree with the text as a whole, the model that wrote
    it probably did not know the subject, and even its well-supported sentences are doubtful.
-   The text term is the mean support of all units of all spans of the text.
-5. **Confidence** ``= (1 - context) * span term + context * text term``, in [0, 1]. It is 1
-   exactly when every sample contains every unit of the text, and 0 when no sample contains
-   any. With no samples every confidence is 0.
+   The text term is the mean support of all units of all spans of the text (each once).
+5. **Sentence-local evidence.** Facts a sample states *together* count more: for each sample,
+   the support of the span by the sample's best-matching sentence (the per-sample support
+   below, on that one sentence); their (weighted) mean replaces ``local`` of the span term,
+   and its mean over all spans replaces ``local`` of the text term.
+6. **Confidence** ``= (1 - context) * span term + context * text term``, in [0, 1]. It is 1
+   exactly when every sample contains every unit of the text in one sentence, and 0 when no
+   sample contains any. With no samples every confidence is 0.
 
 Because a unit's support pools all samples before the weakest units are picked, this metric
 overrides :meth:`Metric.evaluate`: the confidence is *not* the mean of the per-sample support
 matrix. That matrix (``support``) holds, for each span and sample, the share of the span's
-units that the sample contains, which is what ``Span.support`` reports and what
-:meth:`NgramMetric.agreement` uses for whole texts.
+units that the sample contains, capped by the share of its critical units the sample contains
+(a sample that lacks the span's only number supports it 0), which is what ``Span.support``
+reports and what :meth:`NgramMetric.agreement` uses for whole texts.
 
-The defaults (``n=1, lowest=2, context=0.5``) were chosen on the WikiBio benchmark with
-half-splits of the passages; see ``docs/metrics/ngram.md`` for the figures.
+The defaults (``n=1, lowest=2, context=0.5, critical=2, names=False, local=0.5``) were chosen on the
+WikiBio benchmark by cross-validation over its two halves of passages; see
+``docs/metrics/ngram.md`` for the figures and the languages supported.
 """
 
 from __future__ import annotations
@@ -38,18 +51,20 @@ from __future__ import annotations
 import itertools
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import ClassVar
 
 import numpy as np
-from nltk.stem.porter import PorterStemmer
 
+from ensemble import segment
+from ensemble._validate import check_int, check_number
 from ensemble.errors import ConfigurationError
+from ensemble.metrics._stem import porter_stemmer
 from ensemble.metrics.base import FloatArray, Granularity, Metric, MetricScores, weighted_mean
 from ensemble.types import SettingValue
 
-__all__ = ["NEGATIONS", "STOPWORDS", "NgramMetric", "content_units"]
+__all__ = ["NEGATIONS", "STOPWORDS", "NgramMetric", "content_units", "critical_units"]
 
 #: English function words that carry no fact on their own (our own list; no NLTK data needed).
 STOPWORDS: frozenset[str] = frozenset(
@@ -82,8 +97,40 @@ NEGATIONS: frozenset[str] = frozenset(
     "cannot neither never no nobody none noone nor not nothing nowhere without".split()
 )
 
-_WORD = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+")
-_STEMMER = PorterStemmer()
+#: Scripts written without spaces between words (Han, Hiragana, Katakana): their text is
+#: compared by character pairs (bigrams) instead of words.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
+_WORD = re.compile(rf"[{_CJK}]+|\d+(?:[.,]\d+)+|[^\W_{_CJK}]+")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_CJK_RUN = re.compile(rf"[{_CJK}]+")
+
+#: Number words read as numbers ("two" = 2). "one" is left a word: it is mostly a pronoun.
+_UNITS = dict(
+    zip(
+        """zero two three four five six seven eight nine ten eleven twelve thirteen fourteen
+        fifteen sixteen seventeen eighteen nineteen""".split(),
+        [0, *range(2, 20)],
+        strict=True,
+    )
+)
+_TENS = dict(
+    zip(
+        "twenty thirty forty fifty sixty seventy eighty ninety".split(),
+        range(20, 100, 10),
+        strict=True,
+    )
+)
+_SCALES = {
+    "hundred": 1e2,
+    "thousand": 1e3,
+    "million": 1e6,
+    "millions": 1e6,
+    "billion": 1e9,
+    "billions": 1e9,
+    "trillion": 1e12,
+}
+_CJK_SCALES = {"千": 1e3, "万": 1e4, "萬": 1e4, "亿": 1e8, "億": 1e8}
+_STEMMER = porter_stemmer()
 
 
 @lru_cache(maxsize=1 << 16)
@@ -94,52 +141,168 @@ def _stem(word: str) -> str:
 
 @lru_cache(maxsize=1 << 12)
 def _fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.lower())
+    decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
-def _words(text: str) -> list[str]:
-    folded = _fold(text) if not text.isascii() else text.lower()
-    return _WORD.findall(folded)
+def _number(word: str) -> float | None:
+    """The value of a numeral: ``2,000`` = 2000 (a comma before three digits groups them),
+    ``2.1``, ``1,5`` = 1.5; ``None`` for anything else."""
+    if not _NUMBER.fullmatch(word):
+        return None
+    groups = re.split(r"[.,]", word)
+    seps = re.findall(r"[.,]", word)
+    if not seps:
+        return float(word)
+    if all(sep == "," and len(g) == 3 for sep, g in zip(seps, groups[1:], strict=True)):
+        return float("".join(groups))
+    if len(seps) == 1:
+        return float(word.replace(",", "."))
+    # 1.234.567 or 1,234.5: the last separator may be the decimal point
+    whole, frac = "".join(groups[:-1]), groups[-1]
+    if seps[-1] == "," and len(frac) == 3 and len(set(seps)) == 1:
+        return float(whole + frac)
+    return float(f"{whole}.{frac}")
+
+
+def _canonical(value: float) -> str:
+    return f"{value:.12g}" if abs(value) < 1e15 else f"{value:.6e}"
+
+
+#: A word of a text: its lower-cased (or canonical) form and its kind: "word", "number",
+#: "name" (capitalised, not first) or "cjk" (a character pair).
+_Word = tuple[str, str]
+
+
+# What a raw token is (cached: tokens repeat a lot across samples).
+_PLAIN, _RUN, _NUM, _TEN, _SCALE = range(5)
+
+
+@lru_cache(maxsize=1 << 16)
+def _token(w: str) -> tuple[str, int, float]:
+    low = w.lower()
+    if _CJK_RUN.fullmatch(w):
+        return w, _RUN, 0.0
+    value = _number(w)
+    if value is not None:
+        return low, _NUM, value
+    if low in _UNITS:
+        return low, _NUM, float(_UNITS[low])
+    if low in _TENS:
+        return low, _TEN, float(_TENS[low])
+    if low in _SCALES:
+        return low, _SCALE, _SCALES[low]
+    return low, _PLAIN, 0.0
+
+
+def _words(text: str) -> list[_Word]:
+    """The words of ``text``: numerals and number words as canonical numbers, runs of CJK
+    characters as character pairs, capitalised words after the first as possible names."""
+    folded = text if text.isascii() else _fold(text)
+    raw = _WORD.findall(folded)
+    out: list[_Word] = []
+    i = 0
+    n = len(raw)
+    while i < n:
+        w = raw[i]
+        low, code, value = _token(w)
+        i += 1
+        if code in (_PLAIN, _SCALE):
+            if out and w[0].isupper() and low not in STOPWORDS:
+                out.append((low, "name"))
+            else:
+                out.append((low, "word"))
+            continue
+        if code == _RUN:
+            if len(w) == 1:
+                out.append((w, "cjk"))
+            else:
+                out.extend((w[k : k + 2], "cjk") for k in range(len(w) - 1))
+            continue
+        if code == _TEN and i < n and raw[i].lower() in _UNITS:  # twenty-five
+            value += _UNITS[raw[i].lower()]
+            i += 1
+        while i < n and _token(raw[i])[1] == _SCALE:  # 2 million, two thousand
+            value *= _token(raw[i])[2]
+            i += 1
+        if i < n and raw[i][0] in _CJK_SCALES and _CJK_RUN.fullmatch(raw[i]):
+            value *= _CJK_SCALES[raw[i][0]]  # 200万
+            raw[i] = raw[i][1:]
+            if not raw[i]:
+                i += 1
+        out.append((_canonical(value), "number"))
+    return out
 
 
 class _Analyzer:
     """Turns texts into units, with the metric's settings."""
 
-    __slots__ = ("n", "stem", "stopwords")
+    __slots__ = ("n", "names", "stem", "stopwords")
 
-    def __init__(self, n: int, stem: bool, stopwords: bool) -> None:
+    def __init__(self, n: int, stem: bool, stopwords: bool, names: bool = True) -> None:
         self.n = n
         self.stem = stem
         self.stopwords = stopwords
+        self.names = names
 
-    def _norm(self, words: list[str]) -> list[str]:
-        return [_stem(w) for w in words] if self.stem else words
+    def _norm(self, w: _Word) -> str:
+        return _stem(w[0]) if self.stem and w[1] in ("word", "name") else w[0]
 
-    def _content(self, words: list[str]) -> list[str]:
+    def _content(self, words: list[_Word]) -> list[_Word]:
         if not self.stopwords:
             return words
-        return [w for w in words if w not in STOPWORDS]
+        return [w for w in words if w[1] != "word" or w[0] not in STOPWORDS]
 
-    def span_units(self, text: str) -> list[str]:
-        """Distinct units of a span, in order of first appearance."""
+    def span_units(self, text: str) -> tuple[list[str], set[str]]:
+        """Distinct units of a span, in order of first appearance, and the *critical* ones:
+        its numbers and (with ``names``) its capitalised words after the first."""
         words = _words(text)
-        content = self._content(words)
-        stems = self._norm(content or words)
+        filtered = self._content(words)
+        content = filtered or words
+        stems = [self._norm(w) for w in content]
         units = list(dict.fromkeys(stems))
-        if self.n == 2 and content:
+        critical = {
+            u
+            for u, w in zip(stems, content, strict=True)
+            if w[1] == "number" or (self.names and w[1] == "name")
+        }
+        if self.n == 2 and filtered:
             units.extend(dict.fromkeys(f"{a} {b}" for a, b in itertools.pairwise(stems)))
-        return units
+        return units, critical
 
-    def evidence(self, text: str) -> set[str]:
+    def evidence(self, text: str, keep: Callable[[str], bool] | None = None) -> set[str]:
         """Every unit a sample can support: all its words (stemmed) and, with ``n=2``, its
-        adjacent content pairs."""
+        adjacent content pairs. ``keep`` (``n=1`` only) skips words whose stem cannot be one
+        of the units looked for (see :func:`_matchable`), which saves stemming them."""
         words = _words(text)
-        out = set(self._norm(list(set(words))))
+        if self.stem and keep is not None and self.n == 1:
+            out = {
+                _stem(w) if k in ("word", "name") else w
+                for w, k in words
+                if k not in ("word", "name") or keep(w)
+            }
+        elif self.stem:
+            out = {_stem(w) if k in ("word", "name") else w for w, k in words}
+        else:
+            out = {w for w, _ in words}
         if self.n == 2:
-            stems = self._norm(self._content(words))
+            stems = [self._norm(w) for w in self._content(words)]
             out.update(f"{a} {b}" for a, b in itertools.pairwise(stems))
         return out
+
+
+#: Words whose Porter stem (NLTK's irregular forms) does not start with their first two letters.
+_IRREGULAR = frozenset(["dying", "lying", "tying"])
+
+
+def _matchable(vocab: dict[str, int]) -> Callable[[str], bool]:
+    """Whether a word's stem can be one of the units of ``vocab``. Porter's stemmer only
+    rewrites the end of a word and keeps at least two letters of a longer word, so the stem
+    starts with the word's first two letters (first letter, for a one-letter stem) -- except
+    for the irregular forms in :data:`_IRREGULAR`. A word that fails this cannot match."""
+    two = frozenset(u[:2] for u in vocab)
+    one = frozenset(u for u in vocab if len(u) == 1)
+    return lambda w: w[:2] in two or w[:1] in one or w in _IRREGULAR
 
 
 def content_units(text: str, *, n: int = 1, stem: bool = True, stopwords: bool = True) -> list[str]:
@@ -147,18 +310,34 @@ def content_units(text: str, *, n: int = 1, stem: bool = True, stopwords: bool =
 
     >>> content_units("He was born in London in 1820.")
     ['born', 'london', '1820']
+    >>> content_units("It has two million people.")
+    ['2000000', 'peopl']
     """
-    return _Analyzer(n, stem, stopwords).span_units(text)
+    return _Analyzer(n, stem, stopwords).span_units(text)[0]
+
+
+def critical_units(text: str, *, names: bool = False) -> list[str]:
+    """The units of ``text`` that :class:`NgramMetric` treats as critical: its numbers and
+    (with ``names``) its capitalised words after the first.
+
+    >>> critical_units("Paris has 2,000 bridges over the Seine.", names=True)
+    ['2000', 'sein']
+    """
+    units, critical = _Analyzer(1, True, True, names).span_units(text)
+    return [u for u in units if u in critical]
 
 
 class NgramMetric(Metric):
-    """Share of samples containing a span's least-supported content words, blended with how
-    well the samples support the whole text. See the module docstring for the exact rule."""
+    """Share of samples containing a span's least-supported content words (its numbers and
+    names counted ``critical`` times), blended with how well the samples support the whole
+    text. See the module docstring for the exact rule."""
 
     name: ClassVar[str] = "ngram"
     granularity: ClassVar[Granularity] = "sentence"
     symmetric: ClassVar[bool] = False
-    version: ClassVar[str] = "2"  # 2: negations are content words
+    # 2: negations are content words; 3: numbers compared as numbers, numbers and names
+    # critical, CJK character pairs, new sentence splitting
+    version: ClassVar[str] = "3"
 
     def __init__(
         self,
@@ -168,23 +347,21 @@ class NgramMetric(Metric):
         context: float = 0.5,
         stem: bool = True,
         stopwords: bool = True,
+        critical: int = 2,
+        names: bool = False,
+        local: float = 0.5,
     ) -> None:
-        if n not in (1, 2):
+        if check_int("n", n) not in (1, 2):
             raise ConfigurationError(f"n must be 1 or 2, not {n!r}")
-        if isinstance(lowest, bool) or not isinstance(lowest, int) or lowest < 1:
-            raise ConfigurationError(f"lowest must be a positive integer, not {lowest!r}")
-        if (
-            isinstance(context, bool)
-            or not isinstance(context, (int, float))
-            or not 0.0 <= context <= 1.0
-        ):
-            raise ConfigurationError(f"context must be a number in [0, 1], not {context!r}")
         self.n = n
-        self.lowest = lowest
-        self.context = float(context)
+        self.lowest = check_int("lowest", lowest, minimum=1)
+        self.context = check_number("context", context, low=0.0, high=1.0)
         self.stem = bool(stem)
         self.stopwords = bool(stopwords)
-        self._analyzer = _Analyzer(n, self.stem, self.stopwords)
+        self.critical = check_int("critical", critical, minimum=1)
+        self.names = bool(names)
+        self.local = check_number("local", local, low=0.0, high=1.0)
+        self._analyzer = _Analyzer(n, self.stem, self.stopwords, self.names)
 
     def settings(self) -> dict[str, SettingValue]:
         return {
@@ -193,30 +370,63 @@ class NgramMetric(Metric):
             "context": self.context,
             "stem": self.stem,
             "stopwords": self.stopwords,
+            "critical": self.critical,
+            "names": self.names,
+            "local": self.local,
         }
 
     # --- the shared computation ------------------------------------------------------------
 
     def _units_and_presence(
-        self, text: str, spans: Sequence[tuple[int, int]], samples: Sequence[str]
-    ) -> tuple[list[np.ndarray], np.ndarray]:
-        """Unit ids per span, and a (samples x vocabulary) 0/1 matrix of which sample has which."""
+        self,
+        texts: Sequence[str],
+        samples: Sequence[str],
+        evidence: Sequence[set[str]] | None = None,
+    ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray, dict[str, int]]:
+        """Unit ids per span, critical unit ids per span, a (samples x vocabulary) 0/1 matrix
+        of which sample has which unit, and the vocabulary (unit -> id). ``evidence``: the
+        samples' evidence units, when already known."""
+        ids, crit, vocab = self._span_ids(texts)
+        if evidence is None:
+            evidence = [self._analyzer.evidence(sample) for sample in samples]
+        presence = self._presence(evidence, vocab)
+        return ids, crit, presence, vocab
+
+    def _span_ids(
+        self, texts: Sequence[str]
+    ) -> tuple[list[np.ndarray], list[np.ndarray], dict[str, int]]:
+        """Unit ids and critical unit ids per span, and the vocabulary (unit -> id)."""
         vocab: dict[str, int] = {}
-        ids = [
-            np.array(
-                [vocab.setdefault(u, len(vocab)) for u in self._analyzer.span_units(text[a:b])],
-                dtype=np.intp,
-            )
-            for a, b in spans
-        ]
-        presence = np.zeros((len(samples), len(vocab)), dtype=np.float64)
-        for j, sample in enumerate(samples):
-            hit = [vocab[u] for u in self._analyzer.evidence(sample) if u in vocab]
-            presence[j, hit] = 1.0
-        return ids, presence
+        ids: list[np.ndarray] = []
+        crit: list[np.ndarray] = []
+        for t in texts:
+            units, critical = self._analyzer.span_units(t)
+            ids.append(np.array([vocab.setdefault(u, len(vocab)) for u in units], dtype=np.intp))
+            crit.append(np.array([vocab[u] for u in units if u in critical], dtype=np.intp))
+        return ids, crit, vocab
 
     @staticmethod
-    def _coverage(ids: list[np.ndarray], presence: np.ndarray) -> FloatArray:
+    def _presence(evidence: Sequence[set[str]], vocab: dict[str, int]) -> np.ndarray:
+        presence = np.zeros((len(evidence), len(vocab)), dtype=np.float64)
+        for j, units in enumerate(evidence):
+            hit = [vocab[u] for u in units if u in vocab]
+            presence[j, hit] = 1.0
+        return presence
+
+    def _sentence_evidence(
+        self, samples: Sequence[str], keep: Callable[[str], bool] | None = None
+    ) -> tuple[list[set[str]], list[int]]:
+        """The evidence units of every sentence of every sample, and each sentence's sample."""
+        units: list[set[str]] = []
+        owner: list[int] = []
+        for j, sample in enumerate(samples):
+            for a, b in segment.sentences(sample):
+                units.append(self._analyzer.evidence(sample[a:b], keep))
+                owner.append(j)
+        return units, owner
+
+    @staticmethod
+    def _share(ids: list[np.ndarray], presence: np.ndarray) -> FloatArray:
         """Share of each span's units found in each sample; 1 for a span with no units."""
         n_spans, n_samples = len(ids), presence.shape[0]
         incidence = np.zeros((n_spans, presence.shape[1]), dtype=np.float64)
@@ -229,12 +439,39 @@ class NgramMetric(Metric):
         out[has] = hits[has] / sizes[has, None]
         return out
 
+    def _coverage(
+        self, ids: list[np.ndarray], crit: list[np.ndarray], presence: np.ndarray
+    ) -> FloatArray:
+        """A sample's support of a span: the share of the span's units it contains, but no
+        more than the share of the span's critical units (numbers, names) it contains."""
+        return np.minimum(self._share(ids, presence), self._share(crit, presence))
+
+    def _best_sentence(
+        self,
+        ids: list[np.ndarray],
+        crit: list[np.ndarray],
+        vocab: dict[str, int],
+        sentences: tuple[list[set[str]], list[int]],
+        n_samples: int,
+    ) -> FloatArray:
+        """Per span and sample: the support of the span by the sample's best sentence (0 for a
+        sample without any)."""
+        units, owner = sentences
+        out = np.zeros((len(ids), n_samples), dtype=np.float64)
+        if not units:
+            return out
+        cover = self._coverage(ids, crit, self._presence(units, vocab))
+        starts = [k for k in range(len(owner)) if k == 0 or owner[k] != owner[k - 1]]
+        out[:, [owner[k] for k in starts]] = np.maximum.reduceat(cover, starts, axis=1)
+        return out
+
     def support(
         self, text: str, spans: Sequence[tuple[int, int]], samples: Sequence[str]
     ) -> FloatArray:
-        """Share of each span's units that each sample contains (1 for a span with none)."""
-        ids, presence = self._units_and_presence(text, spans, samples)
-        return np.clip(self._coverage(ids, presence), 0.0, 1.0)
+        """Per span and sample: the share of the span's units the sample contains, capped by
+        the share of its critical units (numbers, names) it contains (1 for a span with none)."""
+        ids, crit, presence, _ = self._units_and_presence([text[a:b] for a, b in spans], samples)
+        return np.clip(self._coverage(ids, crit, presence), 0.0, 1.0)
 
     def evaluate(
         self,
@@ -244,8 +481,18 @@ class NgramMetric(Metric):
         weights: FloatArray | None = None,
     ) -> MetricScores:
         """Per-sample coverage, and the pooled confidence described in the module docstring."""
-        ids, presence = self._units_and_presence(text, spans, samples)
-        coverage = np.clip(self._coverage(ids, presence), 0.0, 1.0)
+        ids, crit, vocab = self._span_ids([text[a:b] for a, b in spans])
+        keep = _matchable(vocab)
+        sentences = self._sentence_evidence(samples, keep) if self.local > 0.0 else None
+        if sentences is not None and self.n == 1:
+            # With single units, a sample's evidence is the union of its sentences' (one pass).
+            evidence = [set[str]() for _ in samples]
+            for units, j in zip(*sentences, strict=True):
+                evidence[j] |= units
+        else:
+            evidence = [self._analyzer.evidence(sample, keep) for sample in samples]
+        presence = self._presence(evidence, vocab)
+        coverage = np.clip(self._coverage(ids, crit, presence), 0.0, 1.0)
         n_spans = len(ids)
         if len(samples) == 0 or n_spans == 0:
             # No evidence: the base class's rule (all zeros); also validates weights.
@@ -253,12 +500,17 @@ class NgramMetric(Metric):
         # Unit support: weighted share of samples containing the unit (weights validated by
         # weighted_mean, which computes exactly this on the presence matrix).
         unit = weighted_mean(presence.T, weights)
-        sizes = np.array([len(i) for i in ids], dtype=np.intp)
+        # Critical units count `critical` times among a span's units.
+        counted = [
+            np.concatenate([i, *([c] * (self.critical - 1))]) if c.size else i
+            for i, c in zip(ids, crit, strict=True)
+        ]
+        sizes = np.array([len(i) for i in counted], dtype=np.intp)
         width = max(int(sizes.max()), 1)
         table = np.full((n_spans, width), np.inf)
         rows = np.repeat(np.arange(n_spans), sizes)
         cols = np.concatenate([np.arange(s) for s in sizes]) if sizes.sum() else rows
-        flat = unit[np.concatenate(ids)] if sizes.sum() else np.zeros(0)
+        flat = unit[np.concatenate(counted)] if sizes.sum() else np.zeros(0)
         table[rows, cols] = flat
         k = min(self.lowest, width)
         low = np.sort(table, axis=1)[:, :k]
@@ -267,30 +519,28 @@ class NgramMetric(Metric):
         span_term = np.where(
             count > 0, np.where(finite, low, 0.0).sum(axis=1) / np.maximum(count, 1), 1.0
         )
-        text_term = float(flat.mean()) if flat.size else 1.0
+        plain = unit[np.concatenate(ids)] if sum(len(i) for i in ids) else np.zeros(0)
+        text_term = float(plain.mean()) if plain.size else 1.0
+        if sentences is not None:
+            # Sentence-local evidence: how well each sample's best-matching sentence covers the
+            # span (facts stated together, not merely somewhere in the sample).
+            best = weighted_mean(
+                self._best_sentence(ids, crit, vocab, sentences, len(samples)), weights
+            )
+            span_term = (1.0 - self.local) * span_term + self.local * best
+            text_term = (1.0 - self.local) * text_term + self.local * float(best.mean())
         conf = (1.0 - self.context) * span_term + self.context * text_term
         return MetricScores(coverage, np.clip(conf, 0.0, 1.0))
 
     def agreement(self, texts: Sequence[str]) -> FloatArray:
-        """``A[i, j]``: share of the units of ``texts[i]`` (as one span) that ``texts[j]`` has.
+        """``A[i, j]``: the support of ``texts[i]`` (as one span) by ``texts[j]``: the share of
+        its units that ``texts[j]`` has, capped by the share of its critical units it has.
 
         The diagonal is 1. A text with no words agrees fully with another such text and not at
         all with anything else. Each text is analysed once, so this is cheap for many samples.
         """
-        n = len(texts)
-        vocab: dict[str, int] = {}
-        ids = [
-            np.array(
-                [vocab.setdefault(u, len(vocab)) for u in self._analyzer.span_units(t)],
-                dtype=np.intp,
-            )
-            for t in texts
-        ]
-        presence = np.zeros((n, len(vocab)), dtype=np.float64)
-        for j, t in enumerate(texts):
-            hit = [vocab[u] for u in self._analyzer.evidence(t) if u in vocab]
-            presence[j, hit] = 1.0
-        out = self._coverage(ids, presence)
+        ids, crit, presence, _ = self._units_and_presence(texts, texts)
+        out = self._coverage(ids, crit, presence)
         empty = np.array([len(i) == 0 for i in ids])
         out[np.ix_(empty, ~empty)] = 0.0
         np.fill_diagonal(out, 1.0)

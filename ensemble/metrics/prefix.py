@@ -26,7 +26,7 @@ import numpy as np
 from ensemble import segment
 from ensemble.metrics.base import FloatArray, Granularity, Metric
 
-__all__ = ["PrefixMetric", "common_prefix"]
+__all__ = ["PrefixMetric"]
 
 
 def _tokens(text: str) -> list[str]:

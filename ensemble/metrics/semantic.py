@@ -40,7 +40,7 @@ from ensemble.metrics._embed import (
 from ensemble.metrics.base import FloatArray, Granularity, Metric
 from ensemble.types import SettingValue
 
-__all__ = ["SemanticMetric", "sentence_similarities"]
+__all__ = ["SemanticMetric"]
 
 
 def _sentences(sample: str) -> list[str]:

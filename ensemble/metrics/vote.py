@@ -31,7 +31,7 @@ from ensemble.errors import ConfigurationError
 from ensemble.metrics.base import FloatArray, Granularity, Metric
 from ensemble.types import SettingValue
 
-__all__ = ["VoteMetric", "answer_key", "normalize_answer"]
+__all__ = ["VoteMetric"]
 
 _FRAMING = re.compile(
     r"^\s*(?:(?:so|thus|therefore|hence|okay|ok|well)\b[\s,]*)?"
@@ -201,7 +201,11 @@ class VoteMetric(Metric):
     ``key="answer"`` compares :func:`answer_key`, the answer the reply gives whatever wraps
     it, with the words of ``prompt`` (set by the engine through :meth:`with_prompt`) not
     taken for the answer. A reply whose key is empty supports nothing.
+
+    ``VoteMetric.normalize(text)`` is the exact key's normalisation (:func:`normalize_answer`).
     """
+
+    normalize = staticmethod(normalize_answer)
 
     name: ClassVar[str] = "vote"
     granularity: ClassVar[Granularity] = "text"

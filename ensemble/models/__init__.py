@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ensemble._plugins import entry_point_targets, load_target
-from ensemble.errors import ConfigurationError, InvalidInputError, UnknownNameError
+from ensemble._registry import Registry
+from ensemble.errors import InvalidInputError
 from ensemble.models.base import Completion, Message, Model, Request
 
 __all__ = [
@@ -29,34 +29,30 @@ __all__ = [
 
 ModelFactory = Callable[[str | None], Model]
 
-_BUILTIN: dict[str, str] = {
-    "anthropic": "ensemble.models.anthropic:AnthropicModel",
-    "local": "ensemble.models.local:from_spec",
-    "openai": "ensemble.models.openai:OpenAIModel",
-}
-#: Prefixes whose spec must name a model (``"openai"`` alone means nothing).
-_NEEDS_MODEL = {"anthropic", "openai"}
-_REGISTERED: dict[str, ModelFactory] = {}
-_ENTRY_POINT_GROUP = "ensemble.models"
+MODELS: Registry[Model] = Registry(
+    "model",
+    product=Model,
+    builtin={
+        "anthropic": "ensemble.models.anthropic:AnthropicModel",
+        "local": "ensemble.models.local:from_spec",
+        "openai": "ensemble.models.openai:OpenAIModel",
+    },
+    group="ensemble.models",
+    specs=True,
+    needs_arg=("anthropic", "openai"),  # "openai" alone names no model
+    arg_label="MODEL",
+)
 
 
 def register_model(prefix: str, factory: ModelFactory, *, replace: bool = False) -> None:
     """Make ``get_model("PREFIX:REST")`` return ``factory("REST")`` (``factory(None)`` for
     a bare ``"PREFIX"``)."""
-    if not prefix or not isinstance(prefix, str) or ":" in prefix:
-        raise InvalidInputError("a model prefix must be a non-empty string without ':'")
-    if not replace and (prefix in _REGISTERED or prefix in _BUILTIN):
-        raise InvalidInputError(f"a model prefix {prefix!r} is already registered")
-    _REGISTERED[prefix] = factory
+    MODELS.register(prefix, factory, replace=replace)
 
 
 def available_model_prefixes() -> list[str]:
     """Every prefix :func:`get_model` resolves (built-in, registered, entry points)."""
-    return sorted(set(_BUILTIN) | set(_REGISTERED) | set(entry_point_targets(_ENTRY_POINT_GROUP)))
-
-
-def _known_specs() -> list[str]:
-    return [f"{p}:MODEL" if p in _NEEDS_MODEL else p for p in available_model_prefixes()]
+    return MODELS.names()
 
 
 def get_model(spec: str | Model) -> Model:
@@ -71,22 +67,4 @@ def get_model(spec: str | Model) -> Model:
         raise InvalidInputError(
             f"a model must be a Model or a spec string like 'openai:gpt-4o-mini', not {spec!r}"
         )
-    prefix, colon, rest = spec.strip().partition(":")
-    arg = rest if colon else None
-    factory: Callable[..., Model] | None = _REGISTERED.get(prefix)
-    if factory is None and prefix in _BUILTIN:
-        if prefix in _NEEDS_MODEL and not arg:
-            raise ConfigurationError(
-                f"model spec {spec!r} needs a model name, e.g. '{prefix}:MODEL'"
-            )
-        factory = load_target(_BUILTIN[prefix])
-    if factory is None:
-        eps = entry_point_targets(_ENTRY_POINT_GROUP)
-        if prefix in eps:
-            factory = load_target(eps[prefix])
-    if factory is None:
-        raise UnknownNameError("model", spec, _known_specs())
-    model = factory(arg)
-    if not isinstance(model, Model):
-        raise InvalidInputError(f"the factory for model prefix {prefix!r} did not return a Model")
-    return model
+    return MODELS.resolve(spec)

@@ -13,6 +13,7 @@ import anthropic
 from pydantic import SecretStr
 
 from ensemble.errors import ConfigurationError
+from ensemble.models._http import DEFAULT_MAX_RESPONSE_BYTES
 from ensemble.models._sdk import SDKModel
 from ensemble.models.base import Completion, Request
 from ensemble.types import Usage
@@ -26,8 +27,11 @@ DEFAULT_MAX_TOKENS = 1024
 class AnthropicModel(SDKModel):
     """A model behind Anthropic's Messages API.
 
-    The key comes from ``api_key`` or ``ANTHROPIC_API_KEY`` (not read when ``base_url`` points
-    elsewhere than ``api.anthropic.com``, as for :class:`~ensemble.OpenAIModel`).
+    The base URL is ``base_url``, else ``ANTHROPIC_BASE_URL``, else the official one. The key
+    comes from ``api_key`` or ``ANTHROPIC_API_KEY`` (the latter read only for
+    ``api.anthropic.com`` or a base URL from ``ANTHROPIC_BASE_URL``, as for
+    :class:`~ensemble.OpenAIModel`, which also describes ``timeout``, ``max_response_bytes``
+    and ``allow_metadata_hosts``).
     ``max_tokens`` defaults to 1024 because the API requires a value. ``transport="aiohttp"``
     is the lean path described on :class:`~ensemble.OpenAIModel` (the SDK supplies the base
     URL and headers, the adapter posts the JSON body itself over aiohttp).
@@ -41,6 +45,7 @@ class AnthropicModel(SDKModel):
     key_env_var: ClassVar[str | None] = "ANTHROPIC_API_KEY"
     official_host: ClassVar[str] = "api.anthropic.com"
     official_base_url: ClassVar[str] = "https://api.anthropic.com"
+    base_url_env_var: ClassVar[str] = "ANTHROPIC_BASE_URL"
     label: ClassVar[str] = "Anthropic"
     api_path: ClassVar[str] = "v1/messages"
     sdk_errors = (
@@ -62,6 +67,8 @@ class AnthropicModel(SDKModel):
         name: str | None = None,
         temperature: float | None = None,
         max_tokens: int = DEFAULT_MAX_TOKENS,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
+        allow_metadata_hosts: bool = False,
     ) -> None:
         if not isinstance(max_tokens, int) or max_tokens < 1:
             raise ConfigurationError("max_tokens must be a positive integer")
@@ -74,13 +81,15 @@ class AnthropicModel(SDKModel):
             transport=transport,
             name=name,
             temperature=temperature,
+            max_response_bytes=max_response_bytes,
+            allow_metadata_hosts=allow_metadata_hosts,
         )
         self.max_tokens = max_tokens
 
     def _make_client(self) -> anthropic.AsyncAnthropic:
         http_client = self._user_client
         if http_client is None:
-            http_client = anthropic.DefaultAsyncHttpxClient(follow_redirects=False)
+            http_client = self._default_http_client(anthropic.DefaultAsyncHttpxClient)
         kwargs: dict[str, Any] = {}
         if self.timeout is not None:
             kwargs["timeout"] = self.timeout
@@ -101,7 +110,7 @@ class AnthropicModel(SDKModel):
         }
         if system is not None:
             params["system"] = system
-        temperature = request.temperature if request.temperature is not None else self.temperature
+        temperature = self.temperature_for(request)
         if temperature is not None:
             # Anthropic accepts [0, 1]; OpenAI-style values above 1 are clipped, not rejected.
             # Recent SDKs no longer type the field, so it travels in the JSON body as is.
@@ -111,13 +120,16 @@ class AnthropicModel(SDKModel):
         return params
 
     async def _call_sdk(self, client: Any, params: dict[str, Any]) -> tuple[bytes, Any]:
-        raw = await client.messages.with_raw_response.create(**params)
-        return await raw.read(), raw.headers
+        # Streamed, so that max_response_bytes bounds what is read.
+        async with client.messages.with_streaming_response.create(**params) as raw:
+            return await self._read_body(raw.http_response), raw.headers
 
     def _parse(self, content: bytes, headers: Any, latency: float) -> Completion:
         try:
             data = json.loads(content)
             blocks = data["content"]
+            if blocks is None:  # as OpenAI's ``content: null``: an empty (abstaining) completion
+                blocks = []
             if not isinstance(blocks, list):
                 raise TypeError("content is not a list")
             texts = [b["text"] for b in blocks if isinstance(b, dict) and b.get("type") == "text"]

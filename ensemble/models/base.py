@@ -33,10 +33,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ensemble.errors import UsageError
+from ensemble._sync import require_no_running_loop
 from ensemble.types import Usage
 
-__all__ = ["Completion", "Message", "Model", "Request", "parse_retry_after"]
+__all__ = ["Completion", "Message", "Model", "Request"]
 
 
 class _Frozen(BaseModel):
@@ -110,6 +110,13 @@ class Completion(_Frozen):
     """The raw prompt text sent, when the adapter rendered the request into one (completion
     mode of :class:`~ensemble.OpenAIModel`); ``None`` when the request was sent as given."""
 
+    @property
+    def empty(self) -> bool:
+        """True when the answer has no text (blank, or the provider sent none: OpenAI's
+        ``content: null``, an Anthropic answer without a text block). The HTTP adapters return
+        such an answer as an empty completion, never as an error; it must not vote."""
+        return not self.text.strip()
+
 
 class Model(abc.ABC):
     """Base class of every model adapter.
@@ -141,6 +148,11 @@ class Model(abc.ABC):
         runner's per-provider concurrency limit, and a 401/403 from it stops the others.
         Defaults to ``provider``; HTTP adapters add their base URL."""
         return self.provider
+
+    def temperature_for(self, request: Request) -> float | None:
+        """The temperature a call uses, decided here only: the request's, else this model's
+        default, else ``None`` (the provider's default)."""
+        return request.temperature if request.temperature is not None else self.temperature
 
     @abc.abstractmethod
     async def agenerate(self, request: Request) -> Completion:
@@ -186,11 +198,8 @@ class Model(abc.ABC):
 
 
 def _require_no_running_loop(what: str, instead: str) -> None:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return
-    raise UsageError(f"{what} cannot be called from a running event loop; use {instead}")
+    # The one sync-over-async rule lives in ensemble._sync.
+    require_no_running_loop(what, instead)
 
 
 #: The lowest value ever reported as ``retry_after`` (a hint of 0 still means "wait a moment").

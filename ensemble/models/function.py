@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import ClassVar
 
+from ensemble._validate import check_number
 from ensemble.errors import ConfigurationError, InvalidResponseError, ProviderError
 from ensemble.models.base import Completion, Model, Request
 
@@ -47,9 +48,13 @@ class FunctionModel(Model):
             raise ConfigurationError("FunctionModel needs a callable")
         if not isinstance(name, str) or not name:
             raise ConfigurationError("FunctionModel needs a non-empty name")
+        if not isinstance(pass_request, bool):
+            raise ConfigurationError(f"pass_request must be True or False, not {pass_request!r}")
         self.fn = fn
         self.name = name
-        self.temperature = temperature
+        self.temperature = (
+            None if temperature is None else check_number("temperature", temperature, low=0.0)
+        )
         self.pass_request = pass_request
         self._is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
             getattr(fn, "__call__", None)  # noqa: B004 - async __call__ on an object

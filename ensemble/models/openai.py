@@ -21,6 +21,7 @@ import openai
 from pydantic import SecretStr
 
 from ensemble.errors import ConfigurationError
+from ensemble.models._http import DEFAULT_MAX_RESPONSE_BYTES
 from ensemble.models._sdk import SDKModel
 from ensemble.models.base import Completion, Request
 from ensemble.types import Usage
@@ -68,11 +69,14 @@ def render_completion_prompt(request: Request, template: str) -> str:
 class OpenAIModel(SDKModel):
     """A model behind the OpenAI Chat Completions API.
 
-    The key comes from ``api_key`` or the environment variable ``OPENAI_API_KEY``. With a
-    custom ``base_url`` the environment variable is **not** read (so an OpenAI key is never
-    sent to another server by accident): pass ``api_key`` for servers that need one; servers
-    that need none get a placeholder. ``http_client`` (an ``httpx`` async client) is used as
-    given and never closed by the model; ``timeout`` is the SDK's per-request timeout.
+    The base URL is ``base_url``, else ``OPENAI_BASE_URL``, else the official one; it is what
+    :attr:`base_url` and :attr:`endpoint` report. The key comes from ``api_key`` or
+    ``OPENAI_API_KEY``; the environment's key is read only for ``api.openai.com`` or a base
+    URL from ``OPENAI_BASE_URL`` (never for a ``base_url`` argument on another host, which
+    gets a placeholder unless ``api_key`` is given). Cloud-metadata hosts are refused unless
+    ``allow_metadata_hosts=True``. ``http_client`` (an ``httpx`` async client) is used as
+    given and never closed by the model; ``timeout`` bounds the whole attempt, and a body
+    over ``max_response_bytes`` raises :class:`~ensemble.errors.ResponseTooLargeError`.
     ``transport="aiohttp"`` (with the ``aiohttp`` extra) is the lean path for large
     fan-outs: the SDK client still supplies the base URL and the headers, but the adapter posts
     the JSON body itself over aiohttp, skipping the SDK's per-call request pipeline, which
@@ -95,6 +99,7 @@ class OpenAIModel(SDKModel):
     key_env_var: ClassVar[str | None] = "OPENAI_API_KEY"
     official_host: ClassVar[str] = "api.openai.com"
     official_base_url: ClassVar[str] = "https://api.openai.com/v1"
+    base_url_env_var: ClassVar[str] = "OPENAI_BASE_URL"
     label: ClassVar[str] = "OpenAI"
     api_path: ClassVar[str] = "chat/completions"
     sdk_errors = (
@@ -119,6 +124,8 @@ class OpenAIModel(SDKModel):
         mode: Literal["chat", "completion"] = "chat",
         prompt_template: str | None = None,
         stop: Sequence[str] | None = None,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
+        allow_metadata_hosts: bool = False,
     ) -> None:
         if mode not in ("chat", "completion"):
             raise ConfigurationError(f"mode must be 'chat' or 'completion', not {mode!r}")
@@ -144,13 +151,15 @@ class OpenAIModel(SDKModel):
             transport=transport,
             name=name,
             temperature=temperature,
+            max_response_bytes=max_response_bytes,
+            allow_metadata_hosts=allow_metadata_hosts,
         )
         self.organization = organization
 
     def _make_client(self) -> openai.AsyncOpenAI:
         http_client = self._user_client
         if http_client is None:
-            http_client = openai.DefaultAsyncHttpxClient(follow_redirects=False)
+            http_client = self._default_http_client(openai.DefaultAsyncHttpxClient)
         kwargs: dict[str, Any] = {}
         if self.timeout is not None:
             kwargs["timeout"] = self.timeout
@@ -172,7 +181,7 @@ class OpenAIModel(SDKModel):
             messages.append({"role": "system", "content": system})
         messages += [{"role": m.role, "content": m.content} for m in turns]
         params: dict[str, Any] = {"model": self.model, "messages": messages}
-        temperature = request.temperature if request.temperature is not None else self.temperature
+        temperature = self.temperature_for(request)
         if temperature is not None:
             params["temperature"] = temperature
         if request.max_tokens is not None:
@@ -191,7 +200,7 @@ class OpenAIModel(SDKModel):
             "model": self.model,
             "prompt": render_completion_prompt(request, self.prompt_template),
         }
-        temperature = request.temperature if request.temperature is not None else self.temperature
+        temperature = self.temperature_for(request)
         if temperature is not None:
             params["temperature"] = temperature
         if request.max_tokens is not None:
@@ -212,14 +221,17 @@ class OpenAIModel(SDKModel):
         return completion.model_copy(update={"prompt_sent": sent})
 
     async def _call_sdk(self, client: Any, params: dict[str, Any]) -> tuple[bytes, Any]:
-        if self.mode == "completion":
-            raw = await client.post("/completions", body=params, cast_to=httpx.Response)
-            return raw.content, raw.headers
         # The SDK's documented raw route (auth, headers, error types, no retries) without its
         # per-call parameter transform, which costs ~3 ms of CPU per call: the body is plain
-        # JSON we built ourselves, and we validate the answer ourselves.
-        raw = await client.post("/chat/completions", body=params, cast_to=httpx.Response)
-        return raw.content, raw.headers
+        # JSON we built ourselves, and we validate the answer ourselves. Both modes (chat and
+        # completion) take this path, so both bodies are bounded by max_response_bytes.
+        raw = await client.post(
+            f"/{self.api_path}", body=params, cast_to=httpx.Response, stream=True
+        )
+        try:  # streamed, so that max_response_bytes bounds what is read
+            return await self._read_body(raw), raw.headers
+        finally:
+            await raw.aclose()
 
     def _parse(self, content: bytes, headers: httpx.Headers | Any, latency: float) -> Completion:
         try:
@@ -233,7 +245,7 @@ class OpenAIModel(SDKModel):
             else:
                 message = choice["message"]
                 text = message.get("content")
-                if text is None:
+                if text is None:  # e.g. a refusal or tool calls: an empty (abstaining) completion
                     text = ""
                 if not isinstance(text, str):
                     raise TypeError("message.content is not a string")

@@ -17,10 +17,11 @@ import time
 from collections.abc import Callable
 from typing import ClassVar
 
+from ensemble._validate import check_number
 from ensemble.errors import ConfigurationError, ProviderError
 from ensemble.models.base import Completion, Model, Request
 
-__all__ = ["ScriptedAnswer", "ScriptedModel"]
+__all__ = ["ScriptedModel"]
 
 ScriptedAnswer = str | Completion | BaseException | Callable[[Request], str]
 
@@ -48,12 +49,21 @@ class ScriptedModel(Model):
         delay: float = 0.0,
         temperature: float | None = None,
     ) -> None:
-        if delay < 0:
-            raise ConfigurationError("delay must not be negative")
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigurationError(f"ScriptedModel needs a non-empty name, not {name!r}")
+        if default is not None and not (
+            isinstance(default, (str, Completion, BaseException)) or callable(default)
+        ):
+            raise ConfigurationError(
+                f"default must be a scripted answer (a string, a Completion, an exception or "
+                f"a callable) or None, not {default!r}"
+            )
         self.name = name
         self.default = default
-        self.delay = delay
-        self.temperature = temperature
+        self.delay = check_number("delay", delay, low=0.0, high=86400.0)
+        self.temperature = (
+            None if temperature is None else check_number("temperature", temperature, low=0.0)
+        )
         self.requests: list[Request] = []
         self._script: collections.deque[ScriptedAnswer] = collections.deque(answers)
 

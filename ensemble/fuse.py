@@ -1,0 +1,671 @@
+"""Fused consensus: one text made of the sentences that most samples (and most models) state.
+
+Pure computation, no model calls; ``consensus(samples, method="fuse")``, ``aconsensus`` and
+``Ensemble(method="fuse")`` land here: :func:`fuse_steps` is written as the engine's steps
+(it asks for segmentations, agreement matrices and scores), so one code path serves the sync
+and the async drivers of :mod:`ensemble.engine`. The rule, step by step (``docs/fuse.md``
+has the long version and the figures):
+
+1. **Voters.** Successful samples with some text vote; failures and empty answers never do.
+   With fewer than two voters there is nothing to fuse and the result is what
+   ``method="select"`` gives (the one sample, confidence per the usual rule).
+2. **Sentences.** Every voter is split with the metric's own segmentation, after
+   :func:`unwrap` has turned line breaks that wrap a sentence into spaces; each sentence
+   remembers its sample and its relative position there (``(k + 0.5) / n``).
+3. **Agreement.** The metric's :meth:`~ensemble.Metric.agreement` over all distinct sentences
+   gives ``A[a, b]``, how well sentence ``a`` is supported by sentence ``b``; two sentences
+   *agree* by ``(A[a, b] + A[b, a]) / 2``.
+4. **Conflicts.** Two sentences *contradict* (:func:`contradicts`) when they are about the same
+   point (their content words, as the ``ngram`` metric reads them, share at least one word and
+   overlap by a Jaccard index of at least ``overlap``, or differ by exactly one word swapped
+   for another) but each says something the other does not (each has a content word the
+   other lacks), or exactly one of them is negated. "The capital of France is Paris."
+   and "The capital of France is Lyon." contradict; "The capital of France is Paris." and
+   "The capital of France is Paris, on the Seine." do not.
+5. **Clusters.** Sentences are taken in a canonical order (most agreed-with first, ties by
+   text, so the order of the samples never matters); each joins the cluster whose members it
+   agrees with most, on average, if that mean is at least ``join`` and it contradicts none of
+   them and no sentence of its own sample is in it yet, and starts a new cluster otherwise.
+6. **Votes.** Each model family (``families[model]``, else the sample's family from its model's
+   card in the catalog, else the model name: :func:`ensemble.diagnostics.family_key`; without
+   any model name, each sample) has one vote, split evenly over its voting samples. A
+   cluster's support is the vote of the samples with a sentence in it and of the samples one
+   of whose sentences supports its chosen sentence at least ``contain`` (default 1.0;
+   ``None``: off) without contradicting it (a long sentence that states several claims at
+   once); it is *kept* when that is at least ``quorum`` (default one half: one family's
+   repeats cannot outvote the others). With ``floor=y`` a cluster below the quorum is kept
+   too when it has at least ``y`` of the vote, two backing samples, and more than half of
+   the vote of the samples that take a position on its point (its backers and those of the
+   clusters that contradict it): a sample that says nothing about the currency does not vote
+   against the one currency the others name.
+7. **Conflicts between clusters.** Clusters are visited from the best supported down; one that
+   contradicts an already kept cluster (their chosen sentences contradict) is dropped with
+   reason ``"conflict"``, so two contradicting claims are never both kept. Unless ``contain``
+   is ``None``, one whose chosen sentence contains a kept one's or is contained in it
+   (support at least ``contain`` either way) is dropped as ``"redundant"``.
+8. **Text.** Each kept cluster is stated by its best-supported member (support of a sentence by
+   a sample: its mutual agreement with that sample's best matching sentence, weighted by the
+   votes; a fragment contained in the others' sentences does not win);
+   clusters are ordered by the median relative position of their members. The sentences are
+   joined with a space, or with line breaks when a space would make the metric's segmentation
+   merge two of them, so the fused spans are exactly the spans the metric reads in the text.
+9. **Confidence.** The fused text is scored as :func:`ensemble.score` scores any text, against
+   every successful sample. Hence the rule: ``score(text=fused.text, samples=same samples,
+   metric=same metric, weighting=same)`` gives the same spans with the same confidences.
+
+Cost: ``O(N^2)`` metric comparisons for ``N`` sentences in all (the ``ngram`` metric does them
+as one sparse matrix product) plus ``O(N * C)`` for clustering into ``C`` clusters.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from ensemble import engine
+from ensemble.calibration import Calibrator
+from ensemble.diagnostics import DEFAULT_ALARM, UniformityAlarm
+from ensemble.errors import InvalidInputError
+from ensemble.metrics.base import FloatArray, Metric
+from ensemble.metrics.ngram import NEGATIONS, STOPWORDS, content_units
+from ensemble.types import Alert, Claim, Consensus, DroppedClaim, Sample, Span
+
+__all__ = [
+    "DEFAULT_CONTAIN",
+    "DEFAULT_JOIN",
+    "DEFAULT_OVERLAP",
+    "DEFAULT_QUORUM",
+    "afuse",
+    "contradicts",
+    "fuse",
+    "unwrap",
+]
+
+#: Mean agreement with a cluster's members at or above which a sentence joins it (chosen on
+#: the choice half of ``benchmarks/fuse_facts.py``; see ``docs/fuse.md``).
+DEFAULT_JOIN = 0.5
+#: Support by one of a sample's sentences from which that sample backs a claim it does not
+#: state in a sentence of its own (chosen with ``DEFAULT_JOIN``).
+DEFAULT_CONTAIN = 1.0
+#: Share of the vote a cluster needs to be kept.
+DEFAULT_QUORUM = 0.5
+#: Jaccard overlap of content words from which two differing sentences are about one point.
+DEFAULT_OVERLAP = 0.5
+
+_NEG = frozenset(NEGATIONS)
+
+
+@dataclass(frozen=True)
+class _Units:
+    rest: frozenset[str]
+    negated: bool
+
+
+def _units(text: str) -> _Units:
+    u = set(content_units(text))
+    return _Units(frozenset(u - _NEG), bool(u & _NEG))
+
+
+def _contradict(a: _Units, b: _Units, overlap: float) -> bool:
+    if not a.rest or not b.rest:
+        return False
+    shared = len(a.rest & b.rest)
+    if shared == 0:
+        return False
+    only_a, only_b = len(a.rest - b.rest), len(b.rest - a.rest)
+    swap = only_a == 1 and only_b == 1  # one word swapped for another: "euro" / "franc"
+    if not swap and shared / len(a.rest | b.rest) < overlap:
+        return False
+    if a.negated != b.negated:
+        return True
+    return only_a > 0 and only_b > 0
+
+
+def contradicts(a: str, b: str, *, overlap: float = DEFAULT_OVERLAP) -> bool:
+    """Whether two sentences contradict by the fusion rule (step 4 of the module docstring).
+
+    >>> contradicts("The capital of France is Paris.", "The capital of France is Lyon.")
+    True
+    >>> contradicts("The capital of France is Paris.", "Paris is the capital of France.")
+    False
+    """
+    return _contradict(_units(a), _units(b), overlap)
+
+
+@dataclass
+class _Sentence:
+    sample: int  # index into all samples
+    start: int
+    end: int
+    text: str
+    position: float
+    uid: int = 0  # index of its text among the distinct sentence texts
+
+
+def _check_fraction(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise InvalidInputError(f"{name} must be a number in [0, 1], not {value!r}")
+    return float(value)
+
+
+def _vote_weights(vote: engine._Vote, voters: Sequence[int]) -> dict[int, float]:
+    """Each family's (or, without model names or families, each sample's) one vote, split
+    over its voting samples; the weights sum to 1. A sample's family is
+    :meth:`engine._Vote.family`, the notion the candidate choice uses too: ``families[model]``,
+    else its :attr:`~ensemble.Sample.family` or its model's card in the catalog, else its
+    model name."""
+    samples = vote.samples
+    if not any(samples[i].model is not None or samples[i].family for i in voters):
+        return {i: 1.0 / len(voters) for i in voters}
+    fam = {i: vote.family(i) for i in voters}
+    counts: dict[str, int] = {}
+    for f in fam.values():
+        counts[f] = counts.get(f, 0) + 1
+    return {i: 1.0 / (len(counts) * counts[fam[i]]) for i in voters}
+
+
+_WRAPPED = re.compile(r"(?<=[^\W_])([ \t]*)\n(?=[ \t]*[^\W\d_])")
+_LAST_WORD = re.compile(r"([^\W\d_]+)[ \t]*$")
+
+
+def unwrap(text: str) -> str:
+    """``text`` with each line break that wraps a sentence replaced by a space (same length,
+    so offsets stay valid): a single line break between two letters where the line ends
+    with a function word ("The main language of\\nSwedish.") or the next line starts with a
+    lower-case letter. Other line breaks (lists, "Capital: Paris\\nCurrency: euro") stay."""
+
+    def repl(m: re.Match[str]) -> str:
+        before = _LAST_WORD.search(text, 0, m.start(1) + len(m.group(1)))
+        nxt = text[m.end() :].lstrip(" \t")[:1]
+        wrapped = (before is not None and before.group(1).lower() in STOPWORDS) or nxt.islower()
+        return m.group(1) + (" " if wrapped else "\n")
+
+    return _WRAPPED.sub(repl, text)
+
+
+def _sentences(sample: int, text: str, offsets: Sequence[tuple[int, int]]) -> list[_Sentence]:
+    """The sentences of one voter (``text`` unwrapped, ``offsets`` the metric's spans)."""
+    n = len(offsets)
+    return [_Sentence(sample, a, b, text[a:b], (k + 0.5) / n) for k, (a, b) in enumerate(offsets)]
+
+
+@dataclass
+class _Cluster:
+    members: list[int]
+    sources: set[int]
+    backers: set[int] = field(default_factory=set)
+    rep: int = -1
+    support: float = 0.0
+    position: float = 0.5
+
+
+def _cluster(
+    sents: list[_Sentence],
+    sample_texts: Sequence[str],
+    sym: FloatArray,
+    units: list[_Units],
+    *,
+    join: float,
+    overlap: float,
+) -> list[_Cluster]:
+    n = len(sents)
+    degree = sym.sum(axis=1) - np.diag(sym)
+    # Ties by text, then by the whole sample's text (samples with the same text are
+    # interchangeable), so the order of the samples cannot change a decision.
+    order = sorted(
+        range(n),
+        key=lambda a: (
+            -round(float(degree[a]), 9),
+            sents[a].text,
+            sample_texts[sents[a].sample],
+            sents[a].start,
+        ),
+    )
+    clusters: list[_Cluster] = []
+    assign = np.full(n, -1, dtype=np.intp)
+    done: list[int] = []
+    conflict_cache: dict[tuple[int, int], bool] = {}
+
+    def conflict(a: int, b: int) -> bool:
+        ua, ub = sents[a].uid, sents[b].uid
+        key = (min(ua, ub), max(ua, ub))
+        hit = conflict_cache.get(key)
+        if hit is None:
+            hit = _contradict(units[ua], units[ub], overlap)
+            conflict_cache[key] = hit
+        return hit
+
+    for a in order:
+        best = -1
+        if done:
+            idx = np.array(done, dtype=np.intp)
+            labels = assign[idx]
+            sums = np.bincount(labels, weights=sym[a, idx], minlength=len(clusters))
+            sizes = np.bincount(labels, minlength=len(clusters))
+            means = np.round(sums / np.maximum(sizes, 1), 9)
+            # Best first; ties by the cluster's creation order, itself canonical.
+            for c in np.argsort(-means, kind="stable"):
+                if means[c] < join:
+                    break
+                cluster = clusters[c]
+                if sents[a].sample not in cluster.sources and not any(
+                    conflict(a, m) for m in cluster.members
+                ):
+                    best = int(c)
+                    break
+        if best < 0:
+            clusters.append(_Cluster(members=[], sources=set()))
+            best = len(clusters) - 1
+        clusters[best].members.append(a)
+        clusters[best].sources.add(sents[a].sample)
+        assign[a] = best
+        done.append(a)
+    return clusters
+
+
+def _sample_support(
+    sents: list[_Sentence], agree: FloatArray, voters: Sequence[int]
+) -> tuple[FloatArray, npt.NDArray[np.intp]]:
+    """``(sentences, voters)``: support of each sentence by each voter's best matching
+    sentence, and which sentence that is."""
+    out = np.zeros((len(sents), len(voters)), dtype=np.float64)
+    arg = np.full((len(sents), len(voters)), -1, dtype=np.intp)
+    col = {v: k for k, v in enumerate(voters)}
+    for b, s in enumerate(sents):
+        k = col[s.sample]
+        better = agree[:, b] > out[:, k]
+        out[better, k] = agree[better, b]
+        arg[better, k] = b
+    return out, arg
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The thresholds of the fusion rule (steps 4 to 7 of the module docstring), checked once;
+    :func:`fuse` takes them as keywords, ``consensus(method="fuse")`` uses the defaults."""
+
+    join: float = DEFAULT_JOIN
+    quorum: float = DEFAULT_QUORUM
+    overlap: float = DEFAULT_OVERLAP
+    contain: float | None = DEFAULT_CONTAIN
+    floor: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("join", "quorum", "overlap", "contain", "floor"):
+            value = getattr(self, name)
+            if value is not None or name in ("join", "quorum", "overlap"):
+                object.__setattr__(self, name, _check_fraction(name, value))
+
+
+#: The rule ``consensus(method="fuse")`` applies.
+DEFAULT_RULE = Rule()
+
+
+def _fuse_vote(
+    samples: Sequence[str | Sample],
+    metric: str | Metric,
+    families: Mapping[str, str] | None,
+    threshold: float | None,
+    weights: Sequence[float] | None,
+    weighting: Literal["sample", "model"],
+    prompt: str | None,
+    alarm: UniformityAlarm | None,
+    calibration: Calibrator | str | Path | None,
+) -> engine._Vote:
+    return engine._vote(
+        samples,
+        weights,
+        prompt,
+        None,
+        metric,
+        weighting,
+        threshold,
+        alarm,
+        calibration,
+        method="fuse",
+        families=families,
+    )
+
+
+def fuse(
+    samples: Sequence[str | Sample],
+    *,
+    metric: str | Metric = "ngram",
+    families: Mapping[str, str] | None = None,
+    join: float = DEFAULT_JOIN,
+    quorum: float = DEFAULT_QUORUM,
+    overlap: float = DEFAULT_OVERLAP,
+    contain: float | None = DEFAULT_CONTAIN,
+    floor: float | None = None,
+    threshold: float | None = None,
+    weights: Sequence[float] | None = None,
+    weighting: Literal["sample", "model"] = "model",
+    prompt: str | None = None,
+    alarm: UniformityAlarm | None = DEFAULT_ALARM,
+    calibration: Calibrator | str | Path | None = None,
+) -> Consensus:
+    """Fuse the samples' agreeing sentences into one text (the rule: the module docstring).
+
+    ``families`` maps model names to family names (models of one family share one vote);
+    a model it does not name is of its :attr:`~ensemble.Sample.family` or its catalog card's
+    family, else a family of its own. ``join``, ``quorum`` and ``overlap`` are
+    the thresholds of steps 5, 6 and 4; ``contain`` (``None``: off) lets a sample without a
+    member back a claim that one of its sentences supports at least that much (step 6);
+    ``floor`` (off by default) also keeps a claim below the quorum that has at least that
+    share of the vote and a strict majority among the samples that address its point. The
+    other options are those of :func:`ensemble.consensus`; ``weights`` and ``weighting``
+    only weigh the confidences. ``fuse(samples)`` is ``consensus(samples, method="fuse")``;
+    the sync twin of :func:`afuse`.
+    """
+    rule = Rule(join=join, quorum=quorum, overlap=overlap, contain=contain, floor=floor)
+    vote = _fuse_vote(
+        samples, metric, families, threshold, weights, weighting, prompt, alarm, calibration
+    )
+    return engine._sync(
+        fuse_steps(vote, rule), vote.metric, "ensemble.fuse.fuse()", "`await afuse(...)`"
+    )
+
+
+async def afuse(
+    samples: Sequence[str | Sample],
+    *,
+    metric: str | Metric = "ngram",
+    families: Mapping[str, str] | None = None,
+    join: float = DEFAULT_JOIN,
+    quorum: float = DEFAULT_QUORUM,
+    overlap: float = DEFAULT_OVERLAP,
+    contain: float | None = DEFAULT_CONTAIN,
+    floor: float | None = None,
+    threshold: float | None = None,
+    weights: Sequence[float] | None = None,
+    weighting: Literal["sample", "model"] = "model",
+    prompt: str | None = None,
+    alarm: UniformityAlarm | None = DEFAULT_ALARM,
+    calibration: Calibrator | str | Path | None = None,
+) -> Consensus:
+    """:func:`fuse` from async code (see :func:`ensemble.aconsensus`)."""
+    rule = Rule(join=join, quorum=quorum, overlap=overlap, contain=contain, floor=floor)
+    vote = _fuse_vote(
+        samples, metric, families, threshold, weights, weighting, prompt, alarm, calibration
+    )
+    return await engine._adrive(fuse_steps(vote, rule), vote.metric)
+
+
+def fuse_steps(vote: engine._Vote, rule: Rule) -> engine._Steps:
+    """The fusion rule as the engine's steps (asks for segmentations, agreement matrices and
+    scores; :mod:`ensemble.engine` drives them sync or async)."""
+    all_samples = vote.samples
+    metric_obj = vote.metric
+    if metric_obj.granularity != "sentence":
+        raise InvalidInputError(
+            f"method='fuse' needs a sentence-level metric; {metric_obj.name!r} scores "
+            f"{metric_obj.granularity}s"
+        )
+    voters = engine._evidence(all_samples)  # failures and empty answers never vote
+    if not voters:
+        # Nothing to fuse (every sample failed or is empty): what select gives.
+        selected: Consensus = yield from engine._select_steps(vote)
+        return selected.model_copy(update={"method": "fuse"})
+    if len(voters) == 1:
+        # Nothing to fuse: that sample, scored as select scores its candidate (here with no
+        # other voter, so with no evidence).
+        (cand,) = voters
+        text = all_samples[cand].text or ""
+        offsets: engine.Offsets = yield engine._Segment(text)
+        single: Consensus = yield from engine._scored_steps(
+            vote,
+            text,
+            offsets,
+            evidence=[],
+            candidate=cand,
+            agreement=engine._full_agreement(np.ones((1, 1)), voters, len(all_samples)),
+        )
+        return single.model_copy(update={"method": "fuse"})
+
+    vote_of = _vote_weights(vote, voters)
+    sents: list[_Sentence] = []
+    for i in voters:
+        unwrapped = unwrap(all_samples[i].text or "")
+        segments: engine.Offsets = yield engine._Segment(unwrapped)
+        sents.extend(_sentences(i, unwrapped, segments))
+    distinct = sorted({s.text for s in sents})
+    uid = {t: k for k, t in enumerate(distinct)}
+    for s in sents:
+        s.uid = uid[s.text]
+    matrix: FloatArray = yield engine._Agreement(distinct)
+    a_u = np.clip(np.asarray(matrix, dtype=np.float64), 0.0, 1.0)
+    a_u = np.nan_to_num(a_u, nan=0.0)
+    idx = np.array([s.uid for s in sents], dtype=np.intp)
+    agree = a_u[np.ix_(idx, idx)]
+    sym = np.minimum(agree, agree.T)
+    units = [_units(t) for t in distinct]
+
+    sample_texts = [s.text or "" for s in all_samples]
+    clusters = _cluster(sents, sample_texts, sym, units, join=rule.join, overlap=rule.overlap)
+    claims, dropped = _decide(
+        all_samples, voters, vote_of, sents, agree, sym, units, clusters, rule
+    )
+
+    text, offsets = yield from _joined_steps([c.text for c in claims])
+    voter_matrix: FloatArray = yield engine._Agreement([all_samples[i].text or "" for i in voters])
+    scored: Consensus = yield from engine._scored_steps(
+        vote,
+        text,
+        offsets,
+        evidence=voters,
+        candidate=None,
+        agreement=engine._full_agreement(voter_matrix, voters, len(all_samples)),
+    )
+    by_start = {a: claims[n] for n, (a, _) in enumerate(offsets)}
+    spans = tuple(_with_claim(span, by_start[span.start]) for span in scored.spans)
+    alerts = scored.alerts
+    if not claims:
+        alerts = (
+            *alerts,
+            Alert(
+                kind="no_majority",
+                message=(
+                    f"no claim reached the quorum ({rule.quorum:g} of the vote); the fused text "
+                    "is empty and every claim is in Consensus.dropped"
+                ),
+                severity="warning",
+            ),
+        )
+    return scored.model_copy(
+        update={
+            "spans": spans,
+            "method": "fuse",
+            "claims": claims,
+            "dropped": dropped,
+            "alerts": alerts,
+        }
+    )
+
+
+def _decide(
+    all_samples: Sequence[Sample],
+    voters: Sequence[int],
+    vote: Mapping[int, float],
+    sents: list[_Sentence],
+    agree: FloatArray,
+    sym: FloatArray,
+    units: list[_Units],
+    clusters: list[_Cluster],
+    rule: Rule,
+) -> tuple[tuple[Claim, ...], tuple[DroppedClaim, ...]]:
+    """Steps 6 and 7: each cluster's chosen sentence and support, then which are kept (in
+    text order) and which dropped (and why)."""
+    contain, overlap, quorum, floor = rule.contain, rule.overlap, rule.quorum, rule.floor
+    vote_vec = np.array([vote[v] for v in voters], dtype=np.float64)
+    by_sample, best_match = _sample_support(sents, agree, voters)
+    mutual, _ = _sample_support(sents, sym, voters)
+    for c in clusters:
+        # A member's own sample is left out of its support (it trivially supports itself).
+        best_key: tuple[float, str] | None = None
+        for m in c.members:
+            mask = np.array([v != sents[m].sample for v in voters])
+            w = vote_vec[mask]
+            score = float((mutual[m, mask] * w).sum() / w.sum()) if w.sum() > 0 else 0.0
+            key = (-round(score, 9), sents[m].text)
+            if best_key is None or key < best_key:
+                best_key, c.rep = key, m
+        c.position = float(statistics.median(sents[m].position for m in c.members))
+        c.backers = set(c.sources)
+        if contain is not None:
+            rep_units = units[sents[c.rep].uid]
+            for k, v in enumerate(voters):
+                b = int(best_match[c.rep, k])
+                if (
+                    v not in c.backers
+                    and b >= 0
+                    and by_sample[c.rep, k] >= contain - 1e-9
+                    and not _contradict(rep_units, units[sents[b].uid], overlap)
+                ):
+                    c.backers.add(v)
+        c.support = min(1.0, sum(vote[i] for i in c.backers))
+
+    # Keep from the best supported down; a contradiction of a kept claim is dropped.
+    ranked = sorted(
+        range(len(clusters)),
+        key=lambda k: (
+            -round(clusters[k].support, 9),
+            -len(clusters[k].members),
+            sents[clusters[k].rep].text,
+        ),
+    )
+    kept: list[int] = []
+    reasons: dict[int, tuple[Literal["minority", "conflict", "redundant"], int | None]] = {}
+    for k in ranked:
+        c = clusters[k]
+        rival = next(
+            (
+                j
+                for j in kept
+                if _contradict(units[sents[c.rep].uid], units[sents[clusters[j].rep].uid], overlap)
+            ),
+            None,
+        )
+        if c.support + 1e-9 < quorum and not (
+            floor is not None and _leads(k, clusters, sents, units, vote, floor, overlap)
+        ):
+            reasons[k] = ("minority", rival)
+        elif rival is not None:
+            reasons[k] = ("conflict", rival)
+        elif (twin := _repeats(c, kept, clusters, agree, contain)) is not None:
+            reasons[k] = ("redundant", twin)
+        else:
+            kept.append(k)
+    kept.sort(key=lambda k: (clusters[k].position, sents[clusters[k].rep].text))
+
+    # Claim ids: kept claims in text order, then the dropped ones by decreasing support.
+    ids = {k: n for n, k in enumerate(kept)}
+    for k in ranked:
+        if k not in ids:
+            ids[k] = len(ids)
+
+    def models_of(sources: set[int]) -> tuple[str, ...]:
+        return tuple(sorted({m for i in sources if (m := all_samples[i].model) is not None}))
+
+    def fields(k: int) -> dict[str, object]:
+        c = clusters[k]
+        return {
+            "cluster": ids[k],
+            "text": sents[c.rep].text,
+            "support": c.support,
+            "sources": tuple(sorted(c.sources)),
+            "backers": tuple(sorted(c.backers)),
+            "models": models_of(c.sources),
+            "position": min(1.0, max(0.0, c.position)),
+            "members": len(c.members),
+        }
+
+    claims = tuple(Claim.model_validate(fields(k)) for k in kept)
+    dropped = tuple(
+        DroppedClaim.model_validate(
+            {
+                **fields(k),
+                "reason": reasons[k][0],
+                "conflicts_with": _rival_id(reasons[k][1], ids),
+            }
+        )
+        for k in sorted(reasons, key=lambda k: ids[k])
+    )
+    return claims, dropped
+
+
+def _leads(
+    k: int,
+    clusters: Sequence[_Cluster],
+    sents: Sequence[_Sentence],
+    units: Sequence[_Units],
+    vote: Mapping[int, float],
+    floor: float,
+    overlap: float,
+) -> bool:
+    """Whether cluster ``k`` has at least ``floor`` of the vote, two backers, and more than
+    half of the vote of the samples that take a position on its point (its backers and
+    those of the clusters that contradict it)."""
+    c = clusters[k]
+    if c.support + 1e-9 < floor or len(c.backers) < 2:
+        return False
+    mine = units[sents[c.rep].uid]
+    addressed = set(c.backers)
+    for j, other in enumerate(clusters):
+        if j != k and _contradict(mine, units[sents[other.rep].uid], overlap):
+            addressed |= other.backers
+    return c.support > 0.5 * sum(vote[i] for i in addressed) + 1e-9
+
+
+def _repeats(
+    c: _Cluster,
+    kept: Sequence[int],
+    clusters: Sequence[_Cluster],
+    agree: FloatArray,
+    contain: float | None,
+) -> int | None:
+    """With ``contain``: the first kept cluster whose sentence contains ``c``'s or is
+    contained in it (one of them supports the other at least ``contain``)."""
+    if contain is None:
+        return None
+    for j in kept:
+        r = clusters[j].rep
+        if max(agree[c.rep, r], agree[r, c.rep]) >= contain - 1e-9:
+            return j
+    return None
+
+
+def _rival_id(rival: int | None, ids: Mapping[int, int]) -> int | None:
+    return None if rival is None else ids[rival]
+
+
+def _with_claim(span: Span, claim: Claim) -> Span:
+    return span.model_copy(
+        update={"cluster": claim.cluster, "sources": claim.sources, "source_models": claim.models}
+    )
+
+
+def _joined_steps(
+    parts: Sequence[str],
+) -> Generator[engine._Segment, Any, tuple[str, list[tuple[int, int]]]]:
+    """The parts joined with spaces (or line breaks, when spaces would merge two of them in
+    the metric's segmentation), and each part's offsets."""
+    for sep in (" ", "\n"):
+        offsets: list[tuple[int, int]] = []
+        pos = 0
+        for k, p in enumerate(parts):
+            if k:
+                pos += len(sep)
+            offsets.append((pos, pos + len(p)))
+            pos += len(p)
+        text = sep.join(parts)
+        segmented: engine.Offsets = yield engine._Segment(text)
+        if list(segmented) == offsets:
+            return text, offsets
+    return text, offsets

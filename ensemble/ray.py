@@ -1,0 +1,491 @@
+"""Scale-out on Ray: score or run a ``ray.data.Dataset`` over a pool of actors.
+
+Two functions, both lazy (they return a new dataset; nothing runs until it is consumed, e.g. by
+``ds.write_parquet(path)``, ``ds.iter_rows()`` or ``ds.take_all()``):
+
+- :func:`score_dataset` scores rows that already hold a text (or its sentences) and its
+  samples, like :func:`ensemble.score` on each row;
+- :func:`run_dataset` runs an :class:`~ensemble.Ensemble` on the prompt of each row, like
+  :meth:`ensemble.Ensemble.run`.
+
+Each actor of the pool builds its metric (or its ``Ensemble``) once, in its constructor, and
+then serves many batches. Every output row gets three columns: ``confidences`` (one float per
+span), ``consensus`` (the :class:`~ensemble.Consensus` as JSON, ``Consensus.model_validate_json``
+reads it back) and ``error`` (``None``, or ``"ErrorType: message"`` when that row failed; then
+the other two are ``None``). A failing row never fails the job.
+
+Ray is an optional extra (``pip install "ensemble-consensus[ray]"``) and is imported only when
+one of these functions is called: ``import ensemble`` never imports it. See ``docs/scale.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from ensemble.calibration import Calibrator, load_calibration
+from ensemble.engine import score
+from ensemble.errors import ConfigurationError, InvalidInputError, MissingDependencyError
+from ensemble.metrics.base import Metric, get_metric
+from ensemble.models.base import Model
+from ensemble.runner import Ensemble
+from ensemble.types import Consensus
+
+__all__ = ["run_dataset", "score_dataset"]
+
+INSTALL = 'pip install "ensemble-consensus[ray]"'
+#: The columns every output row gets.
+OUTPUT_COLUMNS = ("confidences", "consensus", "error")
+
+Weighting = Literal["sample", "model"]  # as in ensemble.score
+MetricSpec = str | Metric | Callable[[], Metric]
+ModelsSpec = Sequence[Model | str] | Callable[[], Sequence[Model | str]]
+
+
+def _ray() -> Any:
+    """The ``ray`` module with ``ray.data`` loaded, or a MissingDependencyError naming the extra."""
+    try:
+        import ray
+        import ray.data
+    except ImportError as exc:
+        raise MissingDependencyError("Ray (package ray[data])", INSTALL) from exc
+    return ray
+
+
+# --- validation (all in one place, before anything is shipped to a worker) -----------------
+
+
+def _column_name(name: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidInputError(f"{name} must be a non-empty column name, not {value!r}")
+    return value
+
+
+def _check_columns(ds: Any, needed: Sequence[str]) -> None:
+    """Raise InvalidInputError naming the first needed column the dataset does not have.
+
+    ``OUTPUT_COLUMNS`` already present would be overwritten, which is refused too.
+    """
+    ray = _ray()
+    if not isinstance(ds, ray.data.Dataset):
+        raise InvalidInputError(f"expected a ray.data.Dataset, not {type(ds).__name__}")
+    schema = ds.schema()
+    if schema is None:  # an empty dataset: nothing to check, nothing to score
+        return
+    have = list(schema.names)
+    for column in needed:
+        if column not in have:
+            raise InvalidInputError(
+                f"the dataset has no column {column!r}; its columns are {', '.join(have)}"
+            )
+    clash = [c for c in OUTPUT_COLUMNS if c in have]
+    if clash:
+        raise InvalidInputError(
+            f"the dataset already has the output column(s) {', '.join(clash)}; "
+            "drop or rename them first (ds.drop_columns([...]))"
+        )
+
+
+def _compute(ray: Any, concurrency: int | tuple[int, int] | None) -> Any:
+    """The actor pool: ``n`` actors, ``(min, max)`` autoscaling, or ``None`` (1 .. as many as
+    the cluster's CPUs allow)."""
+    strategy = ray.data.ActorPoolStrategy
+    if concurrency is None:
+        return strategy(min_size=1)
+    if isinstance(concurrency, bool):
+        raise ConfigurationError(f"concurrency must be an int or (min, max), not {concurrency!r}")
+    if isinstance(concurrency, int):
+        if concurrency < 1:
+            raise ConfigurationError(f"concurrency must be at least 1, not {concurrency}")
+        return strategy(size=concurrency)
+    if (
+        isinstance(concurrency, tuple)
+        and len(concurrency) == 2
+        and all(isinstance(c, int) and not isinstance(c, bool) for c in concurrency)
+        and 1 <= concurrency[0] <= concurrency[1]
+    ):
+        return strategy(min_size=concurrency[0], max_size=concurrency[1])
+    raise ConfigurationError(
+        f"concurrency must be an int >= 1 or a (min, max) pair with 1 <= min <= max, "
+        f"not {concurrency!r}"
+    )
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{name} must be an integer >= 1, not {value!r}")
+    return value
+
+
+def _build_metric(metric: MetricSpec) -> Metric:
+    if isinstance(metric, (str, Metric)):
+        return get_metric(metric)
+    if callable(metric):
+        built = metric()
+        if not isinstance(built, Metric):
+            raise InvalidInputError(
+                f"the metric factory returned a {type(built).__name__}, not a Metric"
+            )
+        return built
+    raise InvalidInputError(
+        f"metric must be a name, a Metric or a zero-argument factory, not {type(metric).__name__}"
+    )
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _strings(value: object, what: str) -> list[str]:
+    """A list of strings from what Arrow -> pandas gives for a list<string> cell."""
+    if value is None or isinstance(value, (str, bytes)):
+        raise InvalidInputError(f"{what} must be a list of strings, not {value!r}")
+    try:
+        items: list[object] = list(value)  # type: ignore[call-overload]
+    except TypeError:
+        raise InvalidInputError(
+            f"{what} must be a list of strings, not {type(value).__name__}"
+        ) from None
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise InvalidInputError(f"{what}[{i}] is a {type(item).__name__}, not a string")
+    return [str(item) for item in items]
+
+
+def _with_results(batch: Any, results: Sequence[Consensus | BaseException]) -> Any:
+    """The batch (a pandas DataFrame) as an Arrow table with the three output columns, typed
+    explicitly so that a batch without errors (or without successes) has the same schema."""
+    import pyarrow as pa
+
+    confidences: list[list[float] | None] = []
+    consensus: list[str | None] = []
+    errors: list[str | None] = []
+    for result in results:
+        if isinstance(result, BaseException):
+            confidences.append(None)
+            consensus.append(None)
+            errors.append(_error_text(result))
+        else:
+            confidences.append([s.confidence for s in result.spans])
+            consensus.append(result.model_dump_json())
+            errors.append(None)
+    table = pa.Table.from_pandas(batch, preserve_index=False)
+    table = table.append_column("confidences", pa.array(confidences, type=pa.list_(pa.float64())))
+    table = table.append_column("consensus", pa.array(consensus, type=pa.string()))
+    return table.append_column("error", pa.array(errors, type=pa.string()))
+
+
+# --- score_dataset ---------------------------------------------------------------------------
+
+
+class _Scorer:
+    """One actor of :func:`score_dataset`'s pool: builds the metric once, scores many batches."""
+
+    def __init__(
+        self,
+        metric: MetricSpec,
+        text_column: str | None,
+        sentences_column: str | None,
+        samples_column: str,
+        prompt_column: str | None,
+        threshold: float | None,
+        weighting: Weighting,
+        calibration: Calibrator | str | Path | None,
+    ) -> None:
+        self.metric = _build_metric(metric)
+        self.text_column = text_column
+        self.sentences_column = sentences_column
+        self.samples_column = samples_column
+        self.prompt_column = prompt_column
+        self.threshold = threshold
+        self.weighting = weighting
+        self.calibration = calibration
+
+    def _one(self, row: Mapping[str, Any]) -> Consensus:
+        samples = _strings(row[self.samples_column], f"column {self.samples_column!r}")
+        prompt = row[self.prompt_column] if self.prompt_column else None
+        common: dict[str, Any] = {
+            "samples": samples,
+            "metric": self.metric,
+            "threshold": self.threshold,
+            "weighting": self.weighting,
+            "calibration": self.calibration,
+            "prompt": prompt,
+        }
+        if self.sentences_column is not None:
+            sentences = _strings(row[self.sentences_column], f"column {self.sentences_column!r}")
+            return score(sentences=sentences, **common)
+        assert self.text_column is not None
+        text = row[self.text_column]
+        if not isinstance(text, str):
+            raise InvalidInputError(
+                f"column {self.text_column!r} must hold strings, not {type(text).__name__}"
+            )
+        return score(text, **common)
+
+    def __call__(self, batch: Any) -> Any:
+        results: list[Consensus | BaseException] = []
+        for row in batch.to_dict("records"):
+            try:
+                results.append(self._one(row))
+            except Exception as exc:  # one bad row is one error value, never a crashed job
+                results.append(exc)
+        return _with_results(batch, results)
+
+
+def score_dataset(
+    ds: Any,
+    *,
+    metric: MetricSpec = "ngram",
+    text_column: str = "text",
+    sentences_column: str | None = None,
+    samples_column: str = "samples",
+    prompt_column: str | None = None,
+    threshold: float | None = None,
+    weighting: Weighting = "model",
+    calibration: Calibrator | str | Path | None = None,
+    concurrency: int | tuple[int, int] | None = None,
+    batch_size: int = 16,
+    num_cpus: float = 1.0,
+) -> Any:
+    """Score every row of the ``ray.data.Dataset`` ``ds`` as :func:`ensemble.score` would.
+
+    Each row holds a text in ``text_column`` (split into the metric's spans) and its samples
+    (a list of strings) in ``samples_column``. With ``sentences_column`` (a list of strings per
+    row) exactly those spans are scored, like ``ensemble.score(sentences=...)``, and
+    ``text_column`` is not read. ``prompt_column`` (optional) gives each row's prompt to the
+    uniformity alarm. ``metric`` is a name, a picklable :class:`~ensemble.Metric` or a
+    zero-argument factory returning one; each actor builds it once. ``threshold``,
+    ``weighting`` and ``calibration`` are as in :func:`ensemble.score`.
+
+    ``concurrency`` is the actor pool: an int (that many actors), a ``(min, max)`` pair
+    (autoscaling), or ``None`` (1 up to what the cluster's CPUs allow). ``batch_size`` rows go to
+    an actor at a time; each actor reserves ``num_cpus`` CPUs.
+
+    Returns the lazy dataset with the columns ``confidences`` (list of floats, one per span),
+    ``consensus`` (the Consensus as JSON) and ``error`` (``None``, or ``"Type: message"`` for a
+    row whose scoring failed; then the other two are ``None``).
+
+    Raises :class:`~ensemble.errors.MissingDependencyError` without Ray and
+    :class:`~ensemble.errors.InvalidInputError` naming a column the dataset lacks.
+    """
+    ray = _ray()
+    samples_column = _column_name("samples_column", samples_column)
+    if sentences_column is not None:
+        spans_column = _column_name("sentences_column", sentences_column)
+        text: str | None = None
+    else:
+        spans_column = text = _column_name("text_column", text_column)
+    needed = [spans_column, samples_column]
+    if prompt_column is not None:
+        needed.append(_column_name("prompt_column", prompt_column))
+    if threshold is not None and (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, (int, float))
+        or not 0.0 <= threshold <= 1.0
+    ):
+        raise InvalidInputError(f"threshold must be between 0 and 1, not {threshold!r}")
+    if weighting not in ("sample", "model"):
+        raise InvalidInputError(f"weighting must be 'sample' or 'model', not {weighting!r}")
+    if isinstance(metric, str):
+        get_metric(metric)  # an unknown name fails here, not on every worker
+    # A name or path is read here, once, and the Calibrator shipped: workers need not see the file.
+    calibration = load_calibration(calibration)
+    compute = _compute(ray, concurrency)
+    batch_size = _positive_int("batch_size", batch_size)
+    _check_columns(ds, needed)
+    return ds.map_batches(
+        _Scorer,
+        fn_constructor_args=(
+            metric,
+            text,
+            sentences_column,
+            samples_column,
+            prompt_column,
+            threshold,
+            weighting,
+            calibration,
+        ),
+        batch_format="pandas",
+        batch_size=batch_size,
+        compute=compute,
+        num_cpus=num_cpus,
+    )
+
+
+# --- run_dataset -----------------------------------------------------------------------------
+
+
+def _build_models(models: ModelsSpec) -> Sequence[Model | str]:
+    built = models() if callable(models) else models
+    if isinstance(built, (str, Model)) or not isinstance(built, Sequence):
+        raise ConfigurationError(
+            "models must be a list of models or model specs, or a zero-argument factory "
+            "returning one"
+        )
+    return built
+
+
+def _build_ensemble(models: ModelsSpec, settings: Mapping[str, Any]) -> Ensemble:
+    metric = settings["metric"]
+    if not isinstance(metric, (str, Metric)):
+        metric = _build_metric(metric)
+    return Ensemble(models=_build_models(models), **{**settings, "metric": metric})
+
+
+def _worker_share(rate_limit: float, workers: int) -> float:
+    """Each of ``workers`` actors gets an equal share of the requests per second."""
+    return rate_limit / workers
+
+
+class _Runner:
+    """One actor of :func:`run_dataset`'s pool: builds its Ensemble once, runs many batches.
+
+    It keeps one event loop for its whole life, so the models' connections (bound to a loop)
+    are reused from batch to batch.
+    """
+
+    def __init__(
+        self,
+        models: ModelsSpec,
+        settings: Mapping[str, Any],
+        prompt_column: str,
+        prompts_in_flight: int,
+        rate_share: float | None,
+    ) -> None:
+        self.ensemble = _build_ensemble(models, settings)
+        self.prompt_column = prompt_column
+        self.prompts_in_flight = prompts_in_flight
+        self.rate_share = rate_share
+        self.calls_per_prompt = len(self.ensemble.models) * self.ensemble.repeats
+        self.loop = asyncio.new_event_loop()
+        self.limiter: Any = None  # made inside the loop, on first use
+
+    def __call__(self, batch: Any) -> Any:
+        prompts = list(batch[self.prompt_column])
+        results = self.loop.run_until_complete(self._run_prompts(prompts))
+        return _with_results(batch, results)
+
+    async def _run_prompts(self, prompts: Sequence[object]) -> list[Consensus | BaseException]:
+        """One result (or error) per prompt, in order.
+
+        Today each prompt is one ``Ensemble.arun``, ``prompts_in_flight`` at a time; this is the
+        one place to switch to ``Ensemble.amap`` once the runner has it.
+        """
+        if self.rate_share is not None and self.limiter is None:
+            from aiolimiter import AsyncLimiter
+
+            # The bucket holds one prompt's calls and drains at this worker's share.
+            self.limiter = AsyncLimiter(
+                self.calls_per_prompt, self.calls_per_prompt / self.rate_share
+            )
+        gate = asyncio.Semaphore(self.prompts_in_flight)
+
+        async def one(prompt: object) -> Consensus | BaseException:
+            async with gate:
+                try:
+                    if not isinstance(prompt, str):
+                        raise InvalidInputError(
+                            f"column {self.prompt_column!r} must hold strings, "
+                            f"not {type(prompt).__name__}"
+                        )
+                    if self.limiter is not None:
+                        await self.limiter.acquire(self.calls_per_prompt)
+                    return await self.ensemble.arun(prompt)
+                except Exception as exc:  # one bad prompt is one error row
+                    return exc
+
+        return list(await asyncio.gather(*(one(p) for p in prompts)))
+
+    def __del__(self) -> None:
+        loop = getattr(self, "loop", None)
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(Exception):  # the process is going away
+                loop.run_until_complete(self.ensemble.aclose())
+            loop.close()
+
+
+def run_dataset(
+    ds: Any,
+    *,
+    models: ModelsSpec,
+    repeats: int = 5,
+    metric: MetricSpec = "ngram",
+    prompt_column: str = "prompt",
+    timeout: float | None = 30.0,
+    deadline: float | None = 120.0,
+    quorum: int | None = None,
+    temperature: float | Mapping[str, float] | None = None,
+    seed: int | None = None,
+    max_tokens: int | None = None,
+    system: str | None = None,
+    calibration: Calibrator | str | Path | None = None,
+    rate_limit: float | None = None,
+    prompts_in_flight: int = 4,
+    concurrency: int | tuple[int, int] | None = None,
+    batch_size: int = 8,
+    num_cpus: float = 1.0,
+) -> Any:
+    """Run an :class:`~ensemble.Ensemble` on the prompt of every row of ``ds``.
+
+    ``models`` is a list of model specs / picklable :class:`~ensemble.Model` objects, or a
+    zero-argument factory returning one (called once on the driver to validate the settings,
+    then once per actor). ``repeats``, ``metric``, ``timeout``, ``deadline``, ``quorum``,
+    ``temperature``, ``seed``, ``max_tokens``, ``system`` and ``calibration`` are as in
+    :class:`~ensemble.Ensemble`; each actor builds its Ensemble once.
+
+    Each actor runs up to ``prompts_in_flight`` prompts of its batch at once. ``rate_limit``
+    (requests per second, for the whole job) needs a fixed pool (``concurrency`` an int): each
+    of the ``concurrency`` actors gets an equal share and starts a prompt only when its share
+    has room for all of that prompt's calls (models x repeats). This paces prompts, not single
+    requests: over any window of ``T`` seconds a worker starts at most
+    ``calls_per_prompt + T x share`` calls (retries not counted). See ``docs/scale.md``.
+
+    ``concurrency``, ``batch_size`` and ``num_cpus`` are as in :func:`score_dataset`. Returns
+    the lazy dataset with ``confidences``, ``consensus`` and ``error`` columns (a failed run,
+    e.g. a :class:`~ensemble.errors.QuorumError`, is an error row).
+    """
+    ray = _ray()
+    prompt_column = _column_name("prompt_column", prompt_column)
+    settings: dict[str, Any] = {
+        "repeats": repeats,
+        "metric": metric,
+        "timeout": timeout,
+        "deadline": deadline,
+        "quorum": quorum,
+        "temperature": temperature,
+        "seed": seed,
+        "max_tokens": max_tokens,
+        "system": system,
+        "calibration": load_calibration(calibration),  # read once here, shipped as an object
+    }
+    _build_ensemble(models, settings)  # validates every setting here, not on every worker
+    compute = _compute(ray, concurrency)
+    batch_size = _positive_int("batch_size", batch_size)
+    prompts_in_flight = _positive_int("prompts_in_flight", prompts_in_flight)
+    rate_share: float | None = None
+    if rate_limit is not None:
+        if (
+            isinstance(rate_limit, bool)
+            or not isinstance(rate_limit, (int, float))
+            or not rate_limit > 0
+        ):
+            raise ConfigurationError(f"rate_limit must be a positive number, not {rate_limit!r}")
+        if not isinstance(concurrency, int):
+            raise ConfigurationError(
+                "rate_limit needs a fixed actor pool (concurrency=<int>) so that each worker's "
+                "share of the rate is known"
+            )
+        rate_share = _worker_share(float(rate_limit), concurrency)
+    _check_columns(ds, [prompt_column])
+    return ds.map_batches(
+        _Runner,
+        fn_constructor_args=(models, settings, prompt_column, prompts_in_flight, rate_share),
+        batch_format="pandas",
+        batch_size=batch_size,
+        compute=compute,
+        num_cpus=num_cpus,
+    )
