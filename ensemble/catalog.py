@@ -42,7 +42,6 @@ if TYPE_CHECKING:
     from ensemble.models.base import Model
 
 __all__ = [
-    "BUILTIN_CARDS",
     "Catalog",
     "CatalogError",
     "ModelCard",

@@ -172,6 +172,8 @@ def _vote(
     all_samples = _as_samples(samples)
     if families is not None and not isinstance(families, Mapping):
         raise InvalidInputError("families must be a mapping from model name to family name")
+    if prompt is not None and not isinstance(prompt, str):
+        raise InvalidInputError(f"prompt must be a string or None, not {type(prompt).__name__}")
     try:
         vs = VoteSettings.resolve(
             settings,

@@ -31,13 +31,14 @@ def test_discount_prompt_keeps_texts_when_nothing_would_be_left() -> None:
 def test_echoed_question_words_do_not_elect_the_candidate() -> None:
     # Three samples echo the question at length with different (wrong) authors; two answer
     # briefly and alike. Counting the echoed words, an echo wins; discounting them, the
-    # answer the samples agree on wins.
+    # answer the samples agree on wins. (No sample adds a number: ngram v3 gives a sentence
+    # with a number no other sample states no support, which is a different rule.)
     samples = [
         "The novel Pride and Prejudice was written by Charles Dickens.",
         "The novel Pride and Prejudice was written by Mark Twain.",
         "The novel Pride and Prejudice was written by Leo Tolstoy.",
         "Jane Austen wrote it.",
-        "Jane Austen wrote it, in 1813.",
+        "Jane Austen wrote it, as her second novel.",
     ]
     without = ensemble.consensus(samples, alarm=None)
     assert "Pride and Prejudice" in without.text

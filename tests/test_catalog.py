@@ -278,9 +278,9 @@ def test_tier_from_catalog_draws_models_by_age_family_and_price(tmp_path: Path) 
         ]
     )
     assert Tier.from_catalog(cat, 5, family="smollm2") == Tier(5, ["local"])
-    assert Tier.from_catalog(cat, 3, max_price=0).models == ["local", "local:gemma3-270m"]
+    assert tuple(Tier.from_catalog(cat, 3, max_price=0).models) == ("local", "local:gemma3-270m")
     old = Tier.from_catalog(cat, 2, released_before="2024-12-01", sort="released")
-    assert old.models == ["openai:gpt-4o", "local"]
+    assert tuple(old.models) == ("openai:gpt-4o", "local")
     with pytest.raises(ConfigurationError, match="no model matching"):
         Tier.from_catalog(cat, 2, family="llama")
-    assert Tier.from_catalog(None, 4, family="gemma3-270m").models == ["local:gemma3-270m"]
+    assert tuple(Tier.from_catalog(None, 4, family="gemma3-270m").models) == ("local:gemma3-270m",)

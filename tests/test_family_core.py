@@ -91,8 +91,8 @@ ECHOES = [
     "The novel Pride and Prejudice was written by Mark Twain.",
     "The novel Pride and Prejudice was written by Leo Tolstoy.",
     "Jane Austen wrote it.",
-    "Jane Austen wrote it, in 1813.",
-]
+    "Jane Austen wrote it, as her second novel.",
+]  # no sample adds a number: ngram v3 gives a number no other sample states no support
 
 
 @pytest.mark.parametrize("drive", ["sync", "async"])

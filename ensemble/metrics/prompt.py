@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 from ensemble.metrics.base import Metric
 
-__all__ = ["DEFAULT_MIN_RUN", "bind_prompt", "copied_words", "discount_prompt", "strip_prompt"]
+__all__ = ["discount_prompt"]
 
 #: Runs of this many words shared with the prompt are taken as copied from it.
 DEFAULT_MIN_RUN = 2

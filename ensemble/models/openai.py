@@ -26,12 +26,7 @@ from ensemble.models._sdk import SDKModel
 from ensemble.models.base import Completion, Request
 from ensemble.types import Usage
 
-__all__ = [
-    "DEFAULT_COMPLETION_STOP",
-    "DEFAULT_COMPLETION_TEMPLATE",
-    "OpenAIModel",
-    "render_completion_prompt",
-]
+__all__ = ["DEFAULT_COMPLETION_TEMPLATE", "OpenAIModel"]
 
 #: The few-shot template of ``mode="completion"``: ``{prompt}`` is replaced by the question
 #: (plain text replacement, so braces in a question need no escaping).
