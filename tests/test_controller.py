@@ -395,6 +395,9 @@ def test_cli_ask_auto_prints_the_plan_then_the_answer_with_its_spans(
     assert ControllerResult.model_validate(data).plan.source == "planner"
     assert cli.main(["ask", "--risk", "high", "q"]) == 2  # --risk needs --auto
     assert "need --auto" in capsys.readouterr().err
+    assert cli.main([*argv, "-m", "fn:geo", "q"]) == 2  # --auto chooses the models itself
+    assert "give no -m" in capsys.readouterr().err
+    assert cli.main([*argv, "   "]) == 2  # an empty prompt is a usage error, nothing is asked
 
 
 def test_a_failed_task_is_an_alert_and_keeps_its_samples() -> None:
@@ -466,3 +469,18 @@ def test_a_store_makes_a_rerun_send_no_model_call(tmp_path: Any) -> None:
     assert len(rec.calls) == 3  # every sample came from the store
     assert [s.text for s in second.samples] == [s.text for s in first.samples]
     assert second.answer.text == first.answer.text
+
+
+async def test_the_sync_methods_refuse_inside_a_running_loop_and_name_the_async_twin() -> None:
+    rec = Recorder()
+    plan = plan_json(task("t1", "capital?", {"geo": 1}))
+    ctl, _ = controller(make_catalog(rec), plan, PARIS)
+    for call, twin in ((lambda: ctl.run("capital?"), "arun"), (ctl.close, "aclose")):
+        with pytest.raises(ensemble.errors.SyncInAsyncError, match=twin):
+            call()
+    with pytest.raises(ensemble.errors.SyncInAsyncError, match="aplan"):
+        ctl.plan("capital?")
+    assert rec.calls == []  # nothing was sent
+    result = await ctl.arun("capital?")
+    await ctl.aclose()
+    assert result.steps["t1"].text == PARIS and rec.called() == ["geo"]
