@@ -292,6 +292,13 @@ def _ask_auto(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         deadline=args.deadline,
     )
+    from ensemble.models.local import LocalModel
+
+    if isinstance(ctl.planner, LocalModel) and ctl.planner.server is None:
+        # as for ask: started here, in the main thread, so that Ctrl-C interrupts the start-up
+        reporter = Reporter(enabled=False if args.quiet else None)
+        with reporter.phase(f"starting the local planner server for {ctl.planner.name}"):
+            ctl.planner.start()
     result = ctl.run(prompt, risk=args.risk)
     if args.json:
         print(result.model_dump_json(indent=2))
