@@ -13,6 +13,7 @@ from ensemble._version import __version__
 from ensemble.adaptive import Escalation, SequentialStopping, Tier
 from ensemble.calibration import Calibrator, expected_calibration_error, packaged_calibrations
 from ensemble.catalog import Catalog, ModelCard
+from ensemble.controller import Controller, ControllerResult
 from ensemble.diagnostics import AgreementBaseline, BaselineStore, UniformityAlarm
 from ensemble.engine import aconsensus, ascore, consensus, score
 from ensemble.metrics.base import (
@@ -66,6 +67,8 @@ __all__ = [
     "CombinedMetric",
     "Completion",
     "Consensus",
+    "Controller",
+    "ControllerResult",
     "CostReport",
     "DroppedClaim",
     "Ensemble",

@@ -4,6 +4,8 @@
 prints the consensus with each sentence's confidence; no model, key or network is needed.
 ``ensemble ask PROMPT -m SPEC ... -n REPEATS`` asks real models (default: ``local``) and prints
 their consensus the same way, with the models behind each span and any failures.
+``ensemble ask PROMPT --auto`` lets a planner choose the models from a catalog
+(``docs/controller.md``).
 ``ensemble batch INPUT.jsonl -o OUTPUT.jsonl`` runs many prompts, with a store, a budget and
 rate limits (``docs/durable.md``).
 
@@ -276,9 +278,60 @@ def _start_local_servers(ens: Ensemble, reporter: Reporter) -> None:
                 model.start()
 
 
+def _ask_auto(args: argparse.Namespace) -> int:
+    """``ask --auto``: the controller plans, runs and answers (``docs/controller.md``)."""
+    from ensemble.controller import Controller
+
+    if args.models or args.base_url is not None:
+        raise UsageError("--auto chooses the models itself: give no -m/--model or --base-url")
+    prompt = _read_prompt(args.prompt)
+    ctl = Controller(
+        catalog=args.catalog,
+        planner=args.planner,
+        metric=args.metric,
+        timeout=args.timeout,
+        deadline=args.deadline,
+    )
+    from ensemble.models.local import LocalModel
+
+    if isinstance(ctl.planner, LocalModel) and ctl.planner.server is None:
+        # as for ask: started here, in the main thread, so that Ctrl-C interrupts the start-up
+        reporter = Reporter(enabled=False if args.quiet else None)
+        with reporter.phase(f"starting the local planner server for {ctl.planner.name}"):
+            ctl.planner.start()
+    result = ctl.run(prompt, risk=args.risk)
+    if args.json:
+        print(result.model_dump_json(indent=2))
+        return EXIT_OK
+    plan = result.plan
+    print(f"plan ({plan.source}, risk {plan.risk}):")
+    for t in plan.tasks:
+        after = f" after {', '.join(t.depends_on)}" if t.depends_on else ""
+        print(f"  {t.id}{after}: {t.request}")
+        for m in t.models:
+            print(f"    - {m.name} x{m.repeats}" + (f": {m.reason}" if m.reason else ""))
+    u = result.usage
+    print(
+        f"planner: {u.planner_calls} call(s), {u.planner_input_tokens}+"
+        f"{u.planner_output_tokens} tokens; models: {u.model_calls} call(s)\n"
+    )
+    render(
+        _apply_threshold(result.answer, args.threshold),
+        stream=sys.stdout,
+        show_samples=args.show_samples,
+    )
+    for alert in result.alerts:
+        print(f"\nALERT [{alert.kind}] {alert.message}")
+    return EXIT_OK
+
+
 def _ask(args: argparse.Namespace) -> int:
     from ensemble.runner import Ensemble
 
+    if args.auto:
+        return _ask_auto(args)
+    if args.catalog is not None or args.planner != "local" or args.risk != "normal":
+        raise UsageError("--catalog, --planner and --risk need --auto")
     prompt = _read_prompt(args.prompt)
     models = _models(args)
     _check_size(len(models) * args.repeats, args)
@@ -356,6 +409,20 @@ def _add_ask(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help=f"allow runs of more than {MAX_CALLS} calls (models x repeats)",
     )
     ask.add_argument("-q", "--quiet", action="store_true", help="no progress on standard error")
+    ask.add_argument(
+        "--auto",
+        action="store_true",
+        help="let a planner choose the models from a catalog, run them and write the answer, "
+        "scored against their samples (docs/controller.md)",
+    )
+    ask.add_argument("--catalog", metavar="FILE", default=None, help="catalog file for --auto")
+    ask.add_argument("--planner", metavar="SPEC", default="local", help="planner for --auto")
+    ask.add_argument(
+        "--risk",
+        choices=("low", "normal", "high"),
+        default="normal",
+        help="how many models and families --auto asks for (default normal)",
+    )
     ask.set_defaults(func=_ask)
 
 

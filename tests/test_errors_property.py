@@ -314,6 +314,14 @@ def _ece(**kw: Any) -> float:
 
 
 _SCRIPTED = ensemble.ScriptedModel(default="x", name="m")
+_CATALOG = ensemble.Catalog([ensemble.ModelCard(_SCRIPTED, "A test model.", family="f")])
+
+
+def _risk_limits(**kw: Any) -> object:
+    from ensemble.controller import RiskLimits
+
+    return RiskLimits(**kw)
+
 
 #: name -> (callable taking keyword arguments, valid keyword arguments)
 TARGETS: dict[str, tuple[Callable[..., object], dict[str, Any]]] = {
@@ -402,6 +410,40 @@ TARGETS: dict[str, tuple[Callable[..., object], dict[str, Any]]] = {
             "system": "be brief",
             "calibration": None,
             "method": "select",
+        },
+    ),
+    "Controller": (
+        ensemble.Controller,
+        {
+            "catalog": _CATALOG,
+            "planner": _SCRIPTED,
+            "metric": "ngram",
+            "deadline": 10.0,
+            "timeout": 5.0,
+            "limits": None,
+            "similarity": "words",
+            "min_confidence": 0.5,
+            "planner_max_tokens": 64,
+            "structured": True,
+            "retry": None,
+            "max_tokens": 16,
+            "store": None,
+            "prices": {"m": (1.0, 2.0)},
+            "budget": 1.0,
+        },
+    ),
+    "RiskLimits": (
+        _risk_limits,
+        {
+            "max_tasks": 2,
+            "max_models": 2,
+            "min_families": 1,
+            "max_families": 2,
+            "min_repeats": 1,
+            "max_repeats": 3,
+            "require_tag": None,
+            "fallback_models": 1,
+            "fallback_repeats": 2,
         },
     ),
     "Ensemble.run": (_run, {"prompt": "What is the capital of France?", "timeout": 5.0}),

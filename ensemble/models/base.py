@@ -29,7 +29,7 @@ import math
 import time
 from collections.abc import Mapping
 from types import TracebackType
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -63,6 +63,11 @@ class Request(_Frozen):
     max_tokens: int | None = Field(default=None, ge=1)
     seed: int | None = None
     stop: tuple[str, ...] | None = None
+    response_format: dict[str, Any] | None = None
+    """A structured-output request in the OpenAI form (``{"type": "json_schema",
+    "json_schema": {...}}``): sent by :class:`~ensemble.OpenAIModel` in chat mode (OpenAI,
+    vLLM and llama.cpp's server, so :class:`~ensemble.LocalModel`, constrain the answer to
+    the schema); adapters without such an option ignore it."""
 
     @model_validator(mode="after")
     def _prompt_or_messages(self) -> Request:

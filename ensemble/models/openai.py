@@ -185,6 +185,8 @@ class OpenAIModel(SDKModel):
             params["seed"] = request.seed
         if request.stop:
             params["stop"] = list(request.stop)
+        if request.response_format is not None:
+            params["response_format"] = request.response_format
         return params
 
     def _completion_params(self, request: Request) -> dict[str, Any]:

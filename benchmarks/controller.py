@@ -1,0 +1,213 @@
+"""The controller's planning step with the real local planner, against the deterministic fallback.
+
+The planner is :class:`ensemble.LocalModel` (SmolLM2-135M-Instruct on llama.cpp), the catalog
+holds the two local families (``local``: SmolLM2, ``local:gemma3-270m``: Gemma-3-270M) and
+four ``FunctionModel`` specialists with clear descriptions (a calculator, a French-English
+translator, a unit converter, a Python coder). The 50 requests of
+``benchmarks/data/controller/requests.json`` each mark the cards that are a right choice.
+Only planning is measured (no model of the plan is run)::
+
+    # 1. ask the planner (slow: one llama.cpp call per request; writes the raw answers)
+    nice -n 10 python benchmarks/controller.py gather                # schema-constrained
+    nice -n 10 python benchmarks/controller.py gather --no-schema    # free text, to compare
+    # 2. the figures (replays the raw answers through the controller's own parser)
+    python benchmarks/controller.py report
+
+``report`` prints, per part (``dev``: requests 1-20, looked at while writing the prompt;
+``test``: 21-50, held out; and all 50), for the planner's answers and for the fallback plan
+(ranked by word overlap, and by the MiniLM sentence embeddings):
+
+- ``valid``: the share of answers that parse and validate (risk ``normal``, one task per
+  plan: :data:`LIMITS`);
+- ``hit``: the share of requests whose plan names at least one right card (an invalid plan
+  counts as a miss for the planner: the controller would have run the fallback instead);
+- ``top-1``: the share of requests whose plan's first card is right (the fallback lists its
+  best-ranked card first; note that with word overlap a request sharing no word with any
+  description ranks the cards by name, and the two local cards come second and third);
+- ``precision``: right cards over all cards named, over the valid plans;
+- ``controller``: what the controller as a whole picks (the planner's plan when valid, else
+  the word-overlap fallback), with the median planning latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import ensemble
+from ensemble import _plan
+from ensemble.catalog import BUILTIN_CARDS, Catalog, ModelCard
+from ensemble.controller import _embedder
+
+DATA = Path(__file__).with_name("data") / "controller"
+REQUESTS = DATA / "requests.json"
+RISK: _plan.Risk = "normal"
+#: The default limits of normal risk, but one task per plan: a 135M planner writing up to four
+#: tasks runs out of its token budget (measured on requests 1-3 while writing this script).
+LIMITS = _plan.RISK_LIMITS[RISK].model_copy(update={"max_tasks": 1})
+
+SPECIALISTS = {
+    "calculator": "Exact arithmetic calculator: adds, subtracts, multiplies and divides "
+    "numbers, and computes percentages, powers and square roots.",
+    "translator-fr-en": "Translates French words, phrases and sentences into English.",
+    "unit-converter": "Converts measurements between units: miles and kilometres, feet and "
+    "centimetres, pounds and kilograms, Fahrenheit and Celsius.",
+    "python-coder": "Writes short Python functions and scripts and explains what Python code does.",
+}
+
+
+def catalog() -> Catalog:
+    cards = [c for c in BUILTIN_CARDS if c.name in ("local", "local:gemma3-270m")]
+    for name, description in SPECIALISTS.items():
+        model = ensemble.FunctionModel(lambda _p: "(not run)", name=name)
+        cards.append(ModelCard(model, description, family=name, price_in=0.0, price_out=0.0))
+    return Catalog(cards)
+
+
+def load_requests() -> list[dict[str, Any]]:
+    data: list[dict[str, Any]] = json.loads(REQUESTS.read_text("utf-8"))["requests"]
+    return data
+
+
+def runs_file(schema: bool) -> Path:
+    return DATA / ("planner_runs.jsonl" if schema else "planner_runs_noschema.jsonl")
+
+
+async def gather(schema: bool, limit: int | None) -> None:
+    ctl = ensemble.Controller(
+        catalog=catalog(),
+        planner=ensemble.LocalModel(ctx_size=2048),
+        structured=schema,
+        limits={RISK: LIMITS},
+        similarity="words",
+        deadline=600.0,
+        timeout=300.0,
+    )
+    path = runs_file(schema)
+    done = 0
+    # One line per answer as it comes, so an interrupted run keeps what it paid for.
+    with path.open("w", encoding="utf-8") as out:
+        try:
+            for item in load_requests()[:limit]:
+                started = time.perf_counter()
+                plan = await ctl.aplan(item["request"], risk=RISK)
+                seconds = time.perf_counter() - started
+                row = {"id": item["id"], "raw": plan.raw, "seconds": round(seconds, 2)}
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                out.flush()
+                done += 1
+                print(f"{item['id']:3d} {seconds:6.1f}s {plan.source:8s} {plan.reason or ''}"[:160])
+                sys.stdout.flush()
+        finally:
+            await ctl.aclose()
+    print(f"wrote {done} answers to {path}")
+
+
+def _names(plan: _plan.Plan) -> list[str]:
+    return [m.name for t in plan.tasks for m in t.models]
+
+
+def _rates(
+    plans: list[_plan.Plan | None], right: list[set[str]]
+) -> tuple[float, float, float, float]:
+    valid = [p for p in plans if p is not None]
+    pairs = list(zip(plans, right, strict=True))
+    hit = sum(1 for p, r in pairs if p is not None and r & set(_names(p)))
+    top1 = sum(1 for p, r in pairs if p is not None and _names(p)[0] in r)
+    named = [(n, r) for p, r in zip(plans, right, strict=True) if p is not None for n in _names(p)]
+    precision = sum(1 for n, r in named if n in r) / len(named) if named else float("nan")
+    n = len(plans)
+    return len(valid) / n, hit / n, top1 / n, precision
+
+
+def report() -> None:
+    cat = catalog()
+    items = load_requests()
+    right = {it["id"]: set(it["right"]) for it in items}
+    embed = _embedder()
+    fallbacks: dict[str, dict[int, _plan.Plan]] = {"words": {}, "embedding": {}}
+    for it in items:
+        for kind, fn in (("words", None), ("embedding", embed)):
+            if kind == "embedding" and embed is None:
+                continue
+            fallbacks[kind][it["id"]] = _plan.fallback_plan(
+                it["request"],
+                catalog=cat,
+                risk=RISK,
+                reason="benchmark",
+                raw=None,
+                embed=fn,
+                limits=LIMITS,
+            )
+    runs: dict[str, dict[int, dict[str, Any]]] = {}
+    for label, schema in (("planner+schema", True), ("planner, no schema", False)):
+        path = runs_file(schema)
+        if path.exists():
+            lines = path.read_text("utf-8").splitlines()
+            runs[label] = {r["id"]: r for r in map(json.loads, lines)}
+    parts = {
+        "dev (1-20)": [i for i in right if i <= 20],
+        "test (21-50)": [i for i in right if i > 20],
+        "all": list(right),
+    }
+    print(f"risk {RISK}; {len(cat)} cards; valid / hit / precision (see the docstring)\n")
+    for part, ids in parts.items():
+        print(f"== {part}: {len(ids)} requests")
+        truth = [right[i] for i in ids]
+        for label, rows in runs.items():
+            have = [i for i in ids if i in rows]
+            if len(have) < len(ids):
+                print(f"  {label:22s} only {len(have)} of {len(ids)} gathered")
+                continue
+            plans: list[_plan.Plan | None] = []
+            for i in ids:
+                raw = rows[i]["raw"]
+                try:
+                    plans.append(_plan.parse_plan(raw or "", catalog=cat, risk=RISK, limits=LIMITS))
+                except _plan.PlanInvalid:
+                    plans.append(None)
+            v, h, t, p = _rates(plans, truth)
+            print(f"  {label:22s} valid {v:5.0%}  hit {h:5.0%}  top-1 {t:5.0%}  precision {p:5.0%}")
+            combined: list[_plan.Plan | None] = [
+                plan if plan is not None else fallbacks["words"][i]
+                for plan, i in zip(plans, ids, strict=True)
+            ]
+            _v, h, t, p = _rates(combined, truth)
+            latency = statistics.median(rows[i]["seconds"] for i in ids)
+            name = f"  controller ({label})"
+            print(
+                f"  {name:22s}             hit {h:5.0%}  top-1 {t:5.0%}  precision {p:5.0%}  "
+                f"median planning {latency:.1f} s"
+            )
+        for kind, plans_by_id in fallbacks.items():
+            if not plans_by_id:
+                continue
+            fb: list[_plan.Plan | None] = [plans_by_id[i] for i in ids]
+            v, h, t, p = _rates(fb, truth)
+            name = f"fallback ({kind})"
+            print(f"  {name:22s} valid {v:5.0%}  hit {h:5.0%}  top-1 {t:5.0%}  precision {p:5.0%}")
+        print()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = parser.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("gather", help="ask the local planner (slow)")
+    g.add_argument("--no-schema", action="store_true", help="free-text answers")
+    g.add_argument("--limit", type=int, default=None, help="only the first N requests")
+    sub.add_parser("report", help="print the figures from the gathered answers")
+    args = parser.parse_args()
+    if args.command == "gather":
+        asyncio.run(gather(not args.no_schema, args.limit))
+    else:
+        report()
+
+
+if __name__ == "__main__":
+    main()
