@@ -285,9 +285,18 @@ class _Handler(BaseHTTPRequestHandler):
         )
         reply, n = owner._next(rec)
         owner._enter()
+        self._left = False
         try:
             self._answer(owner, reply, body, n)
         finally:
+            self._leave_once(owner)
+
+    def _leave_once(self, owner: LoopbackServer) -> None:
+        # A request stops being in flight when the server starts to answer it: the client may
+        # release its slot and send the next request before this thread returns from the
+        # write, which would otherwise count one request too many.
+        if not self._left:
+            self._left = True
             owner._leave()
 
     def _wait(self, owner: LoopbackServer, seconds: float | None) -> bool:
@@ -339,6 +348,7 @@ class _Handler(BaseHTTPRequestHandler):
             payload = b'{"error": "not found"}'
             reply = Reply(status=404)
         try:
+            self._leave_once(owner)
             self.send_response(reply.status)
             content_type = "application/json" if reply.body is None else "text/html"
             headers = {"Content-Type": content_type, "x-request-id": f"req-{n}"}
