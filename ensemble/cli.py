@@ -37,8 +37,9 @@ from rich.text import Text
 
 from ensemble import __version__
 from ensemble._terminal import Calls, Reporter, console_for
+from ensemble._validate import check_int, check_number
 from ensemble.engine import consensus
-from ensemble.errors import EnsembleError, RunError, UsageError
+from ensemble.errors import ConfigurationError, EnsembleError, RunError, UsageError
 from ensemble.metrics.base import available_metrics
 from ensemble.types import Consensus, Sample
 
@@ -609,34 +610,28 @@ def _add_batch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 # --- shared options -------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
+def _parsed(kind: type[int] | type[float], **bounds: Any) -> Callable[[str], Any]:
+    """An argparse ``type=``: ``kind(text)`` checked by the library's own bounds checks."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+        try:
+            if kind is int:
+                return check_int("the value", value, **bounds)
+            return check_number("the value", value, **bounds)
+        except ConfigurationError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must lie in [0, 1], not {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
-    return value
+_positive_int = _parsed(int, minimum=1)
+_fraction = _parsed(float, low=0.0, high=1.0)
+_positive_float = _parsed(float, low=0.0, low_open=True)
 
 
 def _vote_options(parser: argparse.ArgumentParser) -> None:
