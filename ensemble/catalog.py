@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import os
 import re
 import sys
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ensemble._registry import entry_point_targets, load_target
+from ensemble._validate import check_number
 from ensemble.errors import ConfigurationError, InvalidInputError
 
 if TYPE_CHECKING:
@@ -87,16 +87,12 @@ def _release_date(value: object, what: str) -> dt.date | None:
 def _price(value: object, name: str, what: str) -> float | None:
     if value is None:
         return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < 0
-    ):
+    try:  # check_number also refuses a huge int (on which math.isfinite raises OverflowError)
+        return check_number(name, value, low=0.0)
+    except ConfigurationError:
         raise ConfigurationError(
             f"{what}: {name} must be a number >= 0 (USD per million tokens), not {value!r}"
-        )
-    return float(value)
+        ) from None
 
 
 def _strings(value: object, name: str, what: str) -> tuple[str, ...]:
@@ -518,9 +514,11 @@ def _cards_from_data(data: object, source: str, where: _Locator | None) -> list[
         try:
             card = ModelCard(kwargs.pop("model"), kwargs.pop("description"), **kwargs)
         except ConfigurationError as exc:
-            msg = str(exc)
-            bad = next((k for k in _FIELDS if re.search(rf"\b{k}\b", msg)), None)
-            raise fail(bad, msg.split(": ", 1)[-1]) from None
+            # The message starts with the card's name, which may contain a field's name too:
+            # look for the field only in what follows it.
+            why = str(exc).split(": ", 1)[-1]
+            bad = next((k for k in _FIELDS if re.search(rf"\b{k}\b", why)), None)
+            raise fail(bad, why) from None
         except TypeError as exc:
             raise fail(None, str(exc)) from None
         if card.name in names:
@@ -572,7 +570,6 @@ BUILTIN_CARDS: tuple[ModelCard, ...] = (
 )
 
 _default: Catalog | None = None
-_registered: list[ModelCard] = []
 _default_lock = threading.Lock()
 
 
@@ -604,7 +601,7 @@ def default_catalog() -> Catalog:
     with _default_lock:
         if _default is None:
             catalog = Catalog(BUILTIN_CARDS)
-            for card in [*_entry_point_cards(), *_registered]:
+            for card in _entry_point_cards():
                 catalog.add(card, replace=True)
             _default = catalog
         return _default
@@ -612,10 +609,7 @@ def default_catalog() -> Catalog:
 
 def register_card(card: ModelCard, *, replace: bool = False) -> None:
     """Add ``card`` to the default catalog (``replace=True`` to override a card)."""
-    catalog = default_catalog()
-    catalog.add(card, replace=replace)
-    with _default_lock:
-        _registered.append(card)
+    default_catalog().add(card, replace=replace)
 
 
 def family_of(model: Model) -> str | None:

@@ -191,7 +191,6 @@ def test_builtin_cards_and_entry_points(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_register_card_adds_to_the_default_catalog(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(catalog_mod, "_default", None)
-    monkeypatch.setattr(catalog_mod, "_registered", [])
     register_card(ModelCard("openai:gpt-a", "A", family="gpt"))
     register_card(ModelCard("openai:gpt-b", "B", family="gpt"))
     with pytest.raises(ConfigurationError, match="already has a card"):
