@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from ensemble._durable import run_settings
 from ensemble._limits import set_batch_slots
+from ensemble._validate import check_int
 from ensemble.errors import ConfigurationError, RunError
 from ensemble.models.base import _require_no_running_loop
 from ensemble.types import Consensus
@@ -40,9 +41,7 @@ Result = Consensus | RunError
 
 def _workers(ens: Ensemble, max_prompts: int | None) -> int:
     if max_prompts is not None:
-        if isinstance(max_prompts, bool) or not isinstance(max_prompts, int) or max_prompts < 1:
-            raise ConfigurationError(f"max_prompts must be an integer >= 1, not {max_prompts!r}")
-        return max_prompts
+        return check_int("max_prompts", max_prompts, minimum=1)
     calls = max(1, len(ens.models) * ens.repeats)
     return 2 * max(1, math.ceil(ens.max_concurrency / calls))
 

@@ -21,12 +21,12 @@ the spend never exceeds the cap however many calls are in flight.
 from __future__ import annotations
 
 import asyncio
-import math
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from ensemble._validate import check_number
 from ensemble.errors import BudgetExceededError, ConfigurationError
 from ensemble.models.base import Model, Request
 from ensemble.types import CostReport, ModelCost, Sample, Usage
@@ -62,11 +62,12 @@ def _price_pair(name: str, value: object) -> tuple[float, float] | None:
         )
     out: list[float] = []
     for v in value:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+        try:  # check_number also refuses a huge int (math.isfinite would raise OverflowError)
+            out.append(check_number("price", v, low=0.0))
+        except ConfigurationError:
             raise ConfigurationError(
                 f"prices[{name!r}] must be two numbers >= 0 (USD per million tokens), not {value!r}"
-            )
-        out.append(float(v))
+            ) from None
     return out[0], out[1]
 
 

@@ -99,7 +99,9 @@ class CallPath:
                 )
             reservation = await self.budget.reserve(worst, model_name=model.name)
         try:
-            tokens = estimate_prompt_tokens(request) + (request.max_tokens or 0)
+            tokens = 0  # counted only for a tokens-per-minute limit
+            if self.rate_limit is not None and self.rate_limit.tokens_per_minute is not None:
+                tokens = estimate_prompt_tokens(request) + (request.max_tokens or 0)
             await limits.before_send(self.rate_limit, tokens)
         except BaseException:
             if reservation is not None and self.budget is not None:
@@ -177,9 +179,7 @@ class CallPath:
                 label=label,
             )
             if outcome.completion is not None:
-                built = build(outcome)
-                sample = built.model_copy(update={"cost": self.pricing.cost(model, built.usage)})
-            if sample is not None:
+                sample = self._priced(build(outcome), model)
                 if self.store is not None and key is not None and document is not None:
                     self.store.put(key, document, sample, run=self.run_name)
                 outcome.sample = sample

@@ -61,8 +61,6 @@ class Returned:
     attempts: int
     latency: float | None
     """Seconds from the first attempt's start to the last attempt's end (``None``: no attempt)."""
-    cut: bool = False
-    """True when the deadline cancelled the call."""
     sample: Sample | None = None
     """With a durable layer: the sample the call became (fresh and committed, or stored)."""
 
@@ -167,7 +165,7 @@ def _returned(
         error: BaseException | None = DeadlineExceededError(
             f"cancelled at the deadline{limit}", model_name=call.model.name
         )
-        return Returned(None, error, outcome.attempts, latency, cut=True)
+        return Returned(None, error, outcome.attempts, latency)
     exc = task.exception()
     if exc is not None:  # call_with_retries does not raise; be safe anyway
         return Returned(None, exc, outcome.attempts, latency)

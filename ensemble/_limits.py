@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import math
 import threading
 import time
 import weakref
@@ -155,11 +154,6 @@ class EndpointLimits:
                 mine = self._loops[loop] = _LoopLimits()
             return mine
 
-    @property
-    def in_flight(self) -> int:
-        """Attempts in flight to this endpoint on the running loop."""
-        return self._here().gate.active
-
     @contextlib.asynccontextmanager
     async def slot(self, limit: int) -> AsyncIterator[None]:
         gate = self._here().gate
@@ -235,10 +229,6 @@ def set_batch_slots(slots: asyncio.Semaphore | None) -> contextvars.Token[Any]:
     return _batch.set(slots)
 
 
-def reset_batch_slots(token: contextvars.Token[Any]) -> None:
-    _batch.reset(token)
-
-
 @contextlib.asynccontextmanager
 async def batch_slot() -> AsyncIterator[None]:
     """One of the current batch's overall slots (nothing outside a batch)."""
@@ -253,6 +243,7 @@ async def batch_slot() -> AsyncIterator[None]:
 def rate_limit_from(value: object) -> RateLimit | None:
     """``rate_limit=`` as given to :class:`~ensemble.Ensemble`: a number (requests per second),
     a :class:`RateLimit`, or ``None``."""
+    from ensemble._validate import check_number
     from ensemble.errors import ConfigurationError
 
     if value is None or isinstance(value, RateLimit):
@@ -262,6 +253,4 @@ def rate_limit_from(value: object) -> RateLimit | None:
             f"rate_limit must be requests per second (a number) or an ensemble.RateLimit, "
             f"not {value!r}"
         )
-    if not (math.isfinite(value) and value > 0):
-        raise ConfigurationError(f"rate_limit must be a positive number, not {value!r}")
-    return RateLimit(requests_per_second=float(value))
+    return RateLimit(requests_per_second=check_number("rate_limit", value, low=0.0, low_open=True))

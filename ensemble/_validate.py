@@ -170,6 +170,8 @@ def check_number(
         raise ConfigurationError(f"{name} must be a finite number, not {_shown(value)}")
     too_low = low is not None and (number <= low if low_open else number < low)
     too_high = high is not None and (number >= high if high_open else number > high)
+    if too_low and low == 0.0 and low_open and high is None:
+        raise ConfigurationError(f"{name} must be a positive number, not {value!r}")
     if too_low or too_high:
         left = "(" if low_open else "["
         right = ")" if high_open else "]"

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from ensemble._validate import check_int
 from ensemble.calibration import Calibrator, load_calibration
 from ensemble.engine import score
 from ensemble.errors import ConfigurationError, InvalidInputError, MissingDependencyError
@@ -112,12 +113,6 @@ def _compute(ray: Any, concurrency: int | tuple[int, int] | None) -> Any:
         f"concurrency must be an int >= 1 or a (min, max) pair with 1 <= min <= max, "
         f"not {concurrency!r}"
     )
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"{name} must be an integer >= 1, not {value!r}")
-    return value
 
 
 def _build_metric(metric: MetricSpec) -> Metric:
@@ -295,7 +290,7 @@ def score_dataset(
     # A name or path is read here, once, and the Calibrator shipped: workers need not see the file.
     calibration = load_calibration(calibration)
     compute = _compute(ray, concurrency)
-    batch_size = _positive_int("batch_size", batch_size)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
     _check_columns(ds, needed)
     return ds.map_batches(
         _Scorer,
@@ -464,8 +459,8 @@ def run_dataset(
     }
     _build_ensemble(models, settings)  # validates every setting here, not on every worker
     compute = _compute(ray, concurrency)
-    batch_size = _positive_int("batch_size", batch_size)
-    prompts_in_flight = _positive_int("prompts_in_flight", prompts_in_flight)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    prompts_in_flight = check_int("prompts_in_flight", prompts_in_flight, minimum=1)
     rate_share: float | None = None
     if rate_limit is not None:
         if (

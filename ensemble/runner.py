@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -52,17 +51,6 @@ logger = logging.getLogger("ensemble")
 
 #: Seeds are drawn below this bound (some providers reject seeds that do not fit 32 bits).
 _SEED_BOUND = 2**31 - 1
-
-
-def _positive(name: str, value: object) -> float | None:
-    """``None``, or ``value`` as a positive finite float."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigurationError(f"{name} must be a positive number, not {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ConfigurationError(f"{name} must be a positive number, not {value!r}")
-    return float(value)
 
 
 def _count(name: str, value: object, *, minimum: int = 1) -> int:
@@ -451,7 +439,7 @@ def _call_path(
     if store is not None and not isinstance(store, Store):
         raise ConfigurationError("store must be an ensemble.Store")
     pricing = Pricing(prices)
-    cap = _positive("budget", budget)
+    cap = None if budget is None else check_number("budget", budget, low=0.0, low_open=True)
     if cap is not None:
         if ens.max_tokens is None:
             raise ConfigurationError(
