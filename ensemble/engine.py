@@ -128,16 +128,12 @@ class _Vote:
     weights: FloatArray | None
     prompt: str | None
     settings: VoteSettings
+    metric: Metric
+    """The settings' metric after its ``with_prompt`` hook (the same object without one)."""
     families: Mapping[str, str] | None = None
-    bound: Metric | None = None
-    """The settings' metric after its ``with_prompt`` hook (``None``: the metric as is)."""
     discount: bool = False
     """Whether the agreement that chooses the candidate is computed on texts without the
     words copied from the prompt (:func:`ensemble.metrics.prompt.discount_prompt`)."""
-
-    @property
-    def metric(self) -> Metric:
-        return self.settings.metric if self.bound is None else self.bound
 
     def family(self, i: int) -> str:
         """The family sample ``i`` votes for: ``families[model]`` when that mapping names its
@@ -196,8 +192,8 @@ def _vote(
         _check_weights(weights, len(all_samples)),
         prompt,
         vs,
+        bound,
         families,
-        bound=None if bound is vs.metric else bound,
         discount=discount,
     )
 
@@ -285,13 +281,13 @@ def choose_candidate(
     texts: Sequence[str],
     agreement: FloatArray,
     families: Sequence[str] | None = None,
-    intra_weight: float | None = None,
 ) -> int:
     """Index of the minimum-Bayes-risk candidate among ``texts`` (see the module docstring).
 
     With ``families`` (one per text) from two or more families, each family has one vote
-    in a candidate's mean agreement, its own family weighing ``intra_weight`` (default
-    :data:`ensemble.diagnostics.INTRA_FAMILY_WEIGHT`; see
+    in a candidate's mean agreement, its own family weighing
+    :data:`ensemble.diagnostics.INTRA_FAMILY_WEIGHT` (read at each call, so
+    ``benchmarks/families.py`` can sweep it; see
     :func:`ensemble.diagnostics.family_mean_agreement`).
     """
     n = len(texts)
@@ -299,8 +295,7 @@ def choose_candidate(
         return 0
     sym = (agreement + agreement.T) / 2.0
     if families is not None and len(set(families)) > 1:
-        weight = diagnostics.INTRA_FAMILY_WEIGHT if intra_weight is None else intra_weight
-        mean = family_mean_agreement(sym, families, weight)
+        mean = family_mean_agreement(sym, families, diagnostics.INTRA_FAMILY_WEIGHT)
     else:
         mean = (sym.sum(axis=1) - np.diag(sym)) / (n - 1)
     # Round so that summation order (i.e. sample order) cannot break a tie differently.
