@@ -480,11 +480,8 @@ class Controller:
             max_tokens=self.max_tokens,
             store=self.store,
             prices=self.prices,
-            budget=None if budget is None else budget.cap,
+            budget=budget,  # one cap for the whole run, shared by every task
         )
-        if budget is not None:  # one cap for the whole run, shared by every task
-            ens._durable.budget = budget
-            ens.budget = budget
         samples = await ens.asample(prompt, repeats={m.name: m.repeats for m in task.models})
         # The controller's catalog names the families (independence weighting, the alarm).
         samples = tuple(

@@ -106,7 +106,9 @@ class Ensemble:
     - ``prices``: model name to ``(input, output)`` USD per million tokens (or a model card);
       every sample then carries its cost and every result a :class:`~ensemble.CostReport`.
     - ``budget``: a cap in USD on what this ensemble spends; needs ``max_tokens`` and a price
-      for every model. Calls that would cross it are not sent; the vote says so.
+      for every model. Calls that would cross it are not sent; the vote says so. Another
+      ensemble's :attr:`budget` object instead shares that one cap (the controller gives one
+      to all the tasks of a run).
     - ``rate_limit``: requests per second per endpoint, or an :class:`~ensemble.RateLimit`
       (also tokens per minute), shared with every run in the process on that endpoint;
       shorthand for :attr:`~ensemble.Limits.rate_limit` (same rule as the other limits).
@@ -134,7 +136,7 @@ class Ensemble:
         method: Method = "select",
         store: Store | None = None,
         prices: Mapping[str, Any] | None = None,
-        budget: float | None = None,
+        budget: float | Budget | None = None,
         rate_limit: float | RateLimit | None = None,
     ) -> None:
         if isinstance(models, (str, Model)) or not isinstance(models, Sequence):
@@ -430,7 +432,7 @@ def _call_path(
     *,
     store: Store | None,
     prices: Mapping[str, Any] | None,
-    budget: float | None,
+    budget: float | Budget | None,
 ) -> CallPath:
     """Validate ``store``, ``prices`` and ``budget`` (see docs/durable.md); the rate limit
     comes from :attr:`Ensemble.limits`."""
@@ -439,7 +441,11 @@ def _call_path(
     if store is not None and not isinstance(store, Store):
         raise ConfigurationError("store must be an ensemble.Store")
     pricing = Pricing(prices)
-    cap = None if budget is None else check_number("budget", budget, low=0.0, low_open=True)
+    shared = budget if isinstance(budget, Budget) else None
+    if shared is not None:
+        cap: float | None = shared.cap
+    else:
+        cap = None if budget is None else check_number("budget", budget, low=0.0, low_open=True)
     if cap is not None:
         if ens.max_tokens is None:
             raise ConfigurationError(
@@ -454,7 +460,7 @@ def _call_path(
     return CallPath(
         store=store,
         pricing=pricing,
-        budget=None if cap is None else Budget(cap),
+        budget=shared if shared is not None else (None if cap is None else Budget(cap)),
         rate_limit=ens.limits.rate_limit,
     )
 
