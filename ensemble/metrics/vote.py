@@ -61,7 +61,8 @@ def normalize_answer(text: str) -> str:
 
 # --- the answer key -------------------------------------------------------------------------
 
-_WORD = re.compile(r"[^\W_]+(?:['\u2019.-][^\W_]+)*", re.UNICODE)
+#: Digit groups first ("1,000", "2,500,000", "3.5" are one word each), then words.
+_WORD = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+(?:['\u2019.-][^\W_]+)*", re.UNICODE)
 _YES = frozenset({"yes", "yeah", "yep", "correct", "true", "indeed"})
 _NO = frozenset({"no", "nope", "false", "incorrect", "not"})
 _YES_NO_QUESTION = re.compile(
