@@ -256,6 +256,49 @@ async def test_two_failures_of_five_with_quorum_4_raise_and_keep_samples(
     assert "openai:m5#0: InvalidResponseError" in message
 
 
+async def test_empty_answers_abstain_so_they_never_count_toward_the_quorum() -> None:
+    members: list[Model] = [
+        ScriptedModel("", name="a"),
+        ScriptedModel(" \n\t", name="b"),
+        ScriptedModel("Paris.", name="c"),
+    ]
+    with pytest.raises(errors.QuorumError) as info:
+        await arun(ens(members, quorum=2))
+    err = info.value
+    assert (err.voters, err.empty, err.quorum) == (1, 2, 2)
+    assert [s.text for s in err.samples] == ["", " \n\t", "Paris."]  # all kept
+    message = str(err)
+    assert message.startswith("1 voting sample(s), quorum is 2 (3 successful, 2 of them empty")
+    assert "a#0: empty answer (abstains)" in message and "b#0: empty answer" in message
+    assert err.summary in message and "failures" not in err.summary
+
+
+async def test_a_run_of_only_empty_answers_is_below_the_default_quorum() -> None:
+    with pytest.raises(errors.QuorumError) as info:
+        await arun(ens([ScriptedModel("", name="a"), ScriptedModel("  ", name="b")]))
+    assert (info.value.voters, info.value.empty, info.value.quorum) == (0, 2, 1)
+    assert len(info.value.samples) == 2 and not info.value.failures
+
+
+async def test_empty_answers_still_abstain_when_the_quorum_is_met_or_unchecked() -> None:
+    e = ens([ScriptedModel("Paris.", "", name="a"), ScriptedModel("Paris.", name="b")])
+    async with e:
+        result = await e.avote(
+            [*await e.asample("q"), ensemble.Sample(text="", model="a", repeat=1)]
+        )
+        assert result.text == "Paris." and len(result.samples) == 3
+        assert any(a.kind == "empty_samples" for a in result.alerts)
+        # a partial vote (``check_quorum=False``, as the escalation's rounds) on empty answers
+        # only says so in its alerts instead of raising; no successful sample still raises
+        empty = (ensemble.Sample(text=" ", model="a", repeat=0),)
+        assert (await e.avote(empty, check_quorum=False)).alerts[0].kind == "all_empty"
+        failed = ensemble.Sample(
+            model="a", repeat=0, error=ensemble.SampleError(type="ProviderError", message="x")
+        )
+        with pytest.raises(errors.QuorumError):
+            await e.avote([failed], check_quorum=False)
+
+
 # --- counts, seeds, temperatures, limits -------------------------------------------------------
 
 
