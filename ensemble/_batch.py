@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from ensemble._durable import run_settings
 from ensemble._limits import set_batch_slots
+from ensemble._sync import require_no_running_loop
 from ensemble._validate import check_int
 from ensemble.errors import ConfigurationError, RunError
-from ensemble.models.base import _require_no_running_loop
 from ensemble.types import Consensus
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ def run_map(
     run: str | None = None,
 ) -> list[Result]:
     """Synchronous :func:`amap` in a fresh event loop; releases the connections after."""
-    _require_no_running_loop("Ensemble.map()", "`await ensemble.amap(prompts)` instead")
+    require_no_running_loop("Ensemble.map()", "`await ensemble.amap(prompts)` instead")
 
     async def go() -> list[Result]:
         try:
