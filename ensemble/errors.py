@@ -212,6 +212,10 @@ class ProviderError(EnsembleError):
 
     #: Whether trying the same request again may succeed.
     retryable: bool = False
+    #: Why the retry loop did not retry this retryable error, when that is not the usual
+    #: giving up (the provider asked to wait longer than ``max_retry_after``); it is also
+    #: appended to the message (``"...; not retried: Retry-After 120 s exceeds ..."``).
+    not_retried: str | None = None
 
     def __init__(self, message: str, *, model_name: str) -> None:
         self.model_name = model_name

@@ -18,7 +18,7 @@ import ensemble
 from ensemble import Ensemble, RetryPolicy, ScriptedModel, errors
 from ensemble._retry import CallState
 from ensemble.models.anthropic import AnthropicModel
-from ensemble.models.base import Model
+from ensemble.models.base import Model, Request
 from ensemble.models.openai import OpenAIModel
 
 CANARY = "sk-CANARY-0b7e2d19c4a8f635ee42"
@@ -523,6 +523,38 @@ def test_retry_policy_decisions() -> None:
     assert "gave up" in str(p.delay(errors.ProviderTimeoutError("x", **name), 4, rng))
     with pytest.raises(ValueError):
         RetryPolicy(base_delay=5.0, max_delay=1.0)
+
+
+async def test_a_retry_after_refusal_is_recognised_by_its_class_not_its_text() -> None:
+    from ensemble._retry import RetryAfterRefusal, call_with_retries
+
+    policy = RetryPolicy(base_delay=0.0, max_delay=0.0, max_retry_after=30.0)
+    rng = random.Random(0)
+    late = errors.RateLimitError("slow", model_name="f", status_code=429, retry_after=120.0)
+    assert isinstance(policy.delay(late, 1, rng), RetryAfterRefusal)
+    assert not isinstance(policy.delay(late, 4, rng), RetryAfterRefusal)  # gave up: a str
+    # a provider whose own message already reads like the refusal is still annotated, once,
+    # even when the same instance is raised again (a test double)
+    said = "Retry-After 120 s exceeds the cap of 30 s (max_retry_after)"
+    echo = errors.RateLimitError(said, model_name="f", status_code=429, retry_after=120.0)
+    model = ScriptedModel(echo, echo, name="f")
+    for _ in range(2):
+        out = await call_with_retries(
+            model, Request(prompt="q"), policy=policy, timeout=None, state=CallState()
+        )
+        assert out.error is echo and out.attempts == 1
+    assert echo.not_retried == said
+    assert str(echo) == f"f: HTTP 429: {said}; not retried: {said}"
+    # another retryable error that is given up on is not marked
+    flaky = errors.ProviderConnectionError("reset", model_name="g")
+    out = await call_with_retries(
+        ScriptedModel(flaky, name="g"),
+        Request(prompt="q"),
+        policy=RetryPolicy(max_attempts=1),
+        timeout=None,
+        state=CallState(),
+    )
+    assert out.error is flaky and flaky.not_retried is None and str(flaky) == "g: reset"
 
 
 async def test_retry_that_would_pass_the_deadline_is_not_started() -> None:
