@@ -182,6 +182,11 @@ class SDKModel(Model):
         """The completion in a 2xx body, or :class:`InvalidResponseError`."""
         raise NotImplementedError
 
+    def _sent(self, completion: Completion, params: dict[str, Any]) -> Completion:
+        """``completion`` with what it needs from the body that was sent (by default,
+        nothing: completion mode records the rendered prompt)."""
+        return completion
+
     # --- the call ----------------------------------------------------------------------------
 
     async def agenerate(self, request: Request) -> Completion:
@@ -201,7 +206,7 @@ class SDKModel(Model):
                 raise ProviderTimeoutError(
                     f"no complete answer within timeout={self.timeout:g} s", model_name=self.name
                 )
-        completion = self._parse(content, headers, latency)
+        completion = self._sent(self._parse(content, headers, latency), params)
         logger.debug(
             "%s: answered in %.3fs (finish_reason=%s)",
             self.name,
