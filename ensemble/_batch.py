@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from ensemble._durable import run_settings
 from ensemble._limits import set_batch_slots
+from ensemble._sync import run_sync
 from ensemble._validate import check_int
 from ensemble.errors import ConfigurationError, RunError
-from ensemble.models.base import _require_no_running_loop
 from ensemble.types import Consensus
 
 if TYPE_CHECKING:
@@ -136,16 +136,14 @@ def run_map(
     max_prompts: int | None = None,
     run: str | None = None,
 ) -> list[Result]:
-    """Synchronous :func:`amap` in a fresh event loop; releases the connections after."""
-    _require_no_running_loop("Ensemble.map()", "`await ensemble.amap(prompts)` instead")
-
-    async def go() -> list[Result]:
-        try:
-            return await amap(ens, prompts, max_prompts=max_prompts, run=run)
-        finally:
-            await ens.aclose()
-
-    return asyncio.run(go())
+    """Synchronous :func:`amap` in a fresh event loop; releases the connections after (the
+    rule of :func:`ensemble._sync.run_sync`)."""
+    return run_sync(
+        "Ensemble.map()",
+        "`await ensemble.amap(prompts)`",
+        lambda: amap(ens, prompts, max_prompts=max_prompts, run=run),
+        release=ens.aclose,
+    )
 
 
 # --- JSONL files (the `ensemble batch` command) ------------------------------------------------

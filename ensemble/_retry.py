@@ -41,9 +41,15 @@ from ensemble.errors import (
 from ensemble.models.base import Completion, Model, Request
 from ensemble.types import Sample
 
-__all__ = ["CallOutcome", "CallState", "RetryPolicy", "call_with_retries"]
+__all__ = ["CallOutcome", "CallState", "RetryAfterRefusal", "RetryPolicy", "call_with_retries"]
 
 logger = logging.getLogger("ensemble")
+
+
+class RetryAfterRefusal(str):
+    """The reason :meth:`RetryPolicy.delay` gives when the provider asked to wait longer than
+    ``max_retry_after``: a ``str`` like every reason, of its own class so that the retry loop
+    recognises it (and writes it into the error) without reading its text."""
 
 
 class RetryPolicy(Settings):
@@ -83,7 +89,7 @@ class RetryPolicy(Settings):
         retry_after = getattr(error, "retry_after", None)
         if retry_after is not None:
             if retry_after > self.max_retry_after:
-                return (
+                return RetryAfterRefusal(
                     f"Retry-After {retry_after:g} s exceeds the cap of "
                     f"{self.max_retry_after:g} s (max_retry_after)"
                 )
@@ -232,12 +238,16 @@ async def call_with_retries(
             )
             return out
         decision = policy.delay(error, out.attempts, state.rng)
-        if isinstance(decision, str) and decision.startswith("Retry-After"):
+        if (
+            isinstance(decision, RetryAfterRefusal)
+            and isinstance(error, ProviderError)
+            and error.not_retried is None
+        ):
             # Say why a retryable error was not retried, in the error (and the sample) itself
             # (once: a test double may raise the same instance again).
+            error.not_retried = str(decision)
             message = str(error.args[0]) if error.args else str(error)
-            if decision not in message:
-                error.args = (f"{message}; not retried: {decision}", *error.args[1:])
+            error.args = (f"{message}; not retried: {decision}", *error.args[1:])
         if isinstance(decision, str):
             logger.debug(
                 "%s: attempt %d failed: %s: %s; %s",

@@ -533,27 +533,26 @@ def _cards_from_data(data: object, source: str, where: _Locator | None) -> list[
 #: Stop at the end of the answer's line: the base model otherwise invents the next question.
 GEMMA_STOP = ("\n",)
 
+
+def _smollm2_card(name: str, more: str) -> ModelCard:
+    """A card of the SmolLM2-135M weights the local adapter serves: ``"local"`` and
+    ``"local:smollm2-135m"`` are two names of one model (one family, one witness), so
+    their cards differ only in the end of the description, ``more``."""
+    return ModelCard(
+        name,
+        "SmolLM2-135M-Instruct (Hugging Face, Apache-2.0), Q4_1 GGUF, on llama.cpp on this "
+        f"machine{more}",
+        family="smollm2-135m",
+        released="2024-11-01",
+        price_in=0.0,
+        price_out=0.0,
+        tags=("local", "instruct", "small"),
+    )
+
+
 BUILTIN_CARDS: tuple[ModelCard, ...] = (
-    ModelCard(
-        "local",
-        "SmolLM2-135M-Instruct (Hugging Face, Apache-2.0), Q4_1 GGUF, on llama.cpp on this "
-        "machine: tiny, fast, often wrong on facts; the default local model.",
-        family="smollm2-135m",
-        released="2024-11-01",
-        price_in=0.0,
-        price_out=0.0,
-        tags=("local", "instruct", "small"),
-    ),
-    ModelCard(
-        "local:smollm2-135m",
-        "SmolLM2-135M-Instruct (Hugging Face, Apache-2.0), Q4_1 GGUF, on llama.cpp on this "
-        "machine (the same weights as 'local').",
-        family="smollm2-135m",
-        released="2024-11-01",
-        price_in=0.0,
-        price_out=0.0,
-        tags=("local", "instruct", "small"),
-    ),
+    _smollm2_card("local", ": tiny, fast, often wrong on facts; the default local model."),
+    _smollm2_card("local:smollm2-135m", " (the same weights as 'local')."),
     ModelCard(
         "local:gemma3-270m",
         "Gemma-3-270M base model (Google, Gemma terms of use), Q4_K_M GGUF, on llama.cpp on "

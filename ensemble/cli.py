@@ -738,7 +738,7 @@ def _report_error(exc: EnsembleError) -> int:
         quorum: Any = getattr(exc, "quorum", None)
         head = str(exc).splitlines()[0].rstrip(":; ")
         if quorum is not None:
-            head = f"{ok} successful sample(s), quorum is {quorum}"
+            head = getattr(exc, "summary", f"{ok} successful sample(s), quorum is {quorum}")
         print(f"ensemble: error: {head}", file=sys.stderr)
         failures = [s for s in exc.samples if s.error is not None]
         if failures:

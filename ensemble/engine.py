@@ -463,7 +463,7 @@ def _no_evidence_alert(n_voters: int) -> tuple[Alert, ...]:
 
 def _is_empty(sample: Sample) -> bool:
     """An answer with no text but white space: an abstention, never a vote (nor a candidate)."""
-    return sample.ok and not (sample.text or "").strip()
+    return sample.empty
 
 
 def _evidence(samples: Sequence[Sample]) -> list[int]:

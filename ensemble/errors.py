@@ -30,7 +30,8 @@ how the library is called (:class:`UsageError`) is kept apart from a failure of 
     │   └── LocalServerError           the embedded llama.cpp server (LocalModel) failed to start
     ├── BudgetExceededError            a call not sent: it would have crossed the budget cap
     └── RunError                       a run failed as a whole; keeps .samples (partial results)
-        └── QuorumError                fewer successful samples than the quorum; lists failures
+        └── QuorumError                fewer voting samples than the quorum (an empty answer
+                                       abstains); lists failures and empty answers
 
 No other exception escapes on purpose: a pydantic ``ValidationError`` becomes a
 :class:`ConfigurationError` (or :class:`InvalidInputError`) whose message names the field and
@@ -211,6 +212,10 @@ class ProviderError(EnsembleError):
 
     #: Whether trying the same request again may succeed.
     retryable: bool = False
+    #: Why the retry loop did not retry this retryable error, when that is not the usual
+    #: giving up (the provider asked to wait longer than ``max_retry_after``); it is also
+    #: appended to the message (``"...; not retried: Retry-After 120 s exceeds ..."``).
+    not_retried: str | None = None
 
     def __init__(self, message: str, *, model_name: str) -> None:
         self.model_name = model_name
@@ -319,16 +324,31 @@ class RunError(EnsembleError):
 
 
 class QuorumError(RunError):
-    """Fewer successful samples than the quorum. The message lists every failure."""
+    """Fewer voting samples than the quorum. The message lists every failure and every empty
+    answer: an empty (white-space-only) answer is successful but abstains, so it never counts
+    toward the quorum. ``voters`` and ``empty`` count them; ``summary`` is the first line
+    without its list."""
 
     def __init__(self, *, quorum: int, samples: Sequence[Sample]) -> None:
         self.quorum = quorum
-        ok = sum(1 for s in samples if s.ok)
-        lines = [f"{ok} successful sample(s), quorum is {quorum}; failures:"]
+        self.empty = sum(1 for s in samples if s.empty)
+        self.voters = sum(1 for s in samples if s.ok) - self.empty
+        if self.empty:
+            self.summary = (
+                f"{self.voters} voting sample(s), quorum is {quorum} "
+                f"({self.voters + self.empty} successful, {self.empty} of them empty: "
+                "an empty answer abstains)"
+            )
+        else:
+            self.summary = f"{self.voters} successful sample(s), quorum is {quorum}"
+        listed = "failures and empty answers" if self.empty else "failures"
+        lines = [f"{self.summary}; {listed}:"]
         for s in samples:
+            where = f"{s.model or '?'}#{s.repeat if s.repeat is not None else '?'}"
             if s.error is not None:
-                where = f"{s.model or '?'}#{s.repeat if s.repeat is not None else '?'}"
                 lines.append(f"  - {where}: {s.error.type}: {s.error.message}")
+            elif s.empty:
+                lines.append(f"  - {where}: empty answer (abstains)")
         super().__init__("\n".join(lines), samples=samples)
 
     @property

@@ -6,7 +6,7 @@ All I/O of a run lives here and in ``ensemble/models``. A run is
    (``max_concurrency``) and per endpoint (``max_per_provider``), each through the single
    retry loop in :mod:`ensemble._retry`, all under the run's ``deadline``; every call becomes
    a :class:`~ensemble.Sample` (its text, or the error that prevented it);
-2. :meth:`Ensemble.avote`: below ``quorum`` successful samples a
+2. :meth:`Ensemble.avote`: below ``quorum`` successful non-empty samples a
    :class:`~ensemble.errors.QuorumError` (listing every failure, keeping every sample), else
    :func:`ensemble.aconsensus` over the samples (failures are kept but never vote), awaited on
    the run's loop, so a metric that calls a model (an LLM judge) never blocks it.
@@ -75,7 +75,8 @@ class Ensemble:
       cancelled (their connections closed) and become samples with a
       :class:`~ensemble.errors.DeadlineExceededError`; the run votes on what came back.
     - ``quorum``: fewest successful samples to vote on; fewer raises
-      :class:`~ensemble.errors.QuorumError`. Default ``None`` means **1**: any answer is voted
+      :class:`~ensemble.errors.QuorumError`. An empty (white-space-only) answer abstains, so
+      it is kept but never counts. Default ``None`` means **1**: any answer is voted
       on, and the confidences (and the ``no_evidence`` alert of a single sample) say how little
       a thin vote is worth. Set it to e.g. a majority of the calls to make a thin run an error.
     - ``temperature``: one number for every model, or a mapping from model name to number
@@ -247,10 +248,11 @@ class Ensemble:
         """The consensus of ``samples`` by this ensemble's vote settings.
 
         Raises :class:`~ensemble.errors.QuorumError` (keeping every sample) when fewer than
-        ``quorum`` samples succeeded, unless ``check_quorum`` is false; with no successful
-        sample at all it always raises. ``prompt`` (when known) keeps text copied from the
-        prompt out of the uniformity alarm's evidence (``docs/diagnostics.md``). ``settings``
-        replaces the ensemble's :class:`~ensemble.VoteSettings` for this vote.
+        ``quorum`` samples succeeded with text (an empty answer abstains), unless
+        ``check_quorum`` is false; with no successful sample at all it always raises.
+        ``prompt`` (when known) keeps text copied from the prompt out of the uniformity
+        alarm's evidence (``docs/diagnostics.md``). ``settings`` replaces the ensemble's
+        :class:`~ensemble.VoteSettings` for this vote.
         """
         samples = self.require_quorum(samples, check_quorum=check_quorum)
         result = await aconsensus(samples, settings=settings or self.settings, prompt=prompt)
@@ -274,11 +276,13 @@ class Ensemble:
         self, samples: Sequence[Sample], *, check_quorum: bool = True
     ) -> tuple[Sample, ...]:
         """``samples`` as a tuple, or :class:`~ensemble.errors.QuorumError` (keeping every
-        sample) when fewer than ``quorum`` succeeded (when none did, even without
-        ``check_quorum``): the rule :meth:`avote` applies."""
+        sample) when fewer than ``quorum`` can vote (when none succeeded, even without
+        ``check_quorum``): the rule :meth:`avote` applies. An empty (white-space-only) answer
+        is kept but never votes, so it does not count toward the quorum."""
         samples = tuple(samples)
         ok = sum(1 for s in samples if s.ok)
-        if (check_quorum and ok < self.quorum) or ok == 0:
+        voters = ok - sum(1 for s in samples if s.empty)
+        if (check_quorum and voters < self.quorum) or ok == 0:
             raise QuorumError(quorum=self.quorum if check_quorum else 1, samples=samples)
         return samples
 

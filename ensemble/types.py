@@ -138,6 +138,12 @@ class Sample(_Frozen):
         """True when the sample has text (a failure never votes)."""
         return self.error is None
 
+    @property
+    def empty(self) -> bool:
+        """True when the sample succeeded with nothing but white space: an abstention (kept,
+        never a vote, never counted toward a quorum)."""
+        return self.error is None and not (self.text or "").strip()
+
 
 class ModelCost(_Frozen):
     """Tokens and cost of one model's successful samples in a result."""

@@ -661,6 +661,22 @@ async def test_a_tier_whose_samples_all_failed_escalates() -> None:
     assert result.text == "Paris" and sum(1 for s in result.samples if not s.ok) == 2
 
 
+async def test_a_tier_whose_answers_are_all_empty_escalates_and_keeps_them() -> None:
+    blank = ScriptedModel(default=" \n", name="blank")
+    good = by_repeat("good", ["Paris"] * 10)
+    esc = Escalation(ens(blank, good), tiers=[Tier(2, ["blank"]), Tier(4, ["good"])])
+    result = await esc.arun("Capital of France?")
+    assert result.sampling is not None
+    first, second = result.sampling.tiers
+    assert first.outcome == "escalated" and "every successful answer was empty" in first.reason
+    assert second.outcome == "accepted" and result.text == "Paris"
+    assert sum(1 for s in result.samples if s.empty) == 2  # kept, never voted
+    only_blank = Escalation(ens(ScriptedModel(default="", name="b")), tiers=[Tier(2, ["b"])])
+    with pytest.raises(QuorumError) as info:
+        await only_blank.arun("Capital of France?")
+    assert (info.value.voters, info.value.empty) == (0, 2)
+
+
 # --- the benchmark's answer parser (benchmarks/adaptive.py) ------------------------------------
 
 

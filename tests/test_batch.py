@@ -127,8 +127,11 @@ async def test_leaving_the_stream_early_cancels_the_rest(server: LoopbackServer)
 
 
 async def test_map_refuses_a_running_loop_and_names_amap(server: LoopbackServer) -> None:
-    with pytest.raises(errors.UsageError, match="amap"):
+    with pytest.raises(errors.SyncInAsyncError) as info:
         ens(server).map(["q"])
+    assert str(info.value).endswith("use `await ensemble.amap(prompts)` instead")
+    assert "instead instead" not in str(info.value)
+    assert server.count() == 0
 
 
 def test_bad_batch_settings(server: LoopbackServer) -> None:

@@ -164,6 +164,36 @@ def test_missing_file_is_a_catalog_error(tmp_path: Path) -> None:
         Catalog.from_file(tmp_path / "none.json")
 
 
+def test_the_smollm2_cards_are_the_ones_written_out_in_full() -> None:
+    # The built-in cards as they were spelled out before they shared a helper.
+    local = ModelCard(
+        "local",
+        "SmolLM2-135M-Instruct (Hugging Face, Apache-2.0), Q4_1 GGUF, on llama.cpp on this "
+        "machine: tiny, fast, often wrong on facts; the default local model.",
+        family="smollm2-135m",
+        released="2024-11-01",
+        price_in=0.0,
+        price_out=0.0,
+        tags=("local", "instruct", "small"),
+    )
+    named = ModelCard(
+        "local:smollm2-135m",
+        "SmolLM2-135M-Instruct (Hugging Face, Apache-2.0), Q4_1 GGUF, on llama.cpp on this "
+        "machine (the same weights as 'local').",
+        family="smollm2-135m",
+        released="2024-11-01",
+        price_in=0.0,
+        price_out=0.0,
+        tags=("local", "instruct", "small"),
+    )
+    assert catalog_mod.BUILTIN_CARDS[:2] == (local, named)
+    assert [c.name for c in catalog_mod.BUILTIN_CARDS] == [
+        "local",
+        "local:smollm2-135m",
+        "local:gemma3-270m",
+    ]
+
+
 def test_builtin_cards_and_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
     default = default_catalog()
     assert default["local"].family == default["local:smollm2-135m"].family == "smollm2-135m"

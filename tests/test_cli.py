@@ -120,6 +120,15 @@ def test_ask_below_quorum_is_an_error_listing_failures(
     assert err.count("HTTP 400") == 1
 
 
+def test_ask_of_empty_answers_says_how_many_were_empty(
+    loop_prefix: LoopbackServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    loop_prefix.default = Reply(text="  ")
+    code, out, err = run_cli(["ask", "q", "-m", "loop:a", "-n", "2"], capsys)
+    assert code == 3 and out == ""
+    assert "0 voting sample(s), quorum is 1 (2 successful, 2 of them empty" in err
+
+
 def test_ask_defaults_to_local(monkeypatch: pytest.MonkeyPatch) -> None:
     args = build_parser().parse_args(["ask", "q"])
     assert args.models is None and args.repeats == 5 and args.metric == "ngram"

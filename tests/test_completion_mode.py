@@ -103,6 +103,40 @@ async def test_exact_request_body_and_default_stop_sequences(
     assert completion.usage is not None and completion.usage.output_tokens == 5
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_the_prompt_is_rendered_once_per_call_and_that_is_what_is_recorded(
+    server: LoopbackServer, transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ensemble.models.openai as openai_module
+
+    rendered: list[str] = []
+
+    def counting(request: Request, template: str) -> str:
+        text = render_completion_prompt(request, template)
+        rendered.append(text)
+        return text
+
+    monkeypatch.setattr(openai_module, "render_completion_prompt", counting)
+    model = _model(server, transport, prompt_template="Q: {prompt}\nA:")
+    request = Request(prompt="Capital of France?", system="Be brief.", seed=2)
+    try:
+        first = await model.agenerate(request)
+        second = await model.agenerate(request)
+    finally:
+        await model.aclose()
+    assert len(rendered) == 2  # once per call (it was twice)
+    prompt = "Be brief.\n\nQ: Capital of France?\nA:"
+    assert rendered == [prompt, prompt]
+    for rec in server.requests:
+        assert rec.body == {
+            "model": "base-model",
+            "prompt": prompt,
+            "seed": 2,
+            "stop": ["\n\n", "\nQuestion:"],
+        }
+    assert first.prompt_sent == second.prompt_sent == prompt
+
+
 async def test_user_template_stop_and_request_stop_are_sent() -> None:
     with LoopbackServer() as server:
         server.respond_with(lambda rec: Reply(body=_text_completion("Paris\n")))

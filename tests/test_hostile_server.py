@@ -259,6 +259,29 @@ def test_max_response_bytes_is_validated(kind: str, bad: Any) -> None:
         make(kind, None, max_response_bytes=bad)
 
 
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_the_numeric_settings_share_the_library_checks(kind: str) -> None:
+    cls = "OpenAIModel" if kind == "openai" else "AnthropicModel"
+    cases: list[tuple[str, Any, str]] = [
+        ("max_response_bytes", 0, "must be an integer >= 1, not 0"),
+        ("max_response_bytes", 1.5, "must be an integer, not 1.5"),
+        ("timeout", 0, "must be a positive number, not 0"),
+        ("timeout", float("inf"), "must be a finite number, not inf"),  # was accepted
+        ("timeout", True, "must be a number, not True"),
+        ("temperature", "hot", "must be a number, not 'hot'"),  # were all accepted
+        ("temperature", -0.5, "must lie in [0, inf], not -0.5"),
+        ("temperature", float("nan"), "must be a finite number, not nan"),
+        ("temperature", True, "must be a number, not True"),
+    ]
+    for field, bad, says in cases:
+        with pytest.raises(errors.ConfigurationError) as info:
+            make(kind, None, base_url="http://127.0.0.1:9", **{field: bad})
+        assert str(info.value) == f"{cls}: {field} {says}"
+    model = make(kind, None, base_url="http://127.0.0.1:9", timeout=3, temperature=1)
+    assert model.timeout == 3.0 and isinstance(model.timeout, float)
+    assert model.temperature == 1.0
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 async def test_a_huge_error_body_is_not_read_in_full(

@@ -342,8 +342,32 @@ def test_generate_is_the_sync_wrapper(server: LoopbackServer) -> None:
 
 async def test_generate_inside_a_loop_says_use_agenerate() -> None:
     model = ScriptedModel("x")
-    with pytest.raises(errors.UsageError, match="agenerate"):
+    with pytest.raises(errors.SyncInAsyncError, match=r"await model\.agenerate"):
         model.generate(Request(prompt="x"))
+    with pytest.raises(errors.SyncInAsyncError, match=r"await model\.aclose\(\)"):
+        model.close()
+    assert model.requests == [] and model.remaining == 1  # refused before any call
+
+
+class _Closing(ScriptedModel):
+    """Counts ``aclose`` calls and the loop each one ran on."""
+
+    def __init__(self, *answers: Any) -> None:
+        super().__init__(*answers, name="closing")
+        self.closed: list[asyncio.AbstractEventLoop] = []
+
+    async def aclose(self) -> None:
+        self.closed.append(asyncio.get_running_loop())
+
+
+def test_generate_releases_the_connections_on_its_own_loop_even_when_it_fails() -> None:
+    model = _Closing("one", errors.ProviderError("boom", model_name="closing"))
+    assert model.generate(Request(prompt="x")).text == "one"
+    with pytest.raises(errors.ProviderError, match="boom"):
+        model.generate(Request(prompt="x"))
+    assert len(model.closed) == 2 and model.closed[0] is not model.closed[1]  # a loop per call
+    model.close()
+    assert len(model.closed) == 3
 
 
 def test_get_model_resolves_specs(server: LoopbackServer) -> None:

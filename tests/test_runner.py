@@ -18,7 +18,7 @@ import ensemble
 from ensemble import Ensemble, RetryPolicy, ScriptedModel, errors
 from ensemble._retry import CallState
 from ensemble.models.anthropic import AnthropicModel
-from ensemble.models.base import Model
+from ensemble.models.base import Model, Request
 from ensemble.models.openai import OpenAIModel
 
 CANARY = "sk-CANARY-0b7e2d19c4a8f635ee42"
@@ -256,6 +256,49 @@ async def test_two_failures_of_five_with_quorum_4_raise_and_keep_samples(
     assert "openai:m5#0: InvalidResponseError" in message
 
 
+async def test_empty_answers_abstain_so_they_never_count_toward_the_quorum() -> None:
+    members: list[Model] = [
+        ScriptedModel("", name="a"),
+        ScriptedModel(" \n\t", name="b"),
+        ScriptedModel("Paris.", name="c"),
+    ]
+    with pytest.raises(errors.QuorumError) as info:
+        await arun(ens(members, quorum=2))
+    err = info.value
+    assert (err.voters, err.empty, err.quorum) == (1, 2, 2)
+    assert [s.text for s in err.samples] == ["", " \n\t", "Paris."]  # all kept
+    message = str(err)
+    assert message.startswith("1 voting sample(s), quorum is 2 (3 successful, 2 of them empty")
+    assert "a#0: empty answer (abstains)" in message and "b#0: empty answer" in message
+    assert err.summary in message and "failures" not in err.summary
+
+
+async def test_a_run_of_only_empty_answers_is_below_the_default_quorum() -> None:
+    with pytest.raises(errors.QuorumError) as info:
+        await arun(ens([ScriptedModel("", name="a"), ScriptedModel("  ", name="b")]))
+    assert (info.value.voters, info.value.empty, info.value.quorum) == (0, 2, 1)
+    assert len(info.value.samples) == 2 and not info.value.failures
+
+
+async def test_empty_answers_still_abstain_when_the_quorum_is_met_or_unchecked() -> None:
+    e = ens([ScriptedModel("Paris.", "", name="a"), ScriptedModel("Paris.", name="b")])
+    async with e:
+        result = await e.avote(
+            [*await e.asample("q"), ensemble.Sample(text="", model="a", repeat=1)]
+        )
+        assert result.text == "Paris." and len(result.samples) == 3
+        assert any(a.kind == "empty_samples" for a in result.alerts)
+        # a partial vote (``check_quorum=False``, as the escalation's rounds) on empty answers
+        # only says so in its alerts instead of raising; no successful sample still raises
+        empty = (ensemble.Sample(text=" ", model="a", repeat=0),)
+        assert (await e.avote(empty, check_quorum=False)).alerts[0].kind == "all_empty"
+        failed = ensemble.Sample(
+            model="a", repeat=0, error=ensemble.SampleError(type="ProviderError", message="x")
+        )
+        with pytest.raises(errors.QuorumError):
+            await e.avote([failed], check_quorum=False)
+
+
 # --- counts, seeds, temperatures, limits -------------------------------------------------------
 
 
@@ -480,6 +523,38 @@ def test_retry_policy_decisions() -> None:
     assert "gave up" in str(p.delay(errors.ProviderTimeoutError("x", **name), 4, rng))
     with pytest.raises(ValueError):
         RetryPolicy(base_delay=5.0, max_delay=1.0)
+
+
+async def test_a_retry_after_refusal_is_recognised_by_its_class_not_its_text() -> None:
+    from ensemble._retry import RetryAfterRefusal, call_with_retries
+
+    policy = RetryPolicy(base_delay=0.0, max_delay=0.0, max_retry_after=30.0)
+    rng = random.Random(0)
+    late = errors.RateLimitError("slow", model_name="f", status_code=429, retry_after=120.0)
+    assert isinstance(policy.delay(late, 1, rng), RetryAfterRefusal)
+    assert not isinstance(policy.delay(late, 4, rng), RetryAfterRefusal)  # gave up: a str
+    # a provider whose own message already reads like the refusal is still annotated, once,
+    # even when the same instance is raised again (a test double)
+    said = "Retry-After 120 s exceeds the cap of 30 s (max_retry_after)"
+    echo = errors.RateLimitError(said, model_name="f", status_code=429, retry_after=120.0)
+    model = ScriptedModel(echo, echo, name="f")
+    for _ in range(2):
+        out = await call_with_retries(
+            model, Request(prompt="q"), policy=policy, timeout=None, state=CallState()
+        )
+        assert out.error is echo and out.attempts == 1
+    assert echo.not_retried == said
+    assert str(echo) == f"f: HTTP 429: {said}; not retried: {said}"
+    # another retryable error that is given up on is not marked
+    flaky = errors.ProviderConnectionError("reset", model_name="g")
+    out = await call_with_retries(
+        ScriptedModel(flaky, name="g"),
+        Request(prompt="q"),
+        policy=RetryPolicy(max_attempts=1),
+        timeout=None,
+        state=CallState(),
+    )
+    assert out.error is flaky and flaky.not_retried is None and str(flaky) == "g: reset"
 
 
 async def test_retry_that_would_pass_the_deadline_is_not_started() -> None:

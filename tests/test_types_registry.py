@@ -21,6 +21,8 @@ def test_sample_has_text_or_error_not_both() -> None:
     with pytest.raises(ValidationError):
         ensemble.Sample(text="a", error=ensemble.SampleError(type="X", message="y"))
     assert ensemble.Sample(text="").ok
+    assert ensemble.Sample(text=" \n").empty and not ensemble.Sample(text=" a ").empty
+    assert not ensemble.Sample(error=ensemble.SampleError(type="X", message="y")).empty
 
 
 def test_span_offsets_must_match_text() -> None:

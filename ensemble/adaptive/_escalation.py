@@ -222,8 +222,9 @@ class Escalation:
         return None if basis is None else self.stopping.futile(basis, remaining)
 
     async def _vote(self, samples: Sequence[Sample], prompt: str) -> Consensus | None:
-        """The ensemble's vote on ``samples`` (no quorum yet: rounds are partial)."""
-        if not any(s.ok for s in samples):
+        """The ensemble's vote on ``samples`` (no quorum yet: rounds are partial); ``None``
+        when no sample can vote (every one failed or is empty: an empty answer abstains)."""
+        if not any(s.ok and not s.empty for s in samples):
             return None
         return await self.ensemble.avote(
             samples, check_quorum=False, prompt=prompt, settings=self.settings
@@ -290,7 +291,7 @@ class Escalation:
                         break
             if result is None:
                 if t + 1 == len(self.tiers):
-                    self.ensemble.require_quorum(samples)  # raises: no sample succeeded
+                    self.ensemble.require_quorum(samples)  # raises: no sample can vote
                 report.append(
                     TierRun(
                         tier=t,
@@ -299,7 +300,11 @@ class Escalation:
                         samples_drawn=len(samples) - before,
                         confidence=0.0,
                         outcome="escalated",
-                        reason="no successful sample",
+                        reason=(
+                            "no successful sample"
+                            if not any(s.ok for s in samples)
+                            else "no voting sample (every successful answer was empty)"
+                        ),
                     )
                 )
                 continue

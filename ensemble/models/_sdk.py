@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import SecretStr
 
+from ensemble._validate import check_int, check_number
 from ensemble.errors import (
     ConfigurationError,
     InvalidResponseError,
@@ -96,22 +97,24 @@ class SDKModel(Model):
             raise ConfigurationError("model must be a non-empty string")
         if not isinstance(allow_metadata_hosts, bool):
             raise ConfigurationError("allow_metadata_hosts must be True or False")
-        if max_response_bytes is not None and (
-            isinstance(max_response_bytes, bool)
-            or not isinstance(max_response_bytes, int)
-            or max_response_bytes < 1
-        ):
-            raise ConfigurationError(
-                f"max_response_bytes must be a positive integer or None, not {max_response_bytes!r}"
-            )
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
-        ):
-            raise ConfigurationError(f"timeout must be a positive number or None, not {timeout!r}")
+        owner = type(self).__name__
+        self.max_response_bytes = (
+            None
+            if max_response_bytes is None
+            else check_int(f"{owner}: max_response_bytes", max_response_bytes, minimum=1)
+        )
+        checked_timeout = (
+            None
+            if timeout is None
+            else check_number(f"{owner}: timeout", timeout, low=0.0, low_open=True)
+        )
+        self.temperature = (
+            None
+            if temperature is None
+            else check_number(f"{owner}: temperature", temperature, low=0.0)
+        )
         self.model = model
         self.name = name or f"{self.provider}:{model}"
-        self.temperature = temperature
-        self.max_response_bytes = max_response_bytes
         from_env = os.environ.get(self.base_url_env_var, "").strip() if base_url is None else ""
         if base_url is not None:
             self.base_url_source = "argument"
@@ -135,7 +138,7 @@ class SDKModel(Model):
         self._api_key: SecretStr | None = resolve_key(
             api_key, env_var=self.key_env_var, provider=self.label, allow_missing=custom
         )
-        self.timeout = float(timeout) if timeout is not None else None
+        self.timeout = checked_timeout
         self._user_client = http_client
         self.transport = check_transport(transport, http_client)
         self._clients = LoopBound()
@@ -179,6 +182,11 @@ class SDKModel(Model):
         """The completion in a 2xx body, or :class:`InvalidResponseError`."""
         raise NotImplementedError
 
+    def _sent(self, completion: Completion, params: dict[str, Any]) -> Completion:
+        """``completion`` with what it needs from the body that was sent (by default,
+        nothing: completion mode records the rendered prompt)."""
+        return completion
+
     # --- the call ----------------------------------------------------------------------------
 
     async def agenerate(self, request: Request) -> Completion:
@@ -198,7 +206,7 @@ class SDKModel(Model):
                 raise ProviderTimeoutError(
                     f"no complete answer within timeout={self.timeout:g} s", model_name=self.name
                 )
-        completion = self._parse(content, headers, latency)
+        completion = self._sent(self._parse(content, headers, latency), params)
         logger.debug(
             "%s: answered in %.3fs (finish_reason=%s)",
             self.name,

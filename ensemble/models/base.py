@@ -23,7 +23,6 @@ runs each call in its own event loop and releases the connections afterwards; in
 from __future__ import annotations
 
 import abc
-import asyncio
 import email.utils
 import math
 import time
@@ -33,7 +32,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ensemble._sync import require_no_running_loop
+from ensemble._sync import run_sync
 from ensemble.types import Usage
 
 __all__ = ["Completion", "Message", "Model", "Request"]
@@ -161,26 +160,24 @@ class Model(abc.ABC):
     def generate(self, request: Request) -> Completion:
         """Synchronous :meth:`agenerate`: runs one call in a fresh event loop.
 
-        Raises :class:`~ensemble.errors.UsageError` when called from inside a running event
-        loop (use ``await model.agenerate(...)`` there).
+        Follows the one sync-over-async rule (:func:`ensemble._sync.run_sync`): the model's
+        connections are released after the call, whether it succeeded or not, and from
+        inside a running event loop it raises :class:`~ensemble.errors.SyncInAsyncError` (a
+        :class:`~ensemble.errors.UsageError`; use ``await model.agenerate(...)`` there).
         """
-        _require_no_running_loop("model.generate()", "await model.agenerate(...)")
-
-        async def once() -> Completion:
-            try:
-                return await self.agenerate(request)
-            finally:
-                await self.aclose()
-
-        return asyncio.run(once())
+        return run_sync(
+            "model.generate()",
+            "await model.agenerate(...)",
+            lambda: self.agenerate(request),
+            release=self.aclose,
+        )
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, nothing to close by default
         """Release connections; the model stays usable (the next call reopens them)."""
 
     def close(self) -> None:
-        """Synchronous :meth:`aclose`."""
-        _require_no_running_loop("model.close()", "await model.aclose()")
-        asyncio.run(self.aclose())
+        """Synchronous :meth:`aclose` (same rule as :meth:`generate`)."""
+        run_sync("model.close()", "await model.aclose()", self.aclose)
 
     async def __aenter__(self) -> Model:
         return self
@@ -195,11 +192,6 @@ class Model(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
-
-
-def _require_no_running_loop(what: str, instead: str) -> None:
-    # The one sync-over-async rule lives in ensemble._sync.
-    require_no_running_loop(what, instead)
 
 
 #: The lowest value ever reported as ``retry_after`` (a hint of 0 still means "wait a moment").

@@ -207,13 +207,11 @@ class OpenAIModel(SDKModel):
             params["stop"] = stops
         return params
 
-    async def agenerate(self, request: Request) -> Completion:
-        completion = await super().agenerate(request)
+    def _sent(self, completion: Completion, params: dict[str, Any]) -> Completion:
         if self.mode != "completion":
             return completion
-        assert self.prompt_template is not None
-        sent = render_completion_prompt(request, self.prompt_template)
-        return completion.model_copy(update={"prompt_sent": sent})
+        # the prompt rendered once, by _completion_params, is the one recorded
+        return completion.model_copy(update={"prompt_sent": params["prompt"]})
 
     async def _call_sdk(self, client: Any, params: dict[str, Any]) -> tuple[bytes, Any]:
         # The SDK's documented raw route (auth, headers, error types, no retries) without its
