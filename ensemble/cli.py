@@ -686,7 +686,7 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
         type=_positive_int,
         default=None,
         metavar="Q",
-        help="fewest successful samples (default 1)",
+        help="fewest successful non-empty samples (default 1; an empty answer abstains)",
     )
     parser.add_argument(
         "--timeout",

@@ -74,7 +74,7 @@ class Ensemble:
     - ``deadline``: seconds for the whole run (``None``: none). Calls still running then are
       cancelled (their connections closed) and become samples with a
       :class:`~ensemble.errors.DeadlineExceededError`; the run votes on what came back.
-    - ``quorum``: fewest successful samples to vote on; fewer raises
+    - ``quorum``: fewest successful non-empty samples to vote on; fewer raises
       :class:`~ensemble.errors.QuorumError`. An empty (white-space-only) answer abstains, so
       it is kept but never counts. Default ``None`` means **1**: any answer is voted
       on, and the confidences (and the ``no_evidence`` alert of a single sample) say how little
