@@ -1,6 +1,6 @@
 """Does combining the offline metrics beat ``ngram`` alone on WikiBio NonFact*? Cross-validated.
 
-Scores every sentence of the 30 annotated passages of ``wikibio_dev.json`` with each offline
+Scores every sentence of the 60 annotated passages of ``wikibio_dev.json`` with each offline
 metric (``ngram``, ``semantic``, ``entailment`` with its offline default backend) through
 ``ensemble.score``, then compares, on the SelfCheckGPT figures (NonFact / NonFact* / Factual
 AUC-PR):
@@ -223,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     )
     print("\nhalves (fixed equal-weight means, nothing fitted):")
-    for half, idx in (("0-14", range(15)), ("15-29", range(15, len(passages)))):
+    for half, idx in (("0-29", range(30)), ("30-59", range(30, len(passages)))):
         hl = [labels[i] for i in idx]
         print(row(f"  ngram on {half}", figures(hl, [per_metric["ngram"][i] for i in idx])))
         for subset in subsets:
