@@ -50,6 +50,7 @@ from _wikibio import confidences as raw_confidences  # noqa: E402
 
 import ensemble  # noqa: E402
 from ensemble.calibration import Calibrator, expected_calibration_error  # noqa: E402
+from ensemble.types import metric_part  # noqa: E402
 
 OUT = ROOT / "ensemble" / "data" / "ngram_wikibio_dev.json"
 DESCRIPTION = (
@@ -208,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             s_all,
             y_all,
             method=args.method,
-            metric=sig,
+            metric=metric_part(sig),  # without the library version: valid across releases
             name="ngram-wikibio",
             description=DESCRIPTION.format(method=args.method, prior=args.prior),
             prior=args.prior if args.method != "platt" else 0.0,

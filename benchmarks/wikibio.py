@@ -247,9 +247,13 @@ HALF_HEADER = (
 )
 
 #: The ngram settings compared by --cv (each chosen on one half, reported on the other).
+#: ``power`` (of the best-sentence support) only matters with ``local`` above 0.
 CV_GRID: list[dict[str, Any]] = [
-    {"lowest": k, "context": c, "critical": w, "local": loc}
-    for k, c, w, loc in itertools.product((2, 3), (0.25, 0.5, 0.75), (1, 2), (0.0, 0.25, 0.5, 0.75))
+    {"lowest": k, "context": c, "critical": w, "local": loc, "power": p}
+    for k, c, w, loc, p in itertools.product(
+        (2, 3), (0.25, 0.5, 0.75), (1, 2), (0.0, 0.25, 0.5, 0.75), (1, 2, 3)
+    )
+    if loc > 0.0 or p == 1
 ]
 
 

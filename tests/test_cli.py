@@ -383,10 +383,10 @@ def test_ask_base_url_sends_openai_models_to_that_server(
 def test_demo_threshold_prints_only_what_is_kept(capsys: pytest.CaptureFixture[str]) -> None:
     code, full_json, _ = run_cli(["demo", "--json"], capsys)
     spans = Consensus.model_validate_json(full_json).spans
-    low = [s.text for s in spans if s.confidence < 0.6]
-    high = [s.text for s in spans if s.confidence >= 0.6]
+    low = [s.text for s in spans if s.confidence < 0.5]
+    high = [s.text for s in spans if s.confidence >= 0.5]
     assert low and high
-    code, out, _ = run_cli(["demo", "--threshold", "0.6"], capsys)
+    code, out, _ = run_cli(["demo", "--threshold", "0.5"], capsys)
     assert code == 0
     for text in low:
         assert text not in out

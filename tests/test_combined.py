@@ -12,6 +12,7 @@ import ensemble
 from ensemble.errors import ConfigurationError, InvalidInputError
 from ensemble.metrics.base import FloatArray, Metric
 from ensemble.metrics.combined import CombinedMetric
+from ensemble.metrics.entailment import EntailmentMetric
 
 
 class Const(Metric):
@@ -112,5 +113,17 @@ def test_registered_default_is_ngram_plus_entailment() -> None:
         pytest.skip("entailment needs the similarity extra")
     assert isinstance(m, CombinedMetric)
     assert [p.name for p in m.parts] == ["ngram", "entailment"]
-    assert m.weights == (0.75, 0.25)  # chosen by cross-validation over the WikiBio halves
+    assert m.weights == (0.85, 0.15)  # chosen by cross-validation over the WikiBio halves
     assert CombinedMetric(["ngram", "entailment"]).weights == (0.5, 0.5)  # explicit parts
+
+
+def test_default_entailment_part_squares_support() -> None:
+    try:
+        m = CombinedMetric()
+    except ImportError:  # MissingDependencyError: the similarity extra is not installed
+        pytest.skip("entailment needs the similarity extra")
+    entailment = m.parts[1]
+    assert isinstance(entailment, EntailmentMetric) and entailment.power == 2
+    # explicit parts by name keep each metric's own defaults
+    explicit = CombinedMetric(["ngram", "entailment"]).parts[1]
+    assert isinstance(explicit, EntailmentMetric) and explicit.power == 1

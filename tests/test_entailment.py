@@ -206,7 +206,7 @@ def test_bad_settings() -> None:
 def test_signature_names_the_backend() -> None:
     metric = EntailmentMetric(backend=Scripted(), formula="ratio")
     assert metric.info.signature == (
-        "entailment|backend:scripted|backend_version:1|formula:ratio|version:1"
+        "entailment|backend:scripted|backend_version:1|formula:ratio|power:1|version:1"
         f"|ensemble:{ensemble.__version__}"
     )
 
@@ -349,3 +349,52 @@ def test_similarity_cutoffs_are_settings() -> None:
     text = "Ada Lovelace was born in 1815."
     sup = cues.support(text, [(0, len(text))], ["In 1815, Ada Lovelace was born in London."])
     assert sup[0, 0] == 1.0
+
+
+class Halves(EntailmentBackend):
+    """'yes' entails, 'half' is split between entailment and neutral, 'skip' abstains."""
+
+    name = "halves"
+
+    def judge(self, spans: Sequence[str], sample: str, *, text: str | None = None) -> FloatArray:
+        if sample == "skip":
+            return abstention(len(spans))
+        row = {"yes": E, "half": [0.5, 0.5, 0.0]}.get(sample, N)
+        return np.tile(row, (len(spans), 1))
+
+
+class AsyncHalves(AsyncEntailmentBackend):
+    name = "async-halves"
+
+    async def ajudge(
+        self, spans: Sequence[str], sample: str, *, text: str | None = None
+    ) -> FloatArray:
+        return Halves().judge(spans, sample, text=text)
+
+
+def test_power_squares_each_samples_support_before_the_mean() -> None:
+    samples = ["yes", "half", "skip"]
+    plain = ensemble.score(
+        text="A claim.", samples=samples, metric=EntailmentMetric(backend=Halves())
+    )
+    squared_metric = EntailmentMetric(backend=Halves(), power=2)
+    squared = ensemble.score(text="A claim.", samples=samples, metric=squared_metric)
+    assert plain.spans[0].confidence == pytest.approx((1.0 + 0.5) / 2)
+    assert squared.spans[0].confidence == pytest.approx((1.0 + 0.25) / 2)  # abstention left out
+    assert squared.spans[0].support == plain.spans[0].support == (1.0, 0.5, None)
+    weighted = ensemble.score(
+        text="A claim.", samples=samples, metric=squared_metric, weights=[1, 3, 5]
+    )
+    assert weighted.spans[0].confidence == pytest.approx((1.0 + 3 * 0.25) / 4)
+    # the async core gives the same number with an async backend
+    via_async = asyncio.run(
+        ensemble.ascore(
+            text="A claim.",
+            samples=samples,
+            metric=EntailmentMetric(backend=AsyncHalves(), power=2),
+        )
+    )
+    assert via_async.spans[0].confidence == pytest.approx(squared.spans[0].confidence)
+    assert "power:2" in squared_metric.info.signature
+    with pytest.raises(ConfigurationError, match="power"):
+        EntailmentMetric(backend=Halves(), power=0)

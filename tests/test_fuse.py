@@ -245,8 +245,8 @@ def test_threshold_and_json_round_trip() -> None:
     assert Consensus.model_validate_json(r.model_dump_json()) == r
     paris, euro = r.spans
     assert euro.confidence < paris.confidence  # the contested claim is the less certain one
-    # ngram v3: 0.97 (unanimous) and 0.90 (one sample says "dollar"); v2 gave 0.97 and 0.89.
-    cut = ensemble.consensus(samples, method="fuse", threshold=0.95)
+    # ngram v4: 0.95 (unanimous) and 0.84 (one sample says "dollar"); v3 gave 0.97 and 0.90.
+    cut = ensemble.consensus(samples, method="fuse", threshold=0.9)
     assert [s.text for s in cut.spans] == [PARIS]
     assert cut.text == r.text
 

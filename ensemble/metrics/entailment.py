@@ -15,7 +15,9 @@ the neutral mass: a sample that does not mention the fact at all would then coun
 half-support, which is not what "supported" means here; it is available as
 ``formula="ratio"``.)
 
-The confidence of a span is the (weighted) mean support over the samples that gave a verdict.
+The confidence of a span is the (weighted) mean support over the samples that gave a verdict
+(with ``power=k``, the mean of each sample's support raised to ``k``: a sample that half
+supports a span then counts 1/2**k; ``combined`` uses ``power=2``).
 An abstention is never counted as 0.5 or as 0: it is left out of the mean, shows as ``None`` in
 ``Span.support``, and is reported in ``Consensus.alerts``. A span on which every sample
 abstained gets confidence 0 (nothing supports it).
@@ -51,8 +53,9 @@ import numpy as np
 
 from ensemble._registry import Registry
 from ensemble._sync import run_sync
+from ensemble._validate import check_int
 from ensemble.errors import ConfigurationError
-from ensemble.metrics.base import FloatArray, Granularity, Metric
+from ensemble.metrics.base import FloatArray, Granularity, Metric, MetricScores, weighted_mean
 from ensemble.types import SettingValue
 
 if TYPE_CHECKING:
@@ -282,9 +285,11 @@ class EntailmentMetric(Metric):
         *,
         backend: str | EntailmentBackend = "similarity",
         formula: Formula = "difference",
+        power: int = 1,
     ) -> None:
         if formula not in ("difference", "ratio"):
             raise ConfigurationError(f"formula must be 'difference' or 'ratio', not {formula!r}")
+        self.power = check_int("power", power, minimum=1)
         self.backend = _make_backend(backend)
         self.formula: Formula = formula
 
@@ -293,6 +298,7 @@ class EntailmentMetric(Metric):
             "backend": self.backend.name,
             "backend_version": self.backend.version,
             "formula": self.formula,
+            "power": self.power,
         }
         for key, value in self.backend.settings().items():
             out[f"backend.{key}"] = value
@@ -334,6 +340,20 @@ class EntailmentMetric(Metric):
     ) -> FloatArray:
         """Support per span and sample; NaN where the backend abstained."""
         return support_from_verdicts(self.verdicts(text, spans, samples), self.formula)
+
+    def _scores(
+        self,
+        support: object,
+        spans: Sequence[tuple[int, int]],
+        samples: Sequence[str],
+        weights: FloatArray | None,
+    ) -> MetricScores:
+        """The base rule (validated support, its weighted mean), with each sample's support
+        raised to ``power`` before the mean; abstentions (NaN) stay left out."""
+        scores = super()._scores(support, spans, samples, weights)
+        if self.power == 1 or len(samples) == 0:
+            return scores
+        return MetricScores(scores.support, weighted_mean(scores.support**self.power, weights))
 
     @property
     def is_async(self) -> bool:
