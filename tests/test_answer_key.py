@@ -49,8 +49,8 @@ def test_echoed_question_words_do_not_elect_the_candidate() -> None:
 @pytest.mark.parametrize(
     ("text", "prompt", "key"),
     [
-        ("The novel was written by Jane Austen.", Q, "austen"),
-        ("Jane Austen was the author of the novel.", Q, "austen"),
+        ("The novel was written by Jane Austen.", Q, "jane austen"),
+        ("Jane Austen was the author of the novel.", Q, "jane austen"),
         ("Austen", Q, "austen"),
         ("A spider has eight legs.", "How many legs does a spider have?", "8"),
         ("Spiders have 8 legs", "How many legs does a spider have?", "8"),
@@ -63,7 +63,7 @@ def test_echoed_question_words_do_not_elect_the_candidate() -> None:
         ("The Japanese yen", "What is the currency of Japan?", "yen"),
         ("It is the Pacific Ocean.", "What is the largest ocean?", "pacific"),
         ("The capital of Australia is Canberra.", "What is the capital of Australia?", "canberra"),
-        ("São Paulo", "Which city?", "paulo"),
+        ("São Paulo", "Which city?", "sao paulo"),
         ("Plants absorb carbon dioxide.", "Which gas do plants absorb?", "carbon dioxide"),
         ("Yes, it is.", "Is Paris in France?", "yes"),
         ("No.", "Is Lyon the capital of France?", "no"),
@@ -99,6 +99,78 @@ def test_vote_with_the_answer_key_through_the_engine_prompt_hook() -> None:
     assert exact.spans[0].confidence == 0.0
     # An empty key supports nothing.
     assert VoteMetric(key="answer").agreement(["", ""]).tolist() == [[0.0, 0.0], [0.0, 0.0]]
+
+
+CURRENCY = "What is the currency of Brazil? Answer in one short sentence."
+HOW_MANY = "How many people live in the city? Answer in one short sentence."
+
+
+@pytest.mark.parametrize(
+    ("text", "prompt", "key"),
+    [
+        # A scale word multiplies its number: "2 million" is "2,000,000".
+        ("About 2 million people.", HOW_MANY, "2000000"),
+        ("About 2,000,000 people.", HOW_MANY, "2000000"),
+        ("Two million.", HOW_MANY, "2000000"),
+        ("1.5 million", HOW_MANY, "1500000"),
+        ("one hundred thousand", HOW_MANY, "100000"),
+        # A minus sign is part of the number; a unit after it is not a name.
+        ("It is -18 degrees.", "What is the temperature in degrees?", "-18"),
+        ("The freezing point is 0°F.", "What is the freezing point of water?", "0"),
+        # A comma ends a name: "Dallas, Texas" answers "Dallas".
+        ("It happened in Dallas, Texas.", "In which city was he shot?", "dallas"),
+        ("Paris, France", "Which city?", "paris"),
+        # The full stop after an initial or a title does not; titles are not the name.
+        ("John F. Kennedy", "Who was shot in Dallas?", "john f kennedy"),
+        ("Dr. Louis Pasteur.", "Who made the vaccine?", "louis pasteur"),
+        ("Leonardo da Vinci.", "Who painted the Mona Lisa?", "leonardo da vinci"),
+        # A possessive of a prompt word is a prompt word.
+        ("Brazil's currency is the real.", CURRENCY, "real"),
+        # An adjective of nationality before a prompt word is not the answer.
+        ("The Brazilian currency is called the real.", CURRENCY, "real"),
+        ("Vietnamese is the official language.", "What is the official language of Vietnam?",
+         "vietnamese"),
+    ],
+)  # fmt: skip
+def test_answer_key_reads_numbers_names_and_prompt_words_alike(
+    text: str, prompt: str, key: str
+) -> None:
+    assert answer_key(text, prompt) == key
+
+
+def test_a_name_votes_with_itself_without_first_names_not_with_another_name() -> None:
+    prompt = "Who was the first Emperor of Rome?"
+    metric = VoteMetric(key="answer").with_prompt(prompt)
+    texts = ["Augustus Caesar.", "It was Julius Caesar.", "Augustus", "Caesar Augustus"]
+    m = metric.agreement(texts)
+    assert m[0, 1] == 0.0  # two different Caesars
+    assert m[0, 2] == 0.0 and m[2, 3] == 1.0  # "Augustus" is "Caesar Augustus" without "Caesar"
+    shakespeare = VoteMetric(key="answer").with_prompt("Who wrote Hamlet?")
+    s = shakespeare.agreement(["William Shakespeare", "Shakespeare.", "Christopher Marlowe"])
+    assert s.tolist() == [[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    # The engine scores the consensus the same way: "Caesar Augustus" gets 1 of 3 supports.
+    r = ensemble.consensus(texts, metric=VoteMetric(key="answer"), prompt=prompt, alarm=None)
+    assert r.text in ("Augustus", "Caesar Augustus")
+    assert r.spans[0].confidence == pytest.approx(1 / 3)
+
+
+def test_the_prompt_is_read_once_per_vote(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ensemble.metrics.vote as vote
+
+    calls: list[str | None] = []
+    real = vote._Question.of
+
+    def counting(prompt: str | None) -> vote._Question:
+        calls.append(prompt)
+        return real(prompt)
+
+    monkeypatch.setattr(vote._Question, "of", staticmethod(counting))
+    samples = [f"The answer is Canberra, reply {i}." for i in range(8)] + ["Sydney."]
+    r = ensemble.consensus(
+        samples, metric=VoteMetric(key="answer"), prompt="What is the capital of Australia?"
+    )
+    assert "Canberra" in r.text
+    assert calls == ["What is the capital of Australia?"]
 
 
 def test_bad_vote_key_is_a_configuration_error() -> None:
