@@ -176,3 +176,20 @@ def test_the_prompt_is_read_once_per_vote(monkeypatch: pytest.MonkeyPatch) -> No
 def test_bad_vote_key_is_a_configuration_error() -> None:
     with pytest.raises(ensemble.errors.ConfigurationError, match="key must be"):
         VoteMetric(key="fuzzy")  # type: ignore[arg-type]
+
+
+def test_discount_prompt_reads_the_prompt_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ensemble.metrics.prompt as prompt_mod
+
+    calls: list[str] = []
+    real = prompt_mod._grams
+
+    def counting(prompt: str, min_run: int) -> frozenset[tuple[str, ...]]:
+        calls.append(prompt)
+        return real(prompt, min_run)
+
+    monkeypatch.setattr(prompt_mod, "_grams", counting)
+    texts = [f"The novel Pride and Prejudice was written by author {i}." for i in range(6)]
+    out = discount_prompt(texts, Q)
+    assert out[0] == "was written by author 0"
+    assert calls == [Q]
