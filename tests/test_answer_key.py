@@ -130,6 +130,16 @@ HOW_MANY = "How many people live in the city? Answer in one short sentence."
         ("The Brazilian currency is called the real.", CURRENCY, "real"),
         ("Vietnamese is the official language.", "What is the official language of Vietnam?",
          "vietnamese"),
+        # A nationality and a common noun before a name describe the name.
+        ("It was written by Norwegian filmmaker Henrik Storm.", "Who wrote the novel?",
+         "henrik storm"),
+        ("In 1928, French chemist Pierre Douay found it.", "Who discovered penicillin?",
+         "pierre douay"),
+        # A year question is answered by the first number that can be a year.
+        ("The Apollo 11 mission landed in 1969.", "In which year did humans land on the Moon?",
+         "1969"),
+        # An interjection that opens a reply is not a name.
+        ("Aw, it is 32 degrees.", "What is the freezing point of water in degrees?", "32"),
     ],
 )  # fmt: skip
 def test_answer_key_reads_numbers_names_and_prompt_words_alike(

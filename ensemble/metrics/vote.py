@@ -77,6 +77,10 @@ _NUMBER_QUESTION = re.compile(
     r"in\s+(?:what|which)\s+year|what\s+(?:number|percentage|temperature)|when)\b",
     re.IGNORECASE,
 )
+#: A question for a year: a reply's first number of three or four digits is its answer
+#: ("The Apollo 11 mission in 1969" answers 1969, not 11).
+_YEAR_QUESTION = re.compile(r"\b(?:(?:what|which)\s+year|when)\b", re.IGNORECASE)
+_YEAR = re.compile(r"-?\d{3,4}")
 _UNITS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
     "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
@@ -97,7 +101,8 @@ _FILLER = frozenset(
     your which who whom whose what when where why how answer called named known also
     approximately about around roughly exactly just only very most more some any each every
     has have had do does did can could will would should may might must so then than
-    written wrote painted composed created made invented discovered located found used""".split()
+    written wrote painted composed created made invented discovered located found used
+    oh ah aw hmm mmm um uh okay ok well sure actually""".split()
 )
 #: Titles before a name: not part of it ("Dr. Louis Brandeis" is "Louis Brandeis").
 _TITLES = frozenset(
@@ -109,7 +114,7 @@ _GENERIC = frozenset(
     "ocean sea river lake city mountains mountain mount desert falls trench island islands "
     "empire wall".split()
 )
-_DEMONYM = re.compile(r"(?:ese|ian|an|ish|ic|i|ss)$")
+_DEMONYM = re.compile(r"(?:ese|ian|an|ish|ic|i|ss)$|^(?:french|dutch|greek|welsh|czech)$")
 #: Lower-case words that join the parts of a name ("Leonardo da Vinci", "Rio de Janeiro").
 _CONNECTORS = frozenset({"da", "de", "del", "der", "di", "du", "la", "le", "van", "von", "y"})
 
@@ -186,11 +191,12 @@ def _number(words: Sequence[str]) -> str | None:
 @dataclass(frozen=True)
 class _Question:
     """What the answer key needs of a prompt, computed once per vote: its words (folded,
-    possessives dropped) and whether it asks yes/no or for a number."""
+    possessives dropped) and whether it asks yes/no, for a number, or for a year."""
 
     words: frozenset[str]
     yes_no: bool
     number: bool
+    year: bool = False
 
     @classmethod
     def of(cls, prompt: str | None) -> _Question:
@@ -198,7 +204,10 @@ class _Question:
             return cls(frozenset(), True, False)
         words = frozenset(t.word for t in _tokens(prompt))
         return cls(
-            words, bool(_YES_NO_QUESTION.match(prompt)), bool(_NUMBER_QUESTION.search(prompt))
+            words,
+            bool(_YES_NO_QUESTION.match(prompt)),
+            bool(_NUMBER_QUESTION.search(prompt)),
+            bool(_YEAR_QUESTION.search(prompt)),
         )
 
 
@@ -222,7 +231,7 @@ def _is_unit(text: str, toks: Sequence[_Token], i: int) -> bool:
 
 def _answer(text: str, q: _Question) -> tuple[str, tuple[str, ...]]:
     """``(kind, words)`` of the answer ``text`` gives: kind ``"name"`` (its words may drop
-    first names: :func:`same_answer`) or ``"word"``."""
+    first names: :func:`_same`) or ``"word"``."""
     toks = _tokens(text)
     words = [t.word for t in toks]
     if not words:
@@ -234,6 +243,10 @@ def _answer(text: str, q: _Question) -> tuple[str, tuple[str, ...]]:
         if words[0] in _NO and not (len(words) > 1 and words[1] in _NO - {"no"}):
             return "word", ("no",)
     fresh = [w for w in words if w not in pset]
+    if q.year:
+        year = next((w for w in fresh if _YEAR.fullmatch(w)), None)
+        if year is not None:
+            return "word", (year,)
     if q.number:
         n = _number(fresh)
         if n is not None:
@@ -274,6 +287,16 @@ def _answer(text: str, q: _Question) -> tuple[str, tuple[str, ...]]:
             if nxt.word in pset and nxt.word not in _FILLER:  # "the Brazilian currency",
                 skipped.add(run[0])  # "Kenyan English": not the answer
                 i = j + 1
+                continue
+            after = j + 2
+            if (
+                nxt.raw[:1].islower()
+                and after < len(toks)
+                and name_word(after)
+                and _joins(text, nxt, toks[after])
+            ):  # "Norwegian filmmaker Henrik Storm": the name is the answer
+                skipped.add(run[0])
+                i = after
                 continue
             if nxt.word not in _FILLER:
                 return "word", (nxt.word,)  # "Japanese yen", "Swiss franc": the noun is the answer
