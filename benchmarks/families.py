@@ -235,8 +235,8 @@ def losses(items: Sequence[Item], run: Method, label: str) -> None:
         print(f"| {cat} | {len(ceil)} | {len(ceil) - len(lost)} | {cells} |")
     n_ceil, won, single = tot
     print(
-        f"{single} of the {n_ceil} ceiling questions have exactly one right sample of 10 (no "
-        f"two samples agree on the answer): a vote that won every ceiling question with two "
+        f"{single} of the {n_ceil} ceiling questions have exactly one right sample of 10 (the "
+        f"right answer has one vote): a vote that won every ceiling question with two "
         f"or more right samples, and none of those, would reach "
         f"{(n_ceil - single) / n_ceil:.1%} of the ceiling; this one reaches {won / n_ceil:.1%}"
     )
