@@ -369,6 +369,9 @@ class VoteMetric(Metric):
     name: ClassVar[str] = "vote"
     granularity: ClassVar[Granularity] = "text"
     symmetric: ClassVar[bool] = True
+    #: 2: the answer key reads whole names, scaled and signed numbers, years, and ends a name
+    #: at punctuation (``key="exact"`` gives the same numbers as in version 1).
+    version: ClassVar[str] = "2"
 
     def __init__(self, *, key: Literal["exact", "answer"] = "exact", prompt: str | None = None):
         if key not in ("exact", "answer"):
