@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ensemble
 from ensemble.metrics.prompt import bind_prompt, copied_words, discount_prompt, strip_prompt
@@ -203,3 +205,27 @@ def test_discount_prompt_reads_the_prompt_once(monkeypatch: pytest.MonkeyPatch) 
     out = discount_prompt(texts, Q)
     assert out[0] == "was written by author 0"
     assert calls == [Q]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    texts=st.lists(
+        st.text(
+            alphabet=st.sampled_from(list("Ab cD,.'-°é1²9 ")) | st.characters(),
+            max_size=40,
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    prompt=st.one_of(st.none(), st.text(max_size=40), st.just("How many years ago?")),
+)
+def test_the_answer_key_never_fails_and_its_agreement_is_symmetric(
+    texts: list[str], prompt: str | None
+) -> None:
+    for t in texts:
+        assert isinstance(answer_key(t, prompt), str)
+    m = VoteMetric(key="answer").with_prompt(prompt).agreement(texts)
+    assert m.shape == (len(texts), len(texts))
+    assert (m == m.T).all() and set(m.ravel().tolist()) <= {0.0, 1.0}
+    for i, t in enumerate(texts):  # a reply with an answer agrees with itself
+        assert m[i, i] == (1.0 if answer_key(t, prompt) else 0.0)
