@@ -281,13 +281,13 @@ def choose_candidate(
     texts: Sequence[str],
     agreement: FloatArray,
     families: Sequence[str] | None = None,
+    intra_weight: float = diagnostics.INTRA_FAMILY_WEIGHT,
 ) -> int:
     """Index of the minimum-Bayes-risk candidate among ``texts`` (see the module docstring).
 
     With ``families`` (one per text) from two or more families, each family has one vote
-    in a candidate's mean agreement, its own family weighing
-    :data:`ensemble.diagnostics.INTRA_FAMILY_WEIGHT` (read at each call, so
-    ``benchmarks/families.py`` can sweep it; see
+    in a candidate's mean agreement, its own family weighing ``intra_weight``
+    (:attr:`VoteSettings.intra_family_weight`; see
     :func:`ensemble.diagnostics.family_mean_agreement`).
     """
     n = len(texts)
@@ -295,7 +295,7 @@ def choose_candidate(
         return 0
     sym = (agreement + agreement.T) / 2.0
     if families is not None and len(set(families)) > 1:
-        mean = family_mean_agreement(sym, families, diagnostics.INTRA_FAMILY_WEIGHT)
+        mean = family_mean_agreement(sym, families, intra_weight)
     else:
         mean = (sym.sum(axis=1) - np.diag(sym)) / (n - 1)
     # Round so that summation order (i.e. sample order) cannot break a tie differently.
@@ -326,7 +326,7 @@ def _select_steps(vote: _Vote) -> _Steps:
     # One vote per family (weighting="model" without explicit weights; diagnostics.family_key).
     one_per_family = vote.settings.weighting == "model" and vote.weights is None
     fams = [vote.family(i) for i in voters] if one_per_family else None
-    local = choose_candidate(texts, matrix, fams)
+    local = choose_candidate(texts, matrix, fams, vote.settings.intra_family_weight)
     text = texts[local]
     offsets: Offsets = yield _Segment(text)
     return (

@@ -29,7 +29,7 @@ from pydantic import ConfigDict, Field
 from ensemble._limits import RateLimit, rate_limit_from
 from ensemble._validate import Settings
 from ensemble.calibration import Calibrator, load_calibration
-from ensemble.diagnostics import DEFAULT_ALARM, UniformityAlarm
+from ensemble.diagnostics import DEFAULT_ALARM, INTRA_FAMILY_WEIGHT, UniformityAlarm
 from ensemble.errors import ConfigurationError
 from ensemble.metrics.base import Metric, get_metric
 
@@ -88,7 +88,10 @@ class VoteSettings(_Settings):
       or a file, resolved here and checked against ``metric``;
     - ``method``: ``"select"`` (the text is the sample the others agree with most) or
       ``"fuse"`` (the sentences a majority of the models states; ``docs/fuse.md``). It is how
-      a consensus builds its text; :func:`ensemble.score` scores the text it is given.
+      a consensus builds its text; :func:`ensemble.score` scores the text it is given;
+    - ``intra_family_weight``: with samples of two or more families, how much a candidate's
+      agreement with its own family counts in the candidate choice, against 1 for each other
+      family (:data:`ensemble.diagnostics.INTRA_FAMILY_WEIGHT` by default; 0 to 1).
     """
 
     metric: Metric
@@ -97,6 +100,7 @@ class VoteSettings(_Settings):
     alarm: UniformityAlarm | None = DEFAULT_ALARM
     calibration: Calibrator | None = None
     method: Method = "select"
+    intra_family_weight: float = Field(default=INTRA_FAMILY_WEIGHT, ge=0.0, le=1.0)
 
     def __init__(
         self,
@@ -107,6 +111,7 @@ class VoteSettings(_Settings):
         alarm: UniformityAlarm | None = DEFAULT_ALARM,
         calibration: Calibrator | str | Path | None = None,
         method: Method = "select",
+        intra_family_weight: float = INTRA_FAMILY_WEIGHT,
     ) -> None:
         resolved = get_metric(metric)  # UnknownNameError lists the known names
         cal = load_calibration(calibration)
@@ -121,6 +126,7 @@ class VoteSettings(_Settings):
             alarm=alarm,
             calibration=cal,
             method=method,
+            intra_family_weight=intra_family_weight,
         )
 
     @classmethod
@@ -169,6 +175,7 @@ class VoteSettings(_Settings):
             "alarm": self.alarm,
             "calibration": self.calibration,
             "method": self.method,
+            "intra_family_weight": self.intra_family_weight,
         }
         return VoteSettings(**{**current, **changes})
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ensemble
 from ensemble.metrics.prompt import bind_prompt, copied_words, discount_prompt, strip_prompt
@@ -49,8 +51,8 @@ def test_echoed_question_words_do_not_elect_the_candidate() -> None:
 @pytest.mark.parametrize(
     ("text", "prompt", "key"),
     [
-        ("The novel was written by Jane Austen.", Q, "austen"),
-        ("Jane Austen was the author of the novel.", Q, "austen"),
+        ("The novel was written by Jane Austen.", Q, "jane austen"),
+        ("Jane Austen was the author of the novel.", Q, "jane austen"),
         ("Austen", Q, "austen"),
         ("A spider has eight legs.", "How many legs does a spider have?", "8"),
         ("Spiders have 8 legs", "How many legs does a spider have?", "8"),
@@ -63,7 +65,7 @@ def test_echoed_question_words_do_not_elect_the_candidate() -> None:
         ("The Japanese yen", "What is the currency of Japan?", "yen"),
         ("It is the Pacific Ocean.", "What is the largest ocean?", "pacific"),
         ("The capital of Australia is Canberra.", "What is the capital of Australia?", "canberra"),
-        ("São Paulo", "Which city?", "paulo"),
+        ("São Paulo", "Which city?", "sao paulo"),
         ("Plants absorb carbon dioxide.", "Which gas do plants absorb?", "carbon dioxide"),
         ("Yes, it is.", "Is Paris in France?", "yes"),
         ("No.", "Is Lyon the capital of France?", "no"),
@@ -101,6 +103,129 @@ def test_vote_with_the_answer_key_through_the_engine_prompt_hook() -> None:
     assert VoteMetric(key="answer").agreement(["", ""]).tolist() == [[0.0, 0.0], [0.0, 0.0]]
 
 
+CURRENCY = "What is the currency of Brazil? Answer in one short sentence."
+HOW_MANY = "How many people live in the city? Answer in one short sentence."
+
+
+@pytest.mark.parametrize(
+    ("text", "prompt", "key"),
+    [
+        # A scale word multiplies its number: "2 million" is "2,000,000".
+        ("About 2 million people.", HOW_MANY, "2000000"),
+        ("About 2,000,000 people.", HOW_MANY, "2000000"),
+        ("Two million.", HOW_MANY, "2000000"),
+        ("1.5 million", HOW_MANY, "1500000"),
+        ("one hundred thousand", HOW_MANY, "100000"),
+        # A minus sign is part of the number; a unit after it is not a name.
+        ("It is -18 degrees.", "What is the temperature in degrees?", "-18"),
+        ("The freezing point is 0°F.", "What is the freezing point of water?", "0"),
+        # A comma ends a name: "Dallas, Texas" answers "Dallas".
+        ("It happened in Dallas, Texas.", "In which city was he shot?", "dallas"),
+        ("Paris, France", "Which city?", "paris"),
+        # The full stop after an initial or a title does not; titles are not the name.
+        ("John F. Kennedy", "Who was shot in Dallas?", "john f kennedy"),
+        ("Dr. Louis Pasteur.", "Who made the vaccine?", "louis pasteur"),
+        ("Leonardo da Vinci.", "Who painted the Mona Lisa?", "leonardo da vinci"),
+        # A possessive of a prompt word is a prompt word.
+        ("Brazil's currency is the real.", CURRENCY, "real"),
+        # An adjective of nationality before a prompt word is not the answer.
+        ("The Brazilian currency is called the real.", CURRENCY, "real"),
+        ("Vietnamese is the official language.", "What is the official language of Vietnam?",
+         "vietnamese"),
+        # A nationality and a common noun before a name describe the name.
+        ("It was written by Norwegian filmmaker Henrik Storm.", "Who wrote the novel?",
+         "henrik storm"),
+        ("In 1928, French chemist Pierre Douay found it.", "Who discovered penicillin?",
+         "pierre douay"),
+        # A year question is answered by the first number that can be a year.
+        ("The Apollo 11 mission landed in 1969.", "In which year did humans land on the Moon?",
+         "1969"),
+        # An interjection that opens a reply is not a name.
+        ("Aw, it is 32 degrees.", "What is the freezing point of water in degrees?", "32"),
+    ],
+)  # fmt: skip
+def test_answer_key_reads_numbers_names_and_prompt_words_alike(
+    text: str, prompt: str, key: str
+) -> None:
+    assert answer_key(text, prompt) == key
+
+
+def test_a_name_votes_with_itself_without_first_names_not_with_another_name() -> None:
+    prompt = "Who was the first Emperor of Rome?"
+    metric = VoteMetric(key="answer").with_prompt(prompt)
+    texts = ["Augustus Caesar.", "It was Julius Caesar.", "Augustus", "Caesar Augustus"]
+    m = metric.agreement(texts)
+    assert m[0, 1] == 0.0  # two different Caesars
+    assert m[0, 2] == 0.0 and m[2, 3] == 1.0  # "Augustus" is "Caesar Augustus" without "Caesar"
+    shakespeare = VoteMetric(key="answer").with_prompt("Who wrote Hamlet?")
+    s = shakespeare.agreement(["William Shakespeare", "Shakespeare.", "Christopher Marlowe"])
+    assert s.tolist() == [[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    # The engine scores the consensus the same way: "Caesar Augustus" gets 1 of 3 supports.
+    r = ensemble.consensus(texts, metric=VoteMetric(key="answer"), prompt=prompt, alarm=None)
+    assert r.text in ("Augustus", "Caesar Augustus")
+    assert r.spans[0].confidence == pytest.approx(1 / 3)
+
+
+def test_the_prompt_is_read_once_per_vote(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ensemble.metrics.vote as vote
+
+    calls: list[str | None] = []
+    real = vote._Question.of
+
+    def counting(prompt: str | None) -> vote._Question:
+        calls.append(prompt)
+        return real(prompt)
+
+    monkeypatch.setattr(vote._Question, "of", staticmethod(counting))
+    samples = [f"The answer is Canberra, reply {i}." for i in range(8)] + ["Sydney."]
+    r = ensemble.consensus(
+        samples, metric=VoteMetric(key="answer"), prompt="What is the capital of Australia?"
+    )
+    assert "Canberra" in r.text
+    assert calls == ["What is the capital of Australia?"]
+
+
 def test_bad_vote_key_is_a_configuration_error() -> None:
     with pytest.raises(ensemble.errors.ConfigurationError, match="key must be"):
         VoteMetric(key="fuzzy")  # type: ignore[arg-type]
+
+
+def test_discount_prompt_reads_the_prompt_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ensemble.metrics.prompt as prompt_mod
+
+    calls: list[str] = []
+    real = prompt_mod._grams
+
+    def counting(prompt: str, min_run: int) -> frozenset[tuple[str, ...]]:
+        calls.append(prompt)
+        return real(prompt, min_run)
+
+    monkeypatch.setattr(prompt_mod, "_grams", counting)
+    texts = [f"The novel Pride and Prejudice was written by author {i}." for i in range(6)]
+    out = discount_prompt(texts, Q)
+    assert out[0] == "was written by author 0"
+    assert calls == [Q]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    texts=st.lists(
+        st.text(
+            alphabet=st.sampled_from(list("Ab cD,.'-°é1²9 ")) | st.characters(),
+            max_size=40,
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    prompt=st.one_of(st.none(), st.text(max_size=40), st.just("How many years ago?")),
+)
+def test_the_answer_key_never_fails_and_its_agreement_is_symmetric(
+    texts: list[str], prompt: str | None
+) -> None:
+    for t in texts:
+        assert isinstance(answer_key(t, prompt), str)
+    m = VoteMetric(key="answer").with_prompt(prompt).agreement(texts)
+    assert m.shape == (len(texts), len(texts))
+    assert (m == m.T).all() and set(m.ravel().tolist()) <= {0.0, 1.0}
+    for i, t in enumerate(texts):  # a reply with an answer agrees with itself
+        assert m[i, i] == (1.0 if answer_key(t, prompt) else 0.0)

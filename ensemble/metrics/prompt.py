@@ -40,14 +40,15 @@ def _words(text: str) -> list[tuple[str, int, int]]:
     return [(m.group().casefold(), m.start(), m.end()) for m in _WORD.finditer(text)]
 
 
-def copied_words(text: str, prompt: str, *, min_run: int = DEFAULT_MIN_RUN) -> list[bool]:
-    """For each word of ``text`` (as :func:`strip_prompt` splits it): whether it lies in a
-    run of at least ``min_run`` consecutive words that also occurs in ``prompt``."""
+def _grams(prompt: str, min_run: int) -> frozenset[tuple[str, ...]]:
+    """The runs of ``min_run`` consecutive words of ``prompt`` (read once per vote)."""
     if min_run < 1:
         raise ValueError("min_run must be >= 1")
-    words = [w for w, _, _ in _words(text)]
     pwords = [w for w, _, _ in _words(prompt)]
-    grams = {tuple(pwords[p : p + min_run]) for p in range(len(pwords) - min_run + 1)}
+    return frozenset(tuple(pwords[p : p + min_run]) for p in range(len(pwords) - min_run + 1))
+
+
+def _covered(words: Sequence[str], grams: frozenset[tuple[str, ...]], min_run: int) -> list[bool]:
     covered = [False] * len(words)
     for p in range(len(words) - min_run + 1):
         if tuple(words[p : p + min_run]) in grams:
@@ -56,13 +57,24 @@ def copied_words(text: str, prompt: str, *, min_run: int = DEFAULT_MIN_RUN) -> l
     return covered
 
 
+def copied_words(text: str, prompt: str, *, min_run: int = DEFAULT_MIN_RUN) -> list[bool]:
+    """For each word of ``text`` (as :func:`strip_prompt` splits it): whether it lies in a
+    run of at least ``min_run`` consecutive words that also occurs in ``prompt``."""
+    grams = _grams(prompt, min_run)
+    return _covered([w for w, _, _ in _words(text)], grams, min_run)
+
+
+def _strip(text: str, grams: frozenset[tuple[str, ...]], min_run: int) -> str:
+    toks = _words(text)
+    covered = _covered([w for w, _, _ in toks], grams, min_run)
+    return " ".join(text[a:b] for (_, a, b), c in zip(toks, covered, strict=True) if not c)
+
+
 def strip_prompt(text: str, prompt: str, *, min_run: int = DEFAULT_MIN_RUN) -> str:
     """``text`` without the words copied from ``prompt``: the other words, in order, joined
     by single spaces (``""`` when every word was copied). Case and punctuation inside words
     are kept; punctuation between words is dropped."""
-    toks = _words(text)
-    covered = copied_words(text, prompt, min_run=min_run)
-    return " ".join(text[a:b] for (_, a, b), c in zip(toks, covered, strict=True) if not c)
+    return _strip(text, _grams(prompt, min_run), min_run)
 
 
 def discount_prompt(
@@ -70,13 +82,14 @@ def discount_prompt(
 ) -> list[str]:
     """The texts the agreement matrix is computed on when the prompt is known.
 
-    Each text loses its copied words (:func:`strip_prompt`). Texts that only echo the prompt
-    become empty (they agree with nothing). When *every* text would be empty, or there is no
-    prompt, the texts are returned as they are.
+    Each text loses its copied words (:func:`strip_prompt`; the prompt is read once for all
+    the texts). Texts that only echo the prompt become empty (they agree with nothing). When
+    *every* text would be empty, or there is no prompt, the texts are returned as they are.
     """
     if not prompt or not prompt.strip():
         return list(texts)
-    out = [strip_prompt(t, prompt, min_run=min_run) for t in texts]
+    grams = _grams(prompt, min_run)
+    out = [_strip(t, grams, min_run) for t in texts]
     if not any(t.strip() for t in out):
         return list(texts)
     return out

@@ -23,6 +23,8 @@ import copy
 import re
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -63,6 +65,7 @@ def normalize_answer(text: str) -> str:
 
 #: Digit groups first ("1,000", "2,500,000", "3.5" are one word each), then words.
 _WORD = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+(?:['\u2019.-][^\W_]+)*", re.UNICODE)
+_POSSESSIVE = re.compile(r"['\u2019]s$")
 _YES = frozenset({"yes", "yeah", "yep", "correct", "true", "indeed"})
 _NO = frozenset({"no", "nope", "false", "incorrect", "not"})
 _YES_NO_QUESTION = re.compile(
@@ -74,6 +77,10 @@ _NUMBER_QUESTION = re.compile(
     r"in\s+(?:what|which)\s+year|what\s+(?:number|percentage|temperature)|when)\b",
     re.IGNORECASE,
 )
+#: A question for a year: a reply's first number of three or four digits is its answer
+#: ("The Apollo 11 mission in 1969" answers 1969, not 11).
+_YEAR_QUESTION = re.compile(r"\b(?:(?:what|which)\s+year|when)\b", re.IGNORECASE)
+_YEAR = re.compile(r"-?\d{3,4}")
 _UNITS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
     "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
@@ -84,6 +91,9 @@ _TENS = {
     "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
     "eighty": 80, "ninety": 90,
 }  # fmt: skip
+#: Words that scale the number before them: "2 million" is 2000000, as "2,000,000" is.
+_SCALES = {"thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12}
+_DIGITS = re.compile(r"-?\d+(?:\.\d+)?")
 #: Words that never name the answer: function words and the verbs that wrap one.
 _FILLER = frozenset(
     """a an the of in on at to for by from with and or but as is are was were be been being
@@ -91,14 +101,20 @@ _FILLER = frozenset(
     your which who whom whose what when where why how answer called named known also
     approximately about around roughly exactly just only very most more some any each every
     has have had do does did can could will would should may might must so then than
-    written wrote painted composed created made invented discovered located found used""".split()
+    written wrote painted composed created made invented discovered located found used
+    oh ah aw hmm mmm um uh okay ok well sure actually""".split()
+)
+#: Titles before a name: not part of it ("Dr. Louis Brandeis" is "Louis Brandeis").
+_TITLES = frozenset(
+    """dr mr mrs ms miss sir dame lord lady saint st prof professor president king queen
+    prince princess emperor empress general captain pope""".split()
 )
 #: Trailing words of a name that only say what kind of place it is.
 _GENERIC = frozenset(
     "ocean sea river lake city mountains mountain mount desert falls trench island islands "
     "empire wall".split()
 )
-_DEMONYM = re.compile(r"(?:ese|ian|an|ish|ic|i|ss)$")
+_DEMONYM = re.compile(r"(?:ese|ian|an|ish|ic|i|ss)$|^(?:french|dutch|greek|welsh|czech)$")
 #: Lower-case words that join the parts of a name ("Leonardo da Vinci", "Rio de Janeiro").
 _CONNECTORS = frozenset({"da", "de", "del", "der", "di", "du", "la", "le", "van", "von", "y"})
 
@@ -108,33 +124,187 @@ def _fold(text: str) -> str:
     return "".join(c for c in s if not unicodedata.combining(c)).casefold()
 
 
+@dataclass(frozen=True)
+class _Token:
+    raw: str
+    word: str  # folded, without a possessive "'s"; a number keeps a leading minus
+    start: int
+    end: int
+
+
+def _tokens(text: str) -> list[_Token]:
+    out = []
+    for m in _WORD.finditer(text):
+        raw, start = m.group(), m.start()
+        word = _POSSESSIVE.sub("", _fold(raw))
+        if (
+            raw[0].isdigit()
+            and start > 0
+            and text[start - 1] in "-\u2212"
+            and (start == 1 or not text[start - 2].isalnum())
+        ):
+            word = "-" + word  # "-18 degrees", not "18"
+        out.append(_Token(raw, word, start, m.end()))
+    return out
+
+
+def _format(value: Decimal) -> str:
+    if value == value.to_integral_value():
+        return str(int(value))
+    return format(value.normalize(), "f")
+
+
 def _number(words: Sequence[str]) -> str | None:
-    """The first number written in ``words`` (digits, or number words up to the
-    hundreds: "two hundred and six" is 206), as a string of digits."""
+    """The first number written in ``words`` (digits, or number words: "two hundred and
+    six" is 206; a scale word multiplies it: "2 million" and "two million" are 2000000), as
+    a string of digits."""
     i = 0
     while i < len(words):
         w = words[i].replace(",", "")
-        if re.fullmatch(r"\d+(?:\.\d+)?", w):
-            return w
-        total, seen = 0, False
+        if _DIGITS.fullmatch(w):
+            value = Decimal(w)
+            while i + 1 < len(words) and words[i + 1] in ("hundred", *_SCALES):
+                i += 1
+                value *= 100 if words[i] == "hundred" else _SCALES[words[i]]
+            return _format(value)
+        total, current, seen = 0, 0, False
         while i < len(words):
             parts = words[i].split("-")
             if all(p in _UNITS or p in _TENS for p in parts):
-                total += sum(_UNITS.get(p, _TENS.get(p, 0)) for p in parts)
+                current += sum(_UNITS.get(p, _TENS.get(p, 0)) for p in parts)
                 seen = True
-            elif words[i] == "hundred" and seen:
-                total *= 100
-            elif words[i] == "hundred" and not seen:
-                total, seen = 100, True
+            elif words[i] == "hundred":
+                current, seen = (current or 1) * 100, True
+            elif words[i] in _SCALES and seen:
+                total, current = total + current * _SCALES[words[i]], 0
             elif words[i] == "and" and seen:
                 pass
             else:
                 break
             i += 1
         if seen:
-            return str(total)
+            return str(total + current)
         i += 1
     return None
+
+
+@dataclass(frozen=True)
+class _Question:
+    """What the answer key needs of a prompt, computed once per vote: its words (folded,
+    possessives dropped) and whether it asks yes/no, for a number, or for a year."""
+
+    words: frozenset[str]
+    yes_no: bool
+    number: bool
+    year: bool = False
+
+    @classmethod
+    def of(cls, prompt: str | None) -> _Question:
+        if prompt is None:
+            return cls(frozenset(), True, False)
+        words = frozenset(t.word for t in _tokens(prompt))
+        return cls(
+            words,
+            bool(_YES_NO_QUESTION.match(prompt)),
+            bool(_NUMBER_QUESTION.search(prompt)),
+            bool(_YEAR_QUESTION.search(prompt)),
+        )
+
+
+def _joins(text: str, prev: _Token, nxt: _Token) -> bool:
+    """Whether the text between two capitalised words keeps them in one name: white space,
+    or the full stop after an initial or a title ("John F. Kennedy", "J.M.W. Turner")."""
+    sep = text[prev.end : nxt.start]
+    if not sep.strip():
+        return True
+    initial = all(len(p) == 1 for p in prev.raw.split("."))
+    return sep.strip() == "." and (initial or prev.word in _TITLES)
+
+
+def _is_unit(text: str, toks: Sequence[_Token], i: int) -> bool:
+    """A one- or two-letter capitalised word right after a number is its unit ("0°F", "5 km")."""
+    if len(toks[i].raw) > 2 or i == 0:
+        return False
+    prev = toks[i - 1]
+    return prev.raw[0].isdigit() and not text[prev.end : toks[i].start].strip(" \u00b0")
+
+
+def _answer(text: str, q: _Question) -> tuple[str, tuple[str, ...]]:
+    """``(kind, words)`` of the answer ``text`` gives: kind ``"name"`` (its words may drop
+    first names: :func:`_same`) or ``"word"``."""
+    toks = _tokens(text)
+    words = [t.word for t in toks]
+    if not words:
+        return "word", ()
+    pset = q.words
+    if q.yes_no:
+        if words[0] in _YES:
+            return "word", ("yes",)
+        if words[0] in _NO and not (len(words) > 1 and words[1] in _NO - {"no"}):
+            return "word", ("no",)
+    fresh = [w for w in words if w not in pset]
+    if q.year:
+        year = next((w for w in fresh if _YEAR.fullmatch(w)), None)
+        if year is not None:
+            return "word", (year,)
+    if q.number:
+        n = _number(fresh)
+        if n is not None:
+            return "word", (n,)
+
+    def name_word(i: int) -> bool:
+        t = toks[i]
+        return (
+            t.raw[:1].isupper()
+            and t.word not in pset
+            and t.word not in _FILLER
+            and t.word not in _TITLES
+            and not _is_unit(text, toks, i)
+        )
+
+    skipped: set[str] = set()
+    i = 0
+    while i < len(toks):
+        if not name_word(i):
+            i += 1
+            continue
+        run, j = [toks[i].word], i
+        while j + 1 < len(toks):
+            k = j + 1
+            while k < len(toks) and toks[k].word in _CONNECTORS and not toks[k].raw[0].isupper():
+                k += 1  # "da", "van": kept when a capitalised word follows
+            linked = all(_joins(text, toks[m], toks[m + 1]) for m in range(j, k))
+            place = k < len(toks) and toks[k].raw[:1].isupper() and toks[k].word in _GENERIC
+            if k < len(toks) and (name_word(k) or place) and linked:
+                run.extend(t.word for t in toks[j + 1 : k + 1])
+                j = k
+            else:
+                break
+        while len(run) > 1 and run[-1] in _GENERIC:
+            run.pop()  # "Pacific Ocean" is "pacific", "Vatican City" is "vatican"
+        nxt = toks[j + 1] if j + 1 < len(toks) and _joins(text, toks[j], toks[j + 1]) else None
+        if len(run) == 1 and _DEMONYM.search(run[0]) and nxt is not None:
+            if nxt.word in pset and nxt.word not in _FILLER:  # "the Brazilian currency",
+                skipped.add(run[0])  # "Kenyan English": not the answer
+                i = j + 1
+                continue
+            after = j + 2
+            if (
+                nxt.raw[:1].islower()
+                and after < len(toks)
+                and name_word(after)
+                and _joins(text, nxt, toks[after])
+            ):  # "Norwegian filmmaker Henrik Storm": the name is the answer
+                skipped.add(run[0])
+                i = after
+                continue
+            if nxt.word not in _FILLER:
+                return "word", (nxt.word,)  # "Japanese yen", "Swiss franc": the noun is the answer
+        return "name", tuple(run)
+    n = _number(fresh)
+    if n is not None:
+        return "word", (n,)
+    return "word", tuple(w for w in fresh if w not in _FILLER and w not in skipped)
 
 
 def answer_key(text: str, prompt: str | None = None) -> str:
@@ -145,54 +315,39 @@ def answer_key(text: str, prompt: str | None = None) -> str:
     1. a yes/no question (the prompt starts with "is", "does", "can"...; without a prompt,
        any reply) answered with a first word of yes or no: ``"yes"`` / ``"no"``;
     2. a question asking for a number ("how many", "which year", "when"...): the first
-       number in the reply outside the prompt's words, in digits ("eight" is ``"8"``);
-    3. the first name in the reply (a run of capitalised words, joined by "da", "van"...)
-       that is not a word of the prompt and not a sentence-opening filler word: its last
-       word ("William Shakespeare" and "Shakespeare" are ``"shakespeare"``);
+       number in the reply outside the prompt's words, in digits ("eight" is ``"8"``,
+       "2 million" and "2,000,000" are ``"2000000"``, "-18" keeps its sign);
+    3. the first name in the reply: a run of capitalised words (joined by "da", "van"...;
+       a comma or other punctuation ends it, the full stop after an initial does not) that
+       are not words of the prompt, not sentence-opening filler words, not titles ("Dr.",
+       "Sir") and not a unit after a number ("0°F"); place words at its end are dropped
+       ("Pacific Ocean" is ``"pacific"``). A lone adjective of nationality names the noun
+       after it ("Japanese yen" is ``"yen"``) unless that noun is a word of the prompt ("the
+       Brazilian currency is the real" is ``"real"``). The key is the whole name:
+       ``"william shakespeare"``; :func:`same_answer` lets ``"shakespeare"`` vote with it;
     4. the first number, as in 2;
     5. the reply's remaining words (not in the prompt, not filler), joined by spaces
        ("carbon dioxide").
 
-    Accents, case and punctuation do not count ("São Paulo" is ``"paulo"``).
+    Accents, case, possessives and punctuation do not count ("São Paulo's" is
+    ``"sao paulo"``).
     """
-    toks = [(m.group(), _fold(m.group())) for m in _WORD.finditer(text)]
-    words = [f for _, f in toks]
-    if not words:
-        return ""
-    pset = {_fold(m.group()) for m in _WORD.finditer(prompt or "")}
-    if prompt is None or _YES_NO_QUESTION.match(prompt):
-        if words[0] in _YES:
-            return "yes"
-        if words[0] in _NO and not (len(words) > 1 and words[1] in _NO - {"no"}):
-            return "no"
-    fresh = [w for w in words if w not in pset]
-    if prompt is not None and _NUMBER_QUESTION.search(prompt):
-        n = _number(fresh)
-        if n is not None:
-            return n
-    # Names: capitalised words not in the prompt.
-    run: list[str] = []
-    after = ""
-    for raw, folded in toks:
-        capital = raw[:1].isupper()
-        if capital and folded not in pset and folded not in _FILLER:
-            run.append(folded)
-        elif run and folded in _CONNECTORS:
-            continue
-        elif run:
-            after = folded if folded not in pset else ""
-            break
-    if run:
-        while len(run) > 1 and run[-1] in _GENERIC:
-            run.pop()  # "Pacific Ocean" is "pacific", "Vatican City" is "vatican"
-        if len(run) == 1 and _DEMONYM.search(run[0]) and after and after not in _FILLER:
-            return after  # "Japanese yen", "Swiss franc": the noun is the answer
-        return run[-1]
-    n = _number(fresh)
-    if n is not None:
-        return n
-    rest = [w for w in fresh if w not in _FILLER]
-    return " ".join(rest)
+    return " ".join(_answer(text, _Question.of(prompt))[1])
+
+
+_Key = tuple[str, tuple[str, ...]]
+
+
+def _same(a: _Key, b: _Key) -> bool:
+    """Whether two answers (:func:`_answer`) are the same: equal words, or a name and the same
+    name without its first words ("shakespeare" and "william shakespeare", "real" and
+    "brazilian real"; not "julius caesar" and "augustus caesar"). An empty answer is none."""
+    if not a[1] or not b[1]:
+        return False
+    if a[1] == b[1]:
+        return True
+    short, long = sorted((a, b), key=lambda k: len(k[1]))
+    return long[0] == "name" and long[1][len(long[1]) - len(short[1]) :] == short[1]
 
 
 class VoteMetric(Metric):
@@ -201,7 +356,10 @@ class VoteMetric(Metric):
     ``key="exact"`` (the default) compares :func:`normalize_answer` of the whole reply;
     ``key="answer"`` compares :func:`answer_key`, the answer the reply gives whatever wraps
     it, with the words of ``prompt`` (set by the engine through :meth:`with_prompt`) not
-    taken for the answer. A reply whose key is empty supports nothing.
+    taken for the answer (the prompt is read once per vote, not once per sample). A name
+    votes with the same name without its first words ("Shakespeare" with "William
+    Shakespeare", not "Augustus Caesar" with "Julius Caesar"). A reply whose key is empty
+    supports nothing.
 
     ``VoteMetric.normalize(text)`` is the exact key's normalisation (:func:`normalize_answer`).
     """
@@ -211,6 +369,9 @@ class VoteMetric(Metric):
     name: ClassVar[str] = "vote"
     granularity: ClassVar[Granularity] = "text"
     symmetric: ClassVar[bool] = True
+    #: 2: the answer key reads whole names, scaled and signed numbers, years, and ends a name
+    #: at punctuation (``key="exact"`` gives the same numbers as in version 1).
+    version: ClassVar[str] = "2"
 
     def __init__(self, *, key: Literal["exact", "answer"] = "exact", prompt: str | None = None):
         if key not in ("exact", "answer"):
@@ -231,26 +392,34 @@ class VoteMetric(Metric):
         bound.prompt = prompt
         return bound
 
-    def _key(self, text: str) -> str:
-        if self.mode == "answer":
-            return answer_key(text, self.prompt)
-        return normalize_answer(text)
+    def _question(self) -> _Question:
+        """The prompt's words and kind, computed once per prompt (not once per sample)."""
+        cached = getattr(self, "_cached", None)
+        if cached is None or cached[0] != self.prompt:
+            cached = (self.prompt, _Question.of(self.prompt))
+            self._cached = cached
+        return cached[1]
+
+    def _same_matrix(self, a: Sequence[str], b: Sequence[str]) -> FloatArray:
+        """1 where the reply ``a[i]`` gives the same answer as ``b[j]``, else 0."""
+        if self.mode == "exact":
+            na = np.array([normalize_answer(t) for t in a], dtype=object)
+            nb = np.array([normalize_answer(t) for t in b], dtype=object)
+            same: FloatArray = (na[:, None] == nb[None, :]).astype(np.float64)
+            return same
+        q = self._question()
+        ka = [_answer(t, q) for t in a]
+        kb = ka if a is b else [_answer(t, q) for t in b]
+        out = np.zeros((len(ka), len(kb)), dtype=np.float64)
+        for i, x in enumerate(ka):
+            for j, y in enumerate(kb):
+                out[i, j] = 1.0 if _same(x, y) else 0.0
+        return out
 
     def support(
         self, text: str, spans: Sequence[tuple[int, int]], samples: Sequence[str]
     ) -> FloatArray:
-        keys = [self._key(s) for s in samples]
-        out = np.zeros((len(spans), len(samples)), dtype=np.float64)
-        for k, (a, b) in enumerate(spans):
-            mine = self._key(text[a:b])
-            out[k] = [1.0 if key == mine and (key or self.mode == "exact") else 0.0 for key in keys]
-        return out
+        return self._same_matrix([text[a:b] for a, b in spans], samples)
 
     def agreement(self, texts: Sequence[str]) -> FloatArray:
-        keys = np.array([self._key(t) for t in texts], dtype=object)
-        out: FloatArray = (keys[:, None] == keys[None, :]).astype(np.float64)
-        if self.mode == "answer":
-            empty = keys == ""
-            out[empty, :] = 0.0
-            out[:, empty] = 0.0
-        return out
+        return self._same_matrix(texts, texts)
