@@ -22,7 +22,9 @@
    block / time from its arrival to the last): the actors are up and serving. The pool's
    start-up is also timed alone (a job of one row per actor), and ``ray.init`` once. The
    headline ratio, "2 actors vs loop", uses **steady** throughput; the wall ratio is printed
-   next to it.
+   next to it. The methods take turns batch by batch, so a change in the machine's load falls
+   on all of them alike. CPU per passage (the loop's process time; the actors' summed from
+   Ray Data's stats) does not depend on the load: it shows what Ray costs per row.
 
 The load average is printed at the start and the end: the ratios only mean something on idle
 cores (another job on the machine takes a core from the actors, not from the loop's baseline
@@ -43,7 +45,7 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # nothing phones home
 
@@ -116,10 +118,23 @@ def _in_process(table: Any, batch_size: int) -> None:
         scorer(table.slice(start, batch_size))
 
 
-def _ray_run(
-    ray: Any, ds: Any, workers: int, batch_size: int
-) -> tuple[float, float, dict[int, Any]]:
-    """Wall seconds, steady rows per second and ``{id: confidences}`` of one execution."""
+#: Ray Data's stats line for the scoring operator's CPU time summed over its tasks (Ray 2.x
+#: wording; the figure is left out if it changes).
+_CPU = re.compile(
+    r"MapBatches\(_Scorer\).*?\n\* Remote cpu time: .*? ([0-9.]+)(us|ms|s) total", re.DOTALL
+)
+_UNIT = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+class _Run(NamedTuple):
+    wall: float  # seconds, start of execution to the last result on the driver
+    steady: float  # rows per second after the first result arrived
+    cpu: float | None  # CPU seconds of the scoring operator, all actors together
+    got: dict[int, Any]  # {id: confidences}
+
+
+def _ray_run(ray: Any, ds: Any, workers: int, batch_size: int) -> _Run:
+    """One execution of score_dataset over ``ds``."""
     n = ds.count()
     start = time.perf_counter()
     # Read only the columns needed on the driver: a select_columns() here would be a Ray task
@@ -140,7 +155,16 @@ def _ray_run(
     end = time.perf_counter()
     assert first is not None and len(got) == n
     steady = (n - first[1]) / (end - first[0]) if end > first[0] else float("nan")
-    return end - start, steady, got
+    found = _CPU.search(out.stats())
+    cpu = float(found.group(1)) * _UNIT[found.group(2)] if found else None
+    return _Run(end - start, steady, cpu, got)
+
+
+def _cpu_timed(fn: Callable[[], object]) -> tuple[float, float]:
+    """Wall and CPU seconds (this process) of ``fn()``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def _load() -> str:
@@ -179,7 +203,7 @@ def main() -> None:
         print(f"ray.init: {init_s:.2f} s (once; in no figure below)")
         # 1. exactness on the 60 dev passages
         local = [list(c) for c in confidences(passages, "ngram")]
-        _, _, got = _ray_run(ray, ray.data.from_items(_rows(passages)), 2, args.batch_size)
+        got = _ray_run(ray, ray.data.from_items(_rows(passages)), 2, args.batch_size).got
         diff = max(
             abs(a - b) for i, conf in enumerate(local) for a, b in zip(conf, got[i], strict=True)
         )
@@ -203,30 +227,40 @@ def main() -> None:
             f"{len(passages)}), {args.runs} runs per method (medians below), "
             f"batch_size {args.batch_size}, {args.blocks} input blocks"
         )
-        loop = [_timed(lambda b=b: confidences(b, "ngram")) for b in batches]
-        base = statistics.median(loop)
-        runs_text = ", ".join(f"{x:.2f}" for x in loop)
+        # The methods take turns (loop, actor code, 1 actor, 2 actors; then the next batch), so
+        # that a change in the machine's load falls on all of them alike.
+        startup = {w: _pool_startup(ray, passages, w) for w in (1, 2)}
+        loop, inproc, ray_runs = [], [], {1: [], 2: []}
+        for batch, table, ds in zip(batches, tables, datasets, strict=True):
+            loop.append(_cpu_timed(lambda b=batch: confidences(b, "ngram")))
+            inproc.append(_cpu_timed(lambda t=table: _in_process(t, args.batch_size)))
+            for workers in (1, 2):
+                ray_runs[workers].append(_ray_run(ray, ds, workers, args.batch_size))
+        base = statistics.median(w for w, _ in loop)
+        base_cpu = statistics.median(c for _, c in loop)
+        runs_text = ", ".join(f"{w:.2f}" for w, _ in loop)
         print(
-            f"  loop, 1 process:   {base:6.2f} s, {n / base:6.1f} passages/s (runs {runs_text} s)"
+            f"  loop, 1 process:    {base:6.2f} s, {n / base:6.1f} passages/s; "
+            f"CPU {1000 * base_cpu / n:.2f} ms/passage (runs {runs_text} s)"
         )
-        inproc = statistics.median(
-            _timed(lambda t=t: _in_process(t, args.batch_size)) for t in tables
-        )
+        mid = statistics.median(w for w, _ in inproc)
+        mid_cpu = statistics.median(c for _, c in inproc)
         print(
-            f"  actor code, no Ray: {inproc:5.2f} s, {n / inproc:6.1f} passages/s "
-            f"({base / inproc:.2f}x the loop)"
+            f"  actor code, no Ray: {mid:6.2f} s, {n / mid:6.1f} passages/s ({base / mid:.2f}x "
+            f"the loop); CPU {1000 * mid_cpu / n:.2f} ms/passage"
         )
         steady: dict[int, float] = {}
         wall: dict[int, float] = {}
-        for workers in (1, 2):
-            startup = statistics.median(_pool_startup(ray, passages, workers) for _ in range(2))
-            runs = [_ray_run(ray, ds, workers, args.batch_size)[:2] for ds in datasets]
-            wall[workers] = w = statistics.median(r[0] for r in runs)
-            steady[workers] = v = statistics.median(r[1] for r in runs)
+        for workers, runs in ray_runs.items():
+            wall[workers] = w = statistics.median(r.wall for r in runs)
+            steady[workers] = v = statistics.median(r.steady for r in runs)
+            cpus = [r.cpu for r in runs if r.cpu is not None]
+            cpu_text = f"{1000 * statistics.median(cpus) / n:.2f} ms/passage" if cpus else "n/a"
             print(
-                f"  ray, {workers} actor(s):  wall {w:6.2f} s, {n / w:6.1f} passages/s "
+                f"  ray, {workers} actor(s): wall {w:6.2f} s, {n / w:6.1f} passages/s "
                 f"({base / w:.2f}x the loop); steady {v:6.1f} passages/s "
-                f"({v * base / n:.2f}x the loop); pool start-up alone {startup:.2f} s"
+                f"({v * base / n:.2f}x the loop); actors' CPU {cpu_text}; "
+                f"pool start-up alone {startup[workers]:.2f} s"
             )
         print(
             f"  2 actors vs the loop: steady {steady[2] * base / n:.2f}x (the headline), "
