@@ -12,7 +12,11 @@ Each actor of the pool builds its metric (or its ``Ensemble``) once, in its cons
 then serves many batches. Every output row gets three columns: ``confidences`` (one float per
 span), ``consensus`` (the :class:`~ensemble.Consensus` as JSON, ``Consensus.model_validate_json``
 reads it back) and ``error`` (``None``, or ``"ErrorType: message"`` when that row failed; then
-the other two are ``None``). A failing row never fails the job.
+the other two are ``None``). A failing row never fails the job. :func:`run_dataset` rows also
+say which ``worker`` ran them and what it had spent (``worker_spent``); its store, budget and
+rate limit are shared across the workers: one SQLite file per machine, per-worker shares of
+the budget and the rate (:func:`spent_per_worker` adds up the spend). Batches travel as Arrow
+tables: the output columns are appended to the batch's table, without a pandas round trip.
 
 Ray is an optional extra (``pip install "ensemble-consensus[ray]"``) and is imported only when
 one of these functions is called: ``import ensemble`` never imports it. See ``docs/scale.md``.
@@ -573,7 +577,7 @@ def run_dataset(
         _build_ensemble(models, settings)  # validates every setting here, not on every worker
     else:
         _one_node(ray)
-        store_path = os.fspath(store)
+        store_path = os.path.abspath(os.fspath(store))  # the actors' working directory may differ
         # Created here (mode 0600, schema) before any worker opens it; the run is bound here
         # so that the workers only read the binding (no race between two first inserts).
         with Store(store_path) as opened:
