@@ -12,7 +12,11 @@ Each actor of the pool builds its metric (or its ``Ensemble``) once, in its cons
 then serves many batches. Every output row gets three columns: ``confidences`` (one float per
 span), ``consensus`` (the :class:`~ensemble.Consensus` as JSON, ``Consensus.model_validate_json``
 reads it back) and ``error`` (``None``, or ``"ErrorType: message"`` when that row failed; then
-the other two are ``None``). A failing row never fails the job.
+the other two are ``None``). A failing row never fails the job. :func:`run_dataset` rows also
+say which ``worker`` ran them and what it had spent (``worker_spent``); its store, budget and
+rate limit are shared across the workers: one SQLite file per machine, per-worker shares of
+the budget and the rate (:func:`spent_per_worker` adds up the spend). Batches travel as Arrow
+tables: the output columns are appended to the batch's table, without a pandas round trip.
 
 Ray is an optional extra (``pip install "ensemble-consensus[ray]"``) and is imported only when
 one of these functions is called: ``import ensemble`` never imports it. See ``docs/scale.md``.
@@ -22,11 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from ensemble._validate import check_int
+from ensemble._validate import check_int, check_number
 from ensemble.calibration import Calibrator, load_calibration
 from ensemble.engine import score
 from ensemble.errors import ConfigurationError, InvalidInputError, MissingDependencyError
@@ -35,11 +41,14 @@ from ensemble.models.base import Model
 from ensemble.runner import Ensemble
 from ensemble.types import Consensus
 
-__all__ = ["run_dataset", "score_dataset"]
+__all__ = ["run_dataset", "score_dataset", "spent_per_worker"]
 
 INSTALL = 'pip install "ensemble-consensus[ray]"'
 #: The columns every output row gets.
 OUTPUT_COLUMNS = ("confidences", "consensus", "error")
+#: The further columns of :func:`run_dataset`: which worker ran the row, and what that worker
+#: had spent under its budget share when the row's batch ended (``None`` without a budget).
+RUN_COLUMNS = (*OUTPUT_COLUMNS, "worker", "worker_spent")
 
 Weighting = Literal["sample", "model"]  # as in ensemble.score
 MetricSpec = str | Metric | Callable[[], Metric]
@@ -65,10 +74,10 @@ def _column_name(name: str, value: object) -> str:
     return value
 
 
-def _check_columns(ds: Any, needed: Sequence[str]) -> None:
+def _check_columns(ds: Any, needed: Sequence[str], outputs: Sequence[str] = OUTPUT_COLUMNS) -> None:
     """Raise InvalidInputError naming the first needed column the dataset does not have.
 
-    ``OUTPUT_COLUMNS`` already present would be overwritten, which is refused too.
+    ``outputs`` already present would be overwritten, which is refused too.
     """
     ray = _ray()
     if not isinstance(ds, ray.data.Dataset):
@@ -82,7 +91,7 @@ def _check_columns(ds: Any, needed: Sequence[str]) -> None:
             raise InvalidInputError(
                 f"the dataset has no column {column!r}; its columns are {', '.join(have)}"
             )
-    clash = [c for c in OUTPUT_COLUMNS if c in have]
+    clash = [c for c in outputs if c in have]
     if clash:
         raise InvalidInputError(
             f"the dataset already has the output column(s) {', '.join(clash)}; "
@@ -135,7 +144,7 @@ def _error_text(exc: BaseException) -> str:
 
 
 def _strings(value: object, what: str) -> list[str]:
-    """A list of strings from what Arrow -> pandas gives for a list<string> cell."""
+    """A list of strings from a list<string> cell (``to_pylist`` gives a list, or ``None``)."""
     if value is None or isinstance(value, (str, bytes)):
         raise InvalidInputError(f"{what} must be a list of strings, not {value!r}")
     try:
@@ -150,9 +159,16 @@ def _strings(value: object, what: str) -> list[str]:
     return [str(item) for item in items]
 
 
+def _column(batch: Any, name: str) -> list[Any]:
+    """One column of a batch (an Arrow table) as Python values, without going through pandas."""
+    values: list[Any] = batch.column(name).to_pylist()
+    return values
+
+
 def _with_results(batch: Any, results: Sequence[Consensus | BaseException]) -> Any:
-    """The batch (a pandas DataFrame) as an Arrow table with the three output columns, typed
-    explicitly so that a batch without errors (or without successes) has the same schema."""
+    """The batch (an Arrow table, its columns kept as they are: no copy) with the three output
+    columns appended, typed explicitly so that a batch without errors (or without successes)
+    has the same schema."""
     import pyarrow as pa
 
     confidences: list[list[float] | None] = []
@@ -167,8 +183,7 @@ def _with_results(batch: Any, results: Sequence[Consensus | BaseException]) -> A
             confidences.append([s.confidence for s in result.spans])
             consensus.append(result.model_dump_json())
             errors.append(None)
-    table = pa.Table.from_pandas(batch, preserve_index=False)
-    table = table.append_column("confidences", pa.array(confidences, type=pa.list_(pa.float64())))
+    table = batch.append_column("confidences", pa.array(confidences, type=pa.list_(pa.float64())))
     table = table.append_column("consensus", pa.array(consensus, type=pa.string()))
     return table.append_column("error", pa.array(errors, type=pa.string()))
 
@@ -199,11 +214,9 @@ class _Scorer:
         self.weighting = weighting
         self.calibration = calibration
 
-    def _one(self, row: Mapping[str, Any]) -> Consensus:
-        samples = _strings(row[self.samples_column], f"column {self.samples_column!r}")
-        prompt = row[self.prompt_column] if self.prompt_column else None
+    def _one(self, spans: object, samples: object, prompt: object) -> Consensus:
         common: dict[str, Any] = {
-            "samples": samples,
+            "samples": _strings(samples, f"column {self.samples_column!r}"),
             "metric": self.metric,
             "threshold": self.threshold,
             "weighting": self.weighting,
@@ -211,21 +224,24 @@ class _Scorer:
             "prompt": prompt,
         }
         if self.sentences_column is not None:
-            sentences = _strings(row[self.sentences_column], f"column {self.sentences_column!r}")
+            sentences = _strings(spans, f"column {self.sentences_column!r}")
             return score(sentences=sentences, **common)
-        assert self.text_column is not None
-        text = row[self.text_column]
-        if not isinstance(text, str):
+        if not isinstance(spans, str):
             raise InvalidInputError(
-                f"column {self.text_column!r} must hold strings, not {type(text).__name__}"
+                f"column {self.text_column!r} must hold strings, not {type(spans).__name__}"
             )
-        return score(text, **common)
+        return score(spans, **common)
 
     def __call__(self, batch: Any) -> Any:
+        spans_column = self.sentences_column or self.text_column
+        assert spans_column is not None
+        spans = _column(batch, spans_column)
+        samples = _column(batch, self.samples_column)
+        prompts = _column(batch, self.prompt_column) if self.prompt_column else [None] * len(spans)
         results: list[Consensus | BaseException] = []
-        for row in batch.to_dict("records"):
+        for row_spans, row_samples, prompt in zip(spans, samples, prompts, strict=True):
             try:
-                results.append(self._one(row))
+                results.append(self._one(row_spans, row_samples, prompt))
             except Exception as exc:  # one bad row is one error value, never a crashed job
                 results.append(exc)
         return _with_results(batch, results)
@@ -304,7 +320,7 @@ def score_dataset(
             weighting,
             calibration,
         ),
-        batch_format="pandas",
+        batch_format="pyarrow",
         batch_size=batch_size,
         compute=compute,
         num_cpus=num_cpus,
@@ -350,8 +366,23 @@ class _Runner:
         prompt_column: str,
         prompts_in_flight: int,
         rate_share: float | None,
+        store: str | None = None,
+        run: str | None = None,
     ) -> None:
-        self.ensemble = _build_ensemble(models, settings)
+        from ensemble._batch import begin
+        from ensemble.store import Store
+
+        # One SQLite file shared by every actor of the node (WAL, busy timeout): see run_dataset.
+        self.store = Store(store) if store is not None else None
+        self.ensemble = _build_ensemble(models, {**settings, "store": self.store})
+        begin(self.ensemble, run)  # the driver bound the run first: here it is a resume check
+        budget = self.ensemble.budget
+        if budget is not None and _restarted():
+            # Ray restarted this actor after it died; what the dead one spent of this share is
+            # unknown, so the share counts as spent: its rows fail with a budget error (and are
+            # rerun later, from the store) rather than the job crossing its cap.
+            budget.spent = budget.cap
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.prompt_column = prompt_column
         self.prompts_in_flight = prompts_in_flight
         self.rate_share = rate_share
@@ -360,9 +391,17 @@ class _Runner:
         self.limiter: Any = None  # made inside the loop, on first use
 
     def __call__(self, batch: Any) -> Any:
-        prompts = list(batch[self.prompt_column])
+        import pyarrow as pa
+
+        prompts = _column(batch, self.prompt_column)
         results = self.loop.run_until_complete(self._run_prompts(prompts))
-        return _with_results(batch, results)
+        table = _with_results(batch, results)
+        budget = self.ensemble.budget
+        spent = None if budget is None else budget.spent
+        table = table.append_column("worker", pa.array([self.worker] * len(prompts), pa.string()))
+        return table.append_column(
+            "worker_spent", pa.array([spent] * len(prompts), type=pa.float64())
+        )
 
     async def _run_prompts(self, prompts: Sequence[object]) -> list[Consensus | BaseException]:
         """One result (or error) per prompt, in order.
@@ -401,6 +440,50 @@ class _Runner:
             with contextlib.suppress(Exception):  # the process is going away
                 loop.run_until_complete(self.ensemble.aclose())
             loop.close()
+        store = getattr(self, "store", None)
+        if store is not None:
+            with contextlib.suppress(Exception):
+                store.close()
+
+
+def _share(name: str, total: float | None, concurrency: object) -> float | None:
+    """``total / concurrency``: one worker's share of a job-wide limit (``None``: no limit)."""
+    if total is None:
+        return None
+    value = check_number(name, total, low=0.0, low_open=True)
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int):
+        raise ConfigurationError(
+            f"{name} needs a fixed actor pool (concurrency=<int>) so that each worker's "
+            f"share of the {name} is known"
+        )
+    return _worker_share(value, concurrency)
+
+
+def _restarted() -> bool:
+    """Whether this process is a Ray actor that Ray restarted after it died."""
+    import ray
+
+    if not ray.is_initialized():
+        return False
+    context = ray.get_runtime_context()
+    if context.get_actor_id() is None:  # the driver or a task, not an actor
+        return False
+    return bool(context.was_current_actor_reconstructed)
+
+
+def _one_node(ray: Any) -> None:
+    """Refuse a store on a Ray cluster of several nodes (SQLite is shared by processes on one
+    machine, not across machines). A Ray not yet started will be a local one: fine."""
+    if not ray.is_initialized():
+        return
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if len(nodes) > 1:
+        raise ConfigurationError(
+            f"store= is one SQLite file shared by the workers of one machine, and this Ray "
+            f"cluster has {len(nodes)} nodes; SQLite is not safe across machines or on a network "
+            "file system. Run the job without a store, or split it into shards run on one node "
+            "each (docs/scale.md)"
+        )
 
 
 def run_dataset(
@@ -419,6 +502,10 @@ def run_dataset(
     system: str | None = None,
     calibration: Calibrator | str | Path | None = None,
     rate_limit: float | None = None,
+    budget: float | None = None,
+    prices: Mapping[str, Any] | None = None,
+    store: str | os.PathLike[str] | None = None,
+    run: str | None = None,
     prompts_in_flight: int = 4,
     concurrency: int | tuple[int, int] | None = None,
     batch_size: int = 8,
@@ -429,22 +516,48 @@ def run_dataset(
     ``models`` is a list of model specs / picklable :class:`~ensemble.Model` objects, or a
     zero-argument factory returning one (called once on the driver to validate the settings,
     then once per actor). ``repeats``, ``metric``, ``timeout``, ``deadline``, ``quorum``,
-    ``temperature``, ``seed``, ``max_tokens``, ``system`` and ``calibration`` are as in
-    :class:`~ensemble.Ensemble`; each actor builds its Ensemble once.
+    ``temperature``, ``seed``, ``max_tokens``, ``system``, ``calibration`` and ``prices`` are
+    as in :class:`~ensemble.Ensemble`; each actor builds its Ensemble once.
 
-    Each actor runs up to ``prompts_in_flight`` prompts of its batch at once. ``rate_limit``
-    (requests per second, for the whole job) needs a fixed pool (``concurrency`` an int): each
-    of the ``concurrency`` actors gets an equal share and starts a prompt only when its share
-    has room for all of that prompt's calls (models x repeats). This paces prompts, not single
-    requests: over any window of ``T`` seconds a worker starts at most
-    ``calls_per_prompt + T x share`` calls (retries not counted). See ``docs/scale.md``.
+    Each actor runs up to ``prompts_in_flight`` prompts of its batch at once. The job-wide
+    limits are split into **per-worker shares** and need a fixed pool (``concurrency`` an int,
+    ``N`` actors):
+
+    - ``rate_limit`` (requests per second, for the whole job): each actor gets
+      ``rate_limit / N`` and starts a prompt only when its share has room for all of that
+      prompt's calls (models x repeats). This paces prompts, not single requests: over any
+      window of ``T`` seconds a worker starts at most ``calls_per_prompt + T x share`` calls
+      (retries not counted).
+    - ``budget`` (USD, for the whole job; needs ``max_tokens`` and ``prices``): each actor's
+      Ensemble gets ``Ensemble(budget=budget / N)``, so the job spends at most ``budget``. A
+      share is not lent to another worker. An actor that Ray restarts after it died counts its
+      share as spent (what the dead one spent is unknown): its rows fail with a budget error
+      rather than the job crossing its cap; with a store, a rerun pays only for what never
+      came back.
+
+    ``store`` is the path of one SQLite file (:class:`~ensemble.Store`) that **every actor
+    opens**: WAL and a 30 s busy timeout let the processes of one machine share it, so a rerun
+    finds every sample whichever actor drew it. A Ray cluster of several nodes is refused
+    (SQLite is not safe across machines). ``run`` names the batch in the store; the driver
+    binds it to the run's settings first, so a rerun with other settings raises
+    :class:`~ensemble.errors.ResumeMismatchError` before anything is sent.
 
     ``concurrency``, ``batch_size`` and ``num_cpus`` are as in :func:`score_dataset`. Returns
     the lazy dataset with ``confidences``, ``consensus`` and ``error`` columns (a failed run,
-    e.g. a :class:`~ensemble.errors.QuorumError`, is an error row).
+    e.g. a :class:`~ensemble.errors.QuorumError`, is an error row), plus ``worker`` (the
+    actor's ``host:pid``) and ``worker_spent`` (USD that worker had spent under its budget
+    share when the row's batch ended; ``None`` without a budget): :func:`spent_per_worker`
+    sums them up. See ``docs/scale.md``.
     """
     ray = _ray()
+    from ensemble._batch import begin
+    from ensemble.store import Store
+
     prompt_column = _column_name("prompt_column", prompt_column)
+    if run is not None and store is None:
+        raise ConfigurationError("run= names a batch in a store; give run_dataset a store=")
+    rate_share = _share("rate_limit", rate_limit, concurrency)
+    budget_share = _share("budget", budget, concurrency)
     settings: dict[str, Any] = {
         "repeats": repeats,
         "metric": metric,
@@ -456,31 +569,57 @@ def run_dataset(
         "max_tokens": max_tokens,
         "system": system,
         "calibration": load_calibration(calibration),  # read once here, shipped as an object
+        "prices": prices,
+        "budget": budget_share,
     }
-    _build_ensemble(models, settings)  # validates every setting here, not on every worker
+    store_path: str | None = None
+    if store is None:
+        _build_ensemble(models, settings)  # validates every setting here, not on every worker
+    else:
+        _one_node(ray)
+        store_path = os.path.abspath(os.fspath(store))  # the actors' working directory may differ
+        # Created here (mode 0600, schema) before any worker opens it; the run is bound here
+        # so that the workers only read the binding (no race between two first inserts).
+        with Store(store_path) as opened:
+            begin(_build_ensemble(models, {**settings, "store": opened}), run)
     compute = _compute(ray, concurrency)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     prompts_in_flight = check_int("prompts_in_flight", prompts_in_flight, minimum=1)
-    rate_share: float | None = None
-    if rate_limit is not None:
-        if (
-            isinstance(rate_limit, bool)
-            or not isinstance(rate_limit, (int, float))
-            or not rate_limit > 0
-        ):
-            raise ConfigurationError(f"rate_limit must be a positive number, not {rate_limit!r}")
-        if not isinstance(concurrency, int):
-            raise ConfigurationError(
-                "rate_limit needs a fixed actor pool (concurrency=<int>) so that each worker's "
-                "share of the rate is known"
-            )
-        rate_share = _worker_share(float(rate_limit), concurrency)
-    _check_columns(ds, [prompt_column])
+    _check_columns(ds, [prompt_column], RUN_COLUMNS)
     return ds.map_batches(
         _Runner,
-        fn_constructor_args=(models, settings, prompt_column, prompts_in_flight, rate_share),
-        batch_format="pandas",
+        fn_constructor_args=(
+            models,
+            settings,
+            prompt_column,
+            prompts_in_flight,
+            rate_share,
+            store_path,
+            run,
+        ),
+        batch_format="pyarrow",
         batch_size=batch_size,
         compute=compute,
         num_cpus=num_cpus,
     )
+
+
+def spent_per_worker(rows: Any) -> dict[str, float]:
+    """USD each worker of a :func:`run_dataset` job spent under its budget share.
+
+    ``rows`` is the job's output: a (preferably materialized, or read back from Parquet)
+    ``ray.data.Dataset``, a ``pyarrow.Table`` or an iterable of row mappings. A worker's
+    ``worker_spent`` only grows, so its spend is its largest value; the job's total is the sum
+    of the values. Rows without a budget (``worker_spent`` null) are left out.
+    """
+    ray = _ray()
+    if isinstance(rows, ray.data.Dataset):
+        rows = rows.select_columns(["worker", "worker_spent"]).iter_rows()
+    elif hasattr(rows, "to_pylist"):
+        rows = rows.select(["worker", "worker_spent"]).to_pylist()
+    out: dict[str, float] = {}
+    for row in rows:
+        spent = row["worker_spent"]
+        if spent is not None:
+            out[row["worker"]] = max(out.get(row["worker"], 0.0), float(spent))
+    return out

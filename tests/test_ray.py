@@ -26,7 +26,7 @@ from ensemble.errors import (  # noqa: E402
     InvalidInputError,
     MissingDependencyError,
 )
-from ensemble.ray import run_dataset, score_dataset  # noqa: E402
+from ensemble.ray import run_dataset, score_dataset, spent_per_worker  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 UPPER = [ensemble.FunctionModel(str.upper, name="upper")]
@@ -63,6 +63,8 @@ def local_ray() -> Iterator[Any]:
             _node_ip_address="127.0.0.1",  # loopback only
         )
         ray.data.DataContext.get_current().enable_progress_bars = False
+        # The workers cannot import this test module: its functions travel by value.
+        ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
         try:
             yield ray
         finally:
@@ -191,7 +193,7 @@ def test_rate_limit_share_paces_the_prompts_of_a_worker() -> None:
     0.2 s (the first at once): 5 prompts span at least 0.8 s. Run in-process, without Ray."""
     import time
 
-    import pandas as pd
+    import pyarrow as pa
 
     from ensemble.ray import _Runner, _worker_share
 
@@ -204,7 +206,7 @@ def test_rate_limit_share_paces_the_prompts_of_a_worker() -> None:
     models = [ensemble.FunctionModel(now, name="clock")]
     paced = _Runner(models, settings, "prompt", prompts_in_flight=5, rate_share=10.0)
     free = _Runner(models, settings, "prompt", prompts_in_flight=5, rate_share=None)
-    batch = pd.DataFrame({"prompt": [f"p{i}" for i in range(5)]})
+    batch = pa.table({"prompt": [f"p{i}" for i in range(5)]})
 
     def starts(runner: _Runner) -> list[float]:
         table = runner(batch)
@@ -220,3 +222,178 @@ def test_rate_limit_share_paces_the_prompts_of_a_worker() -> None:
     assert all(b - a >= 0.15 for a, b in itertools.pairwise(t))
     t = starts(free)
     assert t[-1] - t[0] < 0.5  # without a rate the 5 prompts start together
+
+
+# --- budget and store shared across workers ----------------------------------------------------
+
+#: What one call of _priced() costs against a budget: FunctionModel reports no usage, so each call
+#: stays charged at its worst case, (prompt tokens bounded above + max_tokens) x the price.
+PRICE = (1000.0, 1000.0)  # USD per million tokens, in and out
+MAX_TOKENS = 10
+
+
+def _priced() -> list[ensemble.Model]:
+    def answer(prompt: str) -> str:
+        return f"The answer to {prompt} is forty-two."
+
+    return [ensemble.FunctionModel(answer, name="f")]
+
+
+def _worst_case(prompt: str) -> float:
+    ens = ensemble.Ensemble(
+        models=_priced(), repeats=1, max_tokens=MAX_TOKENS, prices={"f": PRICE}, budget=1.0
+    )
+    ens.run(prompt)
+    assert ens.budget is not None
+    return ens.budget.spent
+
+
+def test_run_dataset_gives_each_worker_a_share_of_the_budget(local_ray: Any) -> None:
+    """A job budget worth 6 calls over 2 actors: each actor may spend 3 calls' worth, the job
+    at most 6; every prompt beyond a worker's share fails with a budget error, sends nothing."""
+    prompts = [f"question {i:02d}" for i in range(12)]  # all of one length: one worst case
+    worst = _worst_case(prompts[0])
+    cap = 6 * worst * 1.0001  # 6 calls and a hair, never 7
+    ds = local_ray.data.from_items([{"id": i, "prompt": p} for i, p in enumerate(prompts)])
+    done = run_dataset(
+        ds,
+        models=_priced,
+        repeats=1,
+        max_tokens=MAX_TOKENS,
+        prices={"f": PRICE},
+        budget=cap,
+        concurrency=2,
+        batch_size=2,
+        prompts_in_flight=1,
+    ).materialize()
+    rows = done.take_all()
+    spent = spent_per_worker(done)
+    assert spent == spent_per_worker(rows)  # the helper reads a dataset or rows alike
+    assert 1 <= len(spent) <= 2
+    for worker, usd in spent.items():
+        assert usd <= cap / 2 + 1e-12, worker
+        # A worker spends whole calls: at most floor(share / worst) = 3 of them.
+        ok = [r for r in rows if r["worker"] == worker and r["error"] is None]
+        assert usd == pytest.approx(len(ok) * worst)
+        assert len(ok) <= 3
+    assert sum(spent.values()) <= cap
+    ok_rows = [r for r in rows if r["error"] is None]
+    assert 3 <= len(ok_rows) <= 6
+    failed = [r for r in rows if r["error"] is not None]
+    assert len(failed) == len(prompts) - len(ok_rows)
+    assert all(r["error"].startswith("QuorumError") for r in failed)
+    for r in failed:
+        assert r["worker_spent"] is not None and r["worker_spent"] <= cap / 2 + 1e-12
+
+
+def test_budget_shares_need_a_fixed_pool_and_prices(local_ray: Any) -> None:
+    ds = local_ray.data.from_items([{"prompt": "p"}])
+    with pytest.raises(ConfigurationError, match="fixed actor pool"):
+        run_dataset(ds, models=_priced, repeats=1, max_tokens=5, prices={"f": PRICE}, budget=1.0)
+    with pytest.raises(ConfigurationError, match="max_tokens"):
+        run_dataset(ds, models=_priced, repeats=1, prices={"f": PRICE}, budget=1.0, concurrency=2)
+    with pytest.raises(ConfigurationError, match="positive"):
+        run_dataset(ds, models=_priced, repeats=1, max_tokens=5, budget=-1.0, concurrency=2)
+    with pytest.raises(ConfigurationError, match="store"):
+        run_dataset(ds, models=_priced, repeats=1, run="nightly")
+    # Without a budget the rows say so: worker set, worker_spent null, no spend reported.
+    (row,) = run_dataset(ds, models=_priced, repeats=1, concurrency=1).take_all()
+    assert row["worker"] and row["worker_spent"] is None
+    assert spent_per_worker([row]) == {}
+
+
+def _logging(log: str) -> Any:
+    """A factory of one model that appends a line to ``log`` for every call it makes (from any
+    process) and answers with a random number, so that a replayed sample is told from a new one."""
+
+    def models() -> list[ensemble.Model]:
+        def answer(prompt: str) -> str:
+            import random
+
+            with open(log, "a", encoding="utf-8") as f:
+                f.write(f"{os.getpid()} {prompt}\n")
+            return f"{prompt} is {random.random():.12f}."
+
+        return [ensemble.FunctionModel(answer, name="r")]
+
+    return models
+
+
+def test_two_workers_share_one_store_and_a_rerun_sends_nothing(
+    local_ray: Any, tmp_path: Path
+) -> None:
+    log = tmp_path / "calls.log"
+    path = tmp_path / "runs.db"
+    prompts = [f"prompt {i}" for i in range(10)]
+    ds = local_ray.data.from_items([{"id": i, "prompt": p} for i, p in enumerate(prompts)])
+
+    def go(repeats: int = 2) -> dict[int, dict[str, Any]]:
+        done = run_dataset(
+            ds,
+            models=_logging(str(log)),
+            repeats=repeats,
+            store=path,
+            run="job",
+            concurrency=2,
+            batch_size=1,
+        )
+        return {r["id"]: r for r in done.take_all()}
+
+    first = go()
+    calls = log.read_text(encoding="utf-8").splitlines()
+    assert len(calls) == 20  # 10 prompts x 2 repeats, each asked once
+    assert len({line.split(" ", 1)[1] for line in calls}) == 10
+    assert all(r["error"] is None for r in first.values())
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    with ensemble.Store(path) as store:
+        assert len(store) == 20  # one file holds every worker's samples
+    assert not list(tmp_path.glob("runs.db.*"))  # no per-worker files
+
+    second = go()
+    assert log.read_text(encoding="utf-8").splitlines() == calls  # nothing sent again
+    for i in first:  # the random answers came back from the store, whichever worker ran them
+        assert second[i]["consensus"] == first[i]["consensus"]
+
+    with pytest.raises(ensemble.errors.ResumeMismatchError, match="repeats"):
+        go(repeats=3)  # refused on the driver, before anything is sent
+    assert log.read_text(encoding="utf-8").splitlines() == calls
+
+
+def test_a_store_is_refused_on_a_cluster_of_several_nodes(
+    local_ray: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ds = local_ray.data.from_items([{"prompt": "p"}])
+    nodes = [{"Alive": True, "NodeID": "a"}, {"Alive": True, "NodeID": "b"}]
+    monkeypatch.setattr(local_ray, "nodes", lambda: nodes)
+    with pytest.raises(ConfigurationError, match="2 nodes"):
+        run_dataset(ds, models=_priced, repeats=1, store=tmp_path / "s.db")
+    nodes[1]["Alive"] = False  # a dead node does not count
+    run_dataset(ds, models=_priced, repeats=1, store=tmp_path / "s.db")
+
+
+def test_a_restarted_actor_counts_its_budget_share_as_spent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ray restarts a dead actor with its constructor's arguments, a fresh share; what the dead
+    one spent is unknown, so the new one sends nothing (run in-process, without Ray)."""
+    import pyarrow as pa
+
+    import ensemble.ray as ensemble_ray
+
+    calls: list[str] = []
+
+    def models() -> list[ensemble.Model]:
+        return [ensemble.FunctionModel(lambda p: calls.append(p) or f"{p}.", name="f")]
+
+    settings = {"repeats": 1, "metric": "ngram", "max_tokens": 5, "prices": {"f": PRICE}}
+    settings["budget"] = 1.0
+    batch = pa.table({"prompt": ["a", "b"]})
+    fresh = ensemble_ray._Runner(models, settings, "prompt", 2, None)
+    assert fresh(batch).column("error").to_pylist() == [None, None] and len(calls) == 2
+    monkeypatch.setattr(ensemble_ray, "_restarted", lambda: True)
+    again = ensemble_ray._Runner(models, settings, "prompt", 2, None)
+    table = again(batch)
+    errors = table.column("error").to_pylist()
+    assert all(e.startswith("QuorumError") and "BudgetExceeded" in e for e in errors), errors
+    assert len(calls) == 2  # nothing sent
+    assert table.column("worker_spent").to_pylist() == [1.0, 1.0]
