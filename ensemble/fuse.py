@@ -32,7 +32,8 @@ has the long version and the figures):
    cluster's support is the vote of the samples with a sentence in it and of the samples one
    of whose sentences supports its chosen sentence at least ``contain`` (default 1.0;
    ``None``: off) without contradicting it (a long sentence that states several claims at
-   once); it is *kept* when that is at least ``quorum`` (default one half: one family's
+   once; not for a sentence of fewer than two content words, which nearly any sentence
+   contains); it is *kept* when that is at least ``quorum`` (default one half: one family's
    repeats cannot outvote the others). A cluster below the quorum is kept too by the *lead
    rule* (``floor``, default 0.2; ``None``: off) when it has at least ``floor`` of the vote,
    backers from two independent sources (two families when the voters come from two or
@@ -540,8 +541,10 @@ def _decide(
                 best_key, c.rep = key, m
         c.position = float(statistics.median(sents[m].position for m in c.members))
         c.backers = set(c.sources)
-        if contain is not None:
-            rep_units = units[sents[c.rep].uid]
+        rep_units = units[sents[c.rep].uid]
+        # A fragment of fewer than two content words ("The", "Lanka.") is contained in
+        # almost any sentence: containment would back it by everyone, so it backs none.
+        if contain is not None and len(rep_units.rest) >= 2:
             for k, v in enumerate(voters):
                 b = int(best_match[c.rep, k])
                 if (

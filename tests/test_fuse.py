@@ -477,6 +477,16 @@ def test_lead_rule_never_keeps_a_bare_value() -> None:
     assert fuse(["Paris. Lyon."] * 2 + ["Paris."] * 3).text == "Paris."
 
 
+def test_a_fragment_is_not_backed_by_containment() -> None:
+    # A cut-off "The" (no content word) is contained in every sentence; were containment to
+    # back it, it would be unanimous and make the real claims redundant.
+    samples = [f"{PARIS} {EURO}"] * 4 + [f"{PARIS} {EURO} The"]
+    r = fuse(samples)
+    assert r.text == f"{PARIS} {EURO}"
+    (d,) = r.dropped
+    assert (d.text, d.reason, d.backers) == ("The", "minority", (4,))
+
+
 def _of(model: str, texts: list[str]) -> list[Sample]:
     return [Sample(text=t, model=model) for t in texts]
 
