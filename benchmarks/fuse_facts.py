@@ -21,10 +21,14 @@ Settings are chosen on one half of the prompts and reported on the other: the pr
 by their index (even: choice, odd: report). On the choice half the script tries a small grid of
 ``join`` x ``quorum`` x ``contain`` x ``floor`` on the mixed ensemble and keeps the one with
 the most ``right - wrong`` (ties: the library default, then the grid's order); it then reports
-the library defaults and the chosen setting on the report half, per model and mixed. Run from
-the repository root::
+the library defaults, the defaults without the lead rule (``floor=None``) and without
+``contain``, and the chosen setting, on the report half (then on the choice half, marked seen),
+per model and mixed. ``--explain`` prints, for the choice half only, each key fact the selected
+sample states and the fused text drops, with the claims that name it (support, the backers'
+families by initial, reason, rival). Run from the repository root::
 
     python benchmarks/fuse_facts.py
+    python benchmarks/fuse_facts.py --explain
 """
 
 from __future__ import annotations

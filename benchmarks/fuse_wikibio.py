@@ -22,6 +22,7 @@ Run from the repository root::
 
     python benchmarks/fuse_wikibio.py
     python benchmarks/fuse_wikibio.py --join 0.3 --quorum 0.3 --no-contain --no-scaling
+    python benchmarks/fuse_wikibio.py --no-lead --no-scaling   # the quorum alone
 """
 
 from __future__ import annotations
@@ -43,7 +44,13 @@ if str(ROOT) not in sys.path:  # run from a checkout, installed or not
 from _wikibio import DEFAULT_DATA, LABELS, Passage, load  # noqa: E402
 
 import ensemble  # noqa: E402
-from ensemble.fuse import DEFAULT_CONTAIN, DEFAULT_JOIN, DEFAULT_QUORUM, fuse  # noqa: E402
+from ensemble.fuse import (  # noqa: E402
+    DEFAULT_CONTAIN,
+    DEFAULT_FLOOR,
+    DEFAULT_JOIN,
+    DEFAULT_QUORUM,
+    fuse,
+)
 from ensemble.metrics.ngram import NgramMetric  # noqa: E402
 
 METRIC = NgramMetric()
@@ -74,7 +81,14 @@ def _half(passages: Sequence[Passage], args: argparse.Namespace) -> dict[str, An
     for p in passages:
         samples = p["gpt3_text_samples"]
         t0 = time.perf_counter()
-        r = fuse(samples, metric=METRIC, join=args.join, quorum=args.quorum, contain=args.contain)
+        r = fuse(
+            samples,
+            metric=METRIC,
+            join=args.join,
+            quorum=args.quorum,
+            contain=args.contain,
+            floor=args.floor,
+        )
         t_fuse.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         s = ensemble.consensus(samples, metric=METRIC)
@@ -136,6 +150,8 @@ def main() -> None:
     parser.add_argument("--quorum", type=float, default=DEFAULT_QUORUM)
     parser.add_argument("--contain", type=float, default=DEFAULT_CONTAIN)
     parser.add_argument("--no-contain", dest="contain", action="store_const", const=None)
+    parser.add_argument("--floor", type=float, default=DEFAULT_FLOOR)
+    parser.add_argument("--no-lead", dest="floor", action="store_const", const=None)
     parser.add_argument("--match", type=float, default=0.5)
     parser.add_argument("--no-scaling", action="store_true")
     args = parser.parse_args()
@@ -143,6 +159,7 @@ def main() -> None:
     fuse(data[0]["gpt3_text_samples"], metric=METRIC)  # warm-up: imports, stemmer cache
     print(
         f"ngram, join {args.join}, quorum {args.quorum}, contain {args.contain}, "
+        f"floor {args.floor}, "
         f"match >= {args.match}"
     )
     for name, lo, hi in (("passages 0-29", 0, 30), ("passages 30-59", 30, 60)):
