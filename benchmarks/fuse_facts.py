@@ -21,10 +21,14 @@ Settings are chosen on one half of the prompts and reported on the other: the pr
 by their index (even: choice, odd: report). On the choice half the script tries a small grid of
 ``join`` x ``quorum`` x ``contain`` x ``floor`` on the mixed ensemble and keeps the one with
 the most ``right - wrong`` (ties: the library default, then the grid's order); it then reports
-the library defaults and the chosen setting on the report half, per model and mixed. Run from
-the repository root::
+the library defaults, the defaults without the lead rule (``floor=None``) and without
+``contain``, and the chosen setting, on the report half (then on the choice half, marked seen),
+per model and mixed. ``--explain`` prints, for the choice half only, each key fact the selected
+sample states and the fused text drops, with the claims that name it (support, the backers'
+families by initial, reason, rival). Run from the repository root::
 
     python benchmarks/fuse_facts.py
+    python benchmarks/fuse_facts.py --explain
 """
 
 from __future__ import annotations
@@ -43,14 +47,20 @@ if str(ROOT) not in sys.path:  # run from a checkout, installed or not
     sys.path.insert(0, str(ROOT))
 
 import ensemble  # noqa: E402
-from ensemble.fuse import DEFAULT_CONTAIN, DEFAULT_JOIN, DEFAULT_QUORUM, fuse  # noqa: E402
+from ensemble.fuse import (  # noqa: E402
+    DEFAULT_CONTAIN,
+    DEFAULT_FLOOR,
+    DEFAULT_JOIN,
+    DEFAULT_QUORUM,
+    fuse,
+)
 
 DATA = ROOT / "benchmarks" / "data" / "fuse"
 FAMILIES = ("smollm2-135m", "gemma3-270m")
 JOINS = (0.3, 0.4, 0.5, 0.6)
 QUORUMS = (0.4, 0.5, 0.6)
 CONTAINS = (None, 1.0)
-FLOORS = (None, 0.2, 0.3)
+FLOORS = (None, 0.1, 0.2, 0.3)
 
 
 def _pattern(form: str) -> re.Pattern[str]:
@@ -122,6 +132,39 @@ def evaluate(
     return out
 
 
+def explain(
+    prompts: Sequence[dict[str, Any]],
+    by_prompt: dict[str, list[dict[str, Any]]],
+    scorer: Scorer,
+    families: Sequence[str],
+) -> None:
+    """Per prompt, each key fact the selected sample states and the fused text (library
+    defaults) does not: the claims that name it, with support, backers' families
+    (initials), reason and rival."""
+    lost = 0
+    for p in prompts:
+        samples = _samples(by_prompt[p["id"]], families)
+        tag = "".join((s.model or "?")[0].upper() for s in samples)
+        sel = ensemble.consensus(samples, method="select")
+        fus = fuse(samples)
+        for fact, forms in zip(p["facts"], scorer.accepted[p["id"]], strict=True):
+            if not any(f.search(sel.text) for f in forms) or any(f.search(fus.text) for f in forms):
+                continue
+            lost += 1
+            print(f"  {p['id']}: select states {fact['aliases'][0]!r}")
+            for d in fus.dropped:
+                if any(f.search(d.text) for f in forms):
+                    fams = "".join(sorted(tag[b] for b in d.backers))
+                    print(
+                        f"    dropped {d.reason:<9} support {d.support:.2f} backers {fams:<6} "
+                        f"rival {d.conflicts_with}: {d.text[:90]}"
+                    )
+            for c in fus.claims:
+                fams = "".join(sorted(tag[b] for b in c.backers))
+                print(f"    kept #{c.cluster} support {c.support:.2f} {fams:<6} {c.text[:90]}")
+    print(f"  {lost} key facts stated by select and not by fuse")
+
+
 def _line(name: str, n: int, res: dict[str, list[float]]) -> str:
     s, f = res["select"], res["fuse"]
     gain = (f[0] - s[0]) / s[0] * 100 if s[0] else float("nan")
@@ -137,6 +180,11 @@ def _line(name: str, n: int, res: dict[str, list[float]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="only print, on the choice half (mixed), the key facts fuse drops that select states",
+    )
     args = parser.parse_args()
     spec = json.loads((args.data / "prompts.json").read_text(encoding="utf-8"))
     rows = json.loads((args.data / "samples.json").read_text(encoding="utf-8"))
@@ -147,9 +195,13 @@ def main() -> None:
     scorer = Scorer(spec)
     choice, report = prompts[0::2], prompts[1::2]
     mixed = FAMILIES
+    if args.explain:
+        print(f"choice half ({len(choice)} prompts), mixed, library defaults:")
+        explain(choice, by_prompt, scorer, mixed)
+        return
 
     print(f"{len(prompts)} prompts; choosing on {len(choice)}, reporting on {len(report)}")
-    default = (DEFAULT_JOIN, DEFAULT_QUORUM, DEFAULT_CONTAIN, None)
+    default = (DEFAULT_JOIN, DEFAULT_QUORUM, DEFAULT_CONTAIN, DEFAULT_FLOOR)
     best: tuple[float, int, int] | None = None
     grid = list(itertools.product(JOINS, QUORUMS, CONTAINS, FLOORS))
     for n, (join, quorum, contain, floor) in enumerate(grid):
@@ -174,7 +226,11 @@ def main() -> None:
     assert best is not None
     chosen = grid[best[2]]
     print("chosen on the choice half: join {}, quorum {}, contain {}, floor {}".format(*chosen))
-    settings = {"library defaults": default, "without contain": (*default[:2], None, None)}
+    settings = {
+        "library defaults": default,
+        "without the lead rule": (*default[:3], None),
+        "without contain": (*default[:2], None, default[3]),
+    }
     if chosen != default:
         settings["chosen"] = chosen
     for half_name, half in (("report half", report), ("choice half (seen)", choice)):

@@ -14,14 +14,16 @@ fused with the ``ngram`` metric (library defaults unless told). Printed per half
   the share labelled ``accurate`` and the mean label (accurate 0, minor 0.5, major 1). The same
   is printed for the sentences of the *selected* sample (``method="select"``), matched the same
   way, and the base rate of the main passage's own sentences.
-* **cost**: median wall time to fuse the 20 samples of a passage (after one warm-up call),
-  next to ``select``; and, for the scaling, the time to fuse 20 samples made ``k`` times longer
-  (each sample repeated ``k`` times with its sentences numbered, so they stay distinct).
+* **cost**: median wall time (and CPU time of the process, all threads) to fuse the 20
+  samples of a passage (after one warm-up call), next to ``select``; and, for the scaling,
+  the time to fuse 20 samples made ``k`` times longer (each sample repeated ``k`` times with
+  its sentences numbered, so they stay distinct).
 
 Run from the repository root::
 
     python benchmarks/fuse_wikibio.py
     python benchmarks/fuse_wikibio.py --join 0.3 --quorum 0.3 --no-contain --no-scaling
+    python benchmarks/fuse_wikibio.py --no-lead --no-scaling   # the quorum alone
 """
 
 from __future__ import annotations
@@ -43,7 +45,13 @@ if str(ROOT) not in sys.path:  # run from a checkout, installed or not
 from _wikibio import DEFAULT_DATA, LABELS, Passage, load  # noqa: E402
 
 import ensemble  # noqa: E402
-from ensemble.fuse import DEFAULT_CONTAIN, DEFAULT_JOIN, DEFAULT_QUORUM, fuse  # noqa: E402
+from ensemble.fuse import (  # noqa: E402
+    DEFAULT_CONTAIN,
+    DEFAULT_FLOOR,
+    DEFAULT_JOIN,
+    DEFAULT_QUORUM,
+    fuse,
+)
 from ensemble.metrics.ngram import NgramMetric  # noqa: E402
 
 METRIC = NgramMetric()
@@ -70,12 +78,20 @@ def _half(passages: Sequence[Passage], args: argparse.Namespace) -> dict[str, An
     fused_labels: list[float] = []
     select_labels: list[float] = []
     fused_n = select_n = 0
-    t_fuse, t_select = [], []
+    t_fuse, t_select, cpu_fuse = [], [], []
     for p in passages:
         samples = p["gpt3_text_samples"]
-        t0 = time.perf_counter()
-        r = fuse(samples, metric=METRIC, join=args.join, quorum=args.quorum, contain=args.contain)
+        t0, c0 = time.perf_counter(), time.process_time()
+        r = fuse(
+            samples,
+            metric=METRIC,
+            join=args.join,
+            quorum=args.quorum,
+            contain=args.contain,
+            floor=args.floor,
+        )
         t_fuse.append(time.perf_counter() - t0)
+        cpu_fuse.append(time.process_time() - c0)
         t0 = time.perf_counter()
         s = ensemble.consensus(samples, metric=METRIC)
         t_select.append(time.perf_counter() - t0)
@@ -96,6 +112,7 @@ def _half(passages: Sequence[Passage], args: argparse.Namespace) -> dict[str, An
         "select": (select_n, select_labels),
         "t_fuse": statistics.median(t_fuse),
         "t_select": statistics.median(t_select),
+        "cpu_fuse": statistics.median(cpu_fuse),
         "base": [LABELS[a] for p in passages for a in p["annotation"]],
     }
 
@@ -136,6 +153,8 @@ def main() -> None:
     parser.add_argument("--quorum", type=float, default=DEFAULT_QUORUM)
     parser.add_argument("--contain", type=float, default=DEFAULT_CONTAIN)
     parser.add_argument("--no-contain", dest="contain", action="store_const", const=None)
+    parser.add_argument("--floor", type=float, default=DEFAULT_FLOOR)
+    parser.add_argument("--no-lead", dest="floor", action="store_const", const=None)
     parser.add_argument("--match", type=float, default=0.5)
     parser.add_argument("--no-scaling", action="store_true")
     args = parser.parse_args()
@@ -143,6 +162,7 @@ def main() -> None:
     fuse(data[0]["gpt3_text_samples"], metric=METRIC)  # warm-up: imports, stemmer cache
     print(
         f"ngram, join {args.join}, quorum {args.quorum}, contain {args.contain}, "
+        f"floor {args.floor}, "
         f"match >= {args.match}"
     )
     for name, lo, hi in (("passages 0-29", 0, 30), ("passages 30-59", 30, 60)):
@@ -156,7 +176,8 @@ def main() -> None:
         print(_proxy("main", len(res["base"]), res["base"]))
         print(
             f"    median time per passage: fuse {res['t_fuse'] * 1000:.0f} ms, "
-            f"select {res['t_select'] * 1000:.0f} ms"
+            f"select {res['t_select'] * 1000:.0f} ms; "
+            f"fuse CPU time {res['cpu_fuse'] * 1000:.0f} ms"
         )
     if not args.no_scaling:
         _scaling(data[0], (1, 2, 4, 8))

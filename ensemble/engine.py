@@ -543,7 +543,8 @@ def _evidence_weights(
     return independence_weights([samples[i] for i in evidence]), "model"
 
 
-def _join_sentences(sentences: object) -> tuple[str, list[tuple[int, int]]]:
+def _join_sentences(sentences: object, sep: str = " ") -> tuple[str, list[tuple[int, int]]]:
+    """The sentences joined with ``sep`` and each one's offsets (also ``ensemble.fuse``'s)."""
     if isinstance(sentences, (str, bytes)) or not isinstance(sentences, Sequence):
         raise InvalidInputError("sentences must be a list of strings")
     parts: list[str] = []
@@ -553,8 +554,8 @@ def _join_sentences(sentences: object) -> tuple[str, list[tuple[int, int]]]:
         if not isinstance(s, str):
             raise InvalidInputError(f"sentence {i} is a {type(s).__name__}, not a string")
         if i:
-            parts.append(" ")
-            pos += 1
+            parts.append(sep)
+            pos += len(sep)
         offsets.append((pos, pos + len(s)))
         parts.append(s)
         pos += len(s)

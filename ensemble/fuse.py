@@ -32,12 +32,17 @@ has the long version and the figures):
    cluster's support is the vote of the samples with a sentence in it and of the samples one
    of whose sentences supports its chosen sentence at least ``contain`` (default 1.0;
    ``None``: off) without contradicting it (a long sentence that states several claims at
-   once); it is *kept* when that is at least ``quorum`` (default one half: one family's
-   repeats cannot outvote the others). With ``floor=y`` a cluster below the quorum is kept
-   too when it has at least ``y`` of the vote, two backing samples, and more than half of
-   the vote of the samples that take a position on its point (its backers and those of the
-   clusters that contradict it): a sample that says nothing about the currency does not vote
-   against the one currency the others name.
+   once; not for a sentence of fewer than two content words, which nearly any sentence
+   contains); it is *kept* when that is at least ``quorum`` (default one half: one family's
+   repeats cannot outvote the others). A cluster below the quorum is kept too by the *lead
+   rule* (``floor``, default 0.2; ``None``: off) when it has at least ``floor`` of the vote,
+   backers from two independent sources (two families when the voters come from two or
+   more, else two samples: one model's repeats never carry a claim alone), and it leads its
+   point: against every cluster that contradicts it, it has backers from more sources, or
+   from as many and more support. A family that says nothing about the currency does not
+   vote against the one currency the others name, and a currency two families name beats
+   one that only one family repeats. A sentence of one content word ("Lyon.") is a bare
+   value: the contradiction rule cannot tell which point it is on, so only the quorum keeps it.
 7. **Conflicts between clusters.** Clusters are visited from the best supported down; one that
    contradicts an already kept cluster (their chosen sentences contradict) is dropped with
    reason ``"conflict"``, so two contradicting claims are never both kept. Unless ``contain``
@@ -71,7 +76,7 @@ import numpy.typing as npt
 
 from ensemble import engine
 from ensemble.calibration import Calibrator
-from ensemble.diagnostics import DEFAULT_ALARM, UniformityAlarm
+from ensemble.diagnostics import DEFAULT_ALARM, UniformityAlarm, independence_weights
 from ensemble.errors import InvalidInputError
 from ensemble.metrics.base import FloatArray, Metric
 from ensemble.metrics.ngram import NEGATIONS, STOPWORDS, content_units
@@ -79,6 +84,7 @@ from ensemble.types import Alert, Claim, Consensus, DroppedClaim, Sample, Span
 
 __all__ = [
     "DEFAULT_CONTAIN",
+    "DEFAULT_FLOOR",
     "DEFAULT_JOIN",
     "DEFAULT_OVERLAP",
     "DEFAULT_QUORUM",
@@ -96,6 +102,9 @@ DEFAULT_JOIN = 0.5
 DEFAULT_CONTAIN = 1.0
 #: Share of the vote a cluster needs to be kept.
 DEFAULT_QUORUM = 0.5
+#: Share of the vote from which a claim below the quorum may be kept by the lead rule (step
+#: 6; chosen with ``DEFAULT_JOIN``); ``floor=None`` turns the lead rule off.
+DEFAULT_FLOOR = 0.2
 #: Jaccard overlap of content words from which two differing sentences are about one point.
 DEFAULT_OVERLAP = 0.5
 
@@ -155,20 +164,32 @@ def _check_fraction(name: str, value: object) -> float:
     return float(value)
 
 
-def _vote_weights(vote: engine._Vote, voters: Sequence[int]) -> dict[int, float]:
-    """Each family's (or, without model names or families, each sample's) one vote, split
-    over its voting samples; the weights sum to 1. A sample's family is
-    :meth:`engine._Vote.family`, the notion the candidate choice uses too: ``families[model]``,
-    else its :attr:`~ensemble.Sample.family` or its model's card in the catalog, else its
-    model name."""
+def _vote_weights(
+    vote: engine._Vote, voters: Sequence[int]
+) -> tuple[dict[int, float], dict[int, str]]:
+    """Each voter's share of the vote (the shares sum to 1) and its source. With a model name
+    or a family on some voter: one vote per family, the family as :meth:`engine._Vote.family`
+    reads it and the weights those of :func:`ensemble.diagnostics.independence_weights`
+    (the candidate choice counts families the same way); without any: one vote per sample,
+    each sample its own source."""
     samples = vote.samples
     if not any(samples[i].model is not None or samples[i].family for i in voters):
-        return {i: 1.0 / len(voters) for i in voters}
-    fam = {i: vote.family(i) for i in voters}
-    counts: dict[str, int] = {}
-    for f in fam.values():
-        counts[f] = counts.get(f, 0) + 1
-    return {i: 1.0 / (len(counts) * counts[fam[i]]) for i in voters}
+        return {i: 1.0 / len(voters) for i in voters}, {i: f"#{i}" for i in voters}
+    family = {i: vote.family(i) for i in voters}
+    raw = independence_weights(
+        [samples[i].model_copy(update={"family": family[i]}) for i in voters]
+    )
+    share = np.ones(len(voters)) if raw is None else raw
+    share = share / share.sum()
+    return {i: float(share[k]) for k, i in enumerate(voters)}, family
+
+
+def _sources(family: Mapping[int, str]) -> dict[int, str]:
+    """The independent sources the lead rule counts: the voters' families when there are two
+    or more, else the voters themselves (one family's samples are then all there is)."""
+    if len(set(family.values())) >= 2:
+        return dict(family)
+    return {i: f"#{i}" for i in family}
 
 
 _WRAPPED = re.compile(r"(?<=[^\W_])([ \t]*)\n(?=[ \t]*[^\W\d_])")
@@ -295,7 +316,7 @@ class Rule:
     quorum: float = DEFAULT_QUORUM
     overlap: float = DEFAULT_OVERLAP
     contain: float | None = DEFAULT_CONTAIN
-    floor: float | None = None
+    floor: float | None = DEFAULT_FLOOR
 
     def __post_init__(self) -> None:
         for name in ("join", "quorum", "overlap", "contain", "floor"):
@@ -343,7 +364,7 @@ def fuse(
     quorum: float = DEFAULT_QUORUM,
     overlap: float = DEFAULT_OVERLAP,
     contain: float | None = DEFAULT_CONTAIN,
-    floor: float | None = None,
+    floor: float | None = DEFAULT_FLOOR,
     threshold: float | None = None,
     weights: Sequence[float] | None = None,
     weighting: Literal["sample", "model"] = "model",
@@ -358,8 +379,9 @@ def fuse(
     family, else a family of its own. ``join``, ``quorum`` and ``overlap`` are
     the thresholds of steps 5, 6 and 4; ``contain`` (``None``: off) lets a sample without a
     member back a claim that one of its sentences supports at least that much (step 6);
-    ``floor`` (off by default) also keeps a claim below the quorum that has at least that
-    share of the vote and a strict majority among the samples that address its point. The
+    ``floor`` (``None``: off) also keeps a claim below the quorum that has at least that
+    share of the vote, backers from two sources (families, or samples with one family) and
+    leads every claim that contradicts it (the lead rule of step 6). The
     other options are those of :func:`ensemble.consensus`; ``weights`` and ``weighting``
     only weigh the confidences. ``fuse(samples)`` is ``consensus(samples, method="fuse")``;
     the sync twin of :func:`afuse`.
@@ -382,7 +404,7 @@ async def afuse(
     quorum: float = DEFAULT_QUORUM,
     overlap: float = DEFAULT_OVERLAP,
     contain: float | None = DEFAULT_CONTAIN,
-    floor: float | None = None,
+    floor: float | None = DEFAULT_FLOOR,
     threshold: float | None = None,
     weights: Sequence[float] | None = None,
     weighting: Literal["sample", "model"] = "model",
@@ -429,7 +451,7 @@ def fuse_steps(vote: engine._Vote, rule: Rule) -> engine._Steps:
         )
         return single.model_copy(update={"method": "fuse"})
 
-    vote_of = _vote_weights(vote, voters)
+    vote_of, family_of = _vote_weights(vote, voters)
     sents: list[_Sentence] = []
     for i in voters:
         unwrapped = unwrap(all_samples[i].text or "")
@@ -450,7 +472,7 @@ def fuse_steps(vote: engine._Vote, rule: Rule) -> engine._Steps:
     sample_texts = [s.text or "" for s in all_samples]
     clusters = _cluster(sents, sample_texts, sym, units, join=rule.join, overlap=rule.overlap)
     claims, dropped = _decide(
-        all_samples, voters, vote_of, sents, agree, sym, units, clusters, rule
+        all_samples, voters, vote_of, _sources(family_of), sents, agree, sym, units, clusters, rule
     )
 
     text, offsets = yield from _joined_steps([c.text for c in claims])
@@ -493,6 +515,7 @@ def _decide(
     all_samples: Sequence[Sample],
     voters: Sequence[int],
     vote: Mapping[int, float],
+    source: Mapping[int, str],
     sents: list[_Sentence],
     agree: FloatArray,
     sym: FloatArray,
@@ -518,8 +541,10 @@ def _decide(
                 best_key, c.rep = key, m
         c.position = float(statistics.median(sents[m].position for m in c.members))
         c.backers = set(c.sources)
-        if contain is not None:
-            rep_units = units[sents[c.rep].uid]
+        rep_units = units[sents[c.rep].uid]
+        # A fragment of fewer than two content words ("The", "Lanka.") is contained in
+        # almost any sentence: containment would back it by everyone, so it backs none.
+        if contain is not None and len(rep_units.rest) >= 2:
             for k, v in enumerate(voters):
                 b = int(best_match[c.rep, k])
                 if (
@@ -542,18 +567,19 @@ def _decide(
     )
     kept: list[int] = []
     reasons: dict[int, tuple[Literal["minority", "conflict", "redundant"], int | None]] = {}
-    for k in ranked:
-        c = clusters[k]
-        rival = next(
-            (
-                j
-                for j in kept
-                if _contradict(units[sents[c.rep].uid], units[sents[clusters[j].rep].uid], overlap)
-            ),
+
+    def rival_of(k: int) -> int | None:
+        mine = units[sents[clusters[k].rep].uid]
+        return next(
+            (j for j in kept if _contradict(mine, units[sents[clusters[j].rep].uid], overlap)),
             None,
         )
+
+    for k in ranked:
+        c = clusters[k]
+        rival = rival_of(k)
         if c.support + 1e-9 < quorum and not (
-            floor is not None and _leads(k, clusters, sents, units, vote, floor, overlap)
+            floor is not None and _leads(k, clusters, sents, units, source, floor, overlap)
         ):
             reasons[k] = ("minority", rival)
         elif rival is not None:
@@ -562,6 +588,9 @@ def _decide(
             reasons[k] = ("redundant", twin)
         else:
             kept.append(k)
+    for k, (why, _) in reasons.items():
+        if why == "minority":  # the lead rule may have kept a rival visited after it
+            reasons[k] = (why, rival_of(k))
     kept.sort(key=lambda k: (clusters[k].position, sents[clusters[k].rep].text))
 
     # Claim ids: kept claims in text order, then the dropped ones by decreasing support.
@@ -605,22 +634,27 @@ def _leads(
     clusters: Sequence[_Cluster],
     sents: Sequence[_Sentence],
     units: Sequence[_Units],
-    vote: Mapping[int, float],
+    source: Mapping[int, str],
     floor: float,
     overlap: float,
 ) -> bool:
-    """Whether cluster ``k`` has at least ``floor`` of the vote, two backers, and more than
-    half of the vote of the samples that take a position on its point (its backers and
-    those of the clusters that contradict it)."""
+    """The lead rule: whether cluster ``k`` has at least ``floor`` of the vote, backers from
+    two sources or more (``source``: families, or samples when there is one family), and
+    leads its point: against every cluster that contradicts it, it has backers from more
+    sources, or from as many and more support. A sentence of one content word is a bare
+    value whose point the contradiction rule cannot see, so only the quorum keeps it."""
     c = clusters[k]
-    if c.support + 1e-9 < floor or len(c.backers) < 2:
-        return False
-    mine = units[sents[c.rep].uid]
-    addressed = set(c.backers)
+    mine = len({source[i] for i in c.backers})
+    rep_units = units[sents[c.rep].uid]
+    if c.support + 1e-9 < floor or mine < 2 or len(rep_units.rest) < 2:
+        return False  # a bare value ("Lyon") does not say which point it is on
     for j, other in enumerate(clusters):
-        if j != k and _contradict(mine, units[sents[other.rep].uid], overlap):
-            addressed |= other.backers
-    return c.support > 0.5 * sum(vote[i] for i in addressed) + 1e-9
+        if j == k or not _contradict(rep_units, units[sents[other.rep].uid], overlap):
+            continue
+        theirs = len({source[i] for i in other.backers})
+        if theirs > mine or (theirs == mine and other.support + 1e-9 >= c.support):
+            return False
+    return True
 
 
 def _repeats(
@@ -657,15 +691,8 @@ def _joined_steps(
     """The parts joined with spaces (or line breaks, when spaces would merge two of them in
     the metric's segmentation), and each part's offsets."""
     for sep in (" ", "\n"):
-        offsets: list[tuple[int, int]] = []
-        pos = 0
-        for k, p in enumerate(parts):
-            if k:
-                pos += len(sep)
-            offsets.append((pos, pos + len(p)))
-            pos += len(p)
-        text = sep.join(parts)
+        text, offsets = engine._join_sentences(parts, sep)
         segmented: engine.Offsets = yield engine._Segment(text)
         if list(segmented) == offsets:
-            return text, offsets
+            break
     return text, offsets

@@ -409,10 +409,10 @@ def test_contain_lets_a_long_sentence_back_its_claims() -> None:
     long = "The capital of France is Paris, the currency is the euro and the language is French."
     short = f"{PARIS} {EURO} {FRENCH}"
     samples = [long, long, long, short, short]
-    plain = fuse(samples, contain=None)
+    plain = fuse(samples, contain=None, floor=None)
     assert plain.text == long  # without contain, each short claim has 2 of 5 votes
     assert {d.reason for d in plain.dropped} == {"minority"}
-    r = fuse(samples, contain=1.0)
+    r = fuse(samples, contain=1.0, floor=None)
     # The long sentence holds every unit of the Paris and euro claims, not of "main language".
     assert r.text == f"{PARIS} {EURO}"
     assert [c.backers for c in r.claims] == [(0, 1, 2, 3, 4)] * 2
@@ -421,6 +421,8 @@ def test_contain_lets_a_long_sentence_back_its_claims() -> None:
     assert dropped[long].reason == "redundant"
     assert dropped[long].conflicts_with in {c.cluster for c in r.claims}
     assert dropped[FRENCH].reason == "minority"
+    # The lead rule (default floor) keeps the language too: two samples, no rival.
+    assert fuse(samples).text == short
 
 
 def test_contain_never_backs_a_contradiction() -> None:
@@ -444,22 +446,76 @@ def test_unwrap_joins_wrapped_lines_only() -> None:
     assert r.text == unwrap(wrapped)
 
 
-def test_floor_keeps_the_leading_claim_of_a_point_others_leave_open() -> None:
+def test_lead_rule_keeps_the_leading_claim_of_a_point_others_leave_open() -> None:
     pound = "The currency of Egypt is the pound."
     dollar = "The currency of Egypt is the dollar."
     cairo = "The capital of Egypt is Cairo."
     samples = [f"{cairo} {pound}"] * 3 + [f"{cairo} {dollar}"] + [cairo] * 3
-    assert fuse(samples).text == cairo  # the pound has 3 of 7 votes
-    r = fuse(samples, floor=0.2)
-    assert r.text == f"{cairo} {pound}"  # ... but 3 of the 4 that name a currency
+    assert fuse(samples, floor=None).text == cairo  # the pound has 3 of 7 votes
+    r = fuse(samples)  # ... but leads the one rival that names a currency
+    assert r.text == f"{cairo} {pound}"
     (d,) = r.dropped
     assert (d.text, d.reason) == (dollar, "minority")
-    # Two against two is no majority among those who take a position.
+    assert d.conflicts_with == next(c.cluster for c in r.claims if c.text == pound)
+    # Two against two: neither leads.
     tied = [f"{cairo} {pound}"] * 2 + [f"{cairo} {dollar}"] * 2 + [cairo] * 3
-    assert fuse(tied, floor=0.2).text == cairo
-    # A claim without rivals still needs the floor and two samples.
+    assert fuse(tied).text == cairo
+    # A claim without rivals still needs two samples, and the floor.
     lone = [f"{cairo} {pound}"] + [cairo] * 6
     assert fuse(lone, floor=0.1).text == cairo
+    two = [f"{cairo} {pound}"] * 2 + [cairo] * 8
+    assert fuse(two, floor=0.3).text == cairo
+    assert fuse(two, floor=0.2).text == f"{cairo} {pound}"
+
+
+def test_lead_rule_never_keeps_a_bare_value() -> None:
+    # "Lyon" shares no word with "Paris", so the contradiction rule cannot see that both
+    # answer one point: a one-word sentence is kept by the quorum only.
+    r = fuse(["Paris."] * 3 + ["Lyon."] * 2)
+    assert r.text == "Paris."
+    assert [(d.text, d.reason) for d in r.dropped] == [("Lyon.", "minority")]
+    assert fuse(["Paris. Lyon."] * 2 + ["Paris."] * 3).text == "Paris."
+
+
+def test_a_fragment_is_not_backed_by_containment() -> None:
+    # A cut-off "The" (no content word) is contained in every sentence; were containment to
+    # back it, it would be unanimous and make the real claims redundant.
+    samples = [f"{PARIS} {EURO}"] * 4 + [f"{PARIS} {EURO} The"]
+    r = fuse(samples)
+    assert r.text == f"{PARIS} {EURO}"
+    (d,) = r.dropped
+    assert (d.text, d.reason, d.backers) == ("The", "minority", (4,))
+
+
+def _of(model: str, texts: list[str]) -> list[Sample]:
+    return [Sample(text=t, model=model) for t in texts]
+
+
+def test_lead_rule_needs_two_families_and_prefers_the_claim_more_families_make() -> None:
+    pound = "The currency of Egypt is the pound."
+    dollar = "The currency of Egypt is the dollar."
+    cairo = "The capital of Egypt is Cairo."
+    # Family a repeats the pound (3 of its 5 samples: 0.3 of the vote); the dollar is named
+    # once by each family (0.2 of the vote, but two families): the dollar leads.
+    samples = _of("a", [f"{cairo} {pound}"] * 3 + [f"{cairo} {dollar}", cairo]) + _of(
+        "b", [f"{cairo} {dollar}"] + [cairo] * 4
+    )
+    r = fuse(samples)
+    assert r.text == f"{cairo} {dollar}"
+    dropped = {d.text: d for d in r.dropped}
+    assert dropped[pound].reason == "minority"
+    assert dropped[pound].conflicts_with is not None
+    # Without a rival, one family's repeats below the quorum are still not enough...
+    alone = _of("a", [f"{cairo} {pound}"] * 4 + [cairo]) + _of("b", [cairo] * 5)
+    assert fuse(alone).text == cairo
+    # ... nor once the other family is silent on the point, while two families are.
+    both = _of("a", [f"{cairo} {pound}"] * 2 + [cairo] * 3) + _of(
+        "b", [f"{cairo} {pound}"] + [cairo] * 4
+    )
+    assert fuse(both).text == f"{cairo} {pound}"
+    # With one family (here by the families mapping) the sources are the samples: four
+    # uncontested samples carry the pound that one family's repeats could not above.
+    assert fuse(alone, families={"a": "x", "b": "x"}).text == f"{cairo} {pound}"
 
 
 # --- one engine, two drivers: the async path and the vote settings ---------------------------
