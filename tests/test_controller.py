@@ -322,9 +322,15 @@ def test_the_plan_is_requested_with_its_json_schema() -> None:
     fmt = planner.requests[0].response_format
     assert fmt is not None and fmt["type"] == "json_schema"
     schema = fmt["json_schema"]["schema"]
-    model = schema["properties"]["tasks"]["items"]["properties"]["models"]
-    assert model["maxItems"] == _plan.RISK_LIMITS["low"].max_models
-    assert model["items"]["properties"]["name"]["enum"] == ["geo", "geo2", "old", "trans"]
+    # A task's models: one of the allowed sets of distinct cards (at most 2 at low risk).
+    sets = schema["$defs"]["models"]["anyOf"]
+    names = [
+        tuple(schema["$defs"][i["$ref"].split("/")[-1]]["properties"]["name"]["const"] for i in s)
+        for s in (alt["prefixItems"] for alt in sets)
+    ]
+    assert names == _plan.model_sets(make_catalog(Recorder()), _plan.RISK_LIMITS["low"])
+    assert ("geo", "trans") in names and ("trans", "geo") not in names
+    assert max(len(n) for n in names) == _plan.RISK_LIMITS["low"].max_models
     assert planner.requests[1].response_format is None  # the answer is free text
 
     ctl2, planner2 = controller(make_catalog(Recorder()), plan, PARIS, structured=False)
