@@ -80,6 +80,9 @@ __all__ = [
 logger = logging.getLogger("ensemble")
 
 _SIMILARITY = ("auto", "embedding", "words")
+#: The planner's answer length when ``planner_max_tokens`` is not given (and the least the
+#: planning call asks for).
+_ANSWER_TOKENS = 512
 
 
 class _Frozen(BaseModel):
@@ -162,7 +165,10 @@ class Controller:
     - ``min_confidence``: spans at or above it are a task's *supported* spans (passed on to
       dependent tasks and to the answer); the answer's sentences below it are listed in the
       ``low_support`` alert.
-    - ``planner_max_tokens``: answer length of the planner's calls.
+    - ``planner_max_tokens``: answer length of the planner's calls; ``None`` (the default):
+      for the planning call, enough for the longest plan the schema admits
+      (:func:`ensemble._plan.plan_token_bound`, at least 512), so that a plan is not cut off
+      mid-JSON; 512 for the answering call.
     - ``structured``: ask for the plan's JSON schema (``Request.response_format``); adapters
       without structured output ignore it.
     - ``retry``: the :class:`~ensemble.RetryPolicy` of every call.
@@ -186,7 +192,7 @@ class Controller:
         limits: Mapping[str, RiskLimits] | None = None,
         similarity: str = "auto",
         min_confidence: float = 0.5,
-        planner_max_tokens: int = 512,
+        planner_max_tokens: int | None = None,
         structured: bool = True,
         retry: RetryPolicy | None = None,
         max_tokens: int | None = None,
@@ -223,7 +229,11 @@ class Controller:
             )
         self.similarity = similarity
         self.min_confidence = check_number("min_confidence", min_confidence, low=0, high=1)
-        self.planner_max_tokens = check_int("planner_max_tokens", planner_max_tokens, minimum=1)
+        self.planner_max_tokens = (
+            None
+            if planner_max_tokens is None
+            else check_int("planner_max_tokens", planner_max_tokens, minimum=1)
+        )
         if not isinstance(structured, bool):
             raise ConfigurationError(f"structured must be True or False, not {structured!r}")
         self.structured = structured
@@ -330,14 +340,21 @@ class Controller:
     # --- planning ------------------------------------------------------------------------------
 
     async def _call_planner(
-        self, system: str, user: str, state: CallState, usage: _Tally, *, schema: Any = None
+        self,
+        system: str,
+        user: str,
+        state: CallState,
+        usage: _Tally,
+        *,
+        schema: Any = None,
+        max_tokens: int = _ANSWER_TOKENS,
     ) -> tuple[str | None, str | None]:
         """One planner call through the library's retry loop: ``(text, None)`` or
         ``(None, why it failed)``."""
         req = Request(
             messages=(Message(role="system", content=system), Message(role="user", content=user)),
             temperature=0.0,
-            max_tokens=self.planner_max_tokens,
+            max_tokens=self.planner_max_tokens or max_tokens,
             response_format=schema,
         )
         outcome = CallOutcome()
@@ -395,8 +412,14 @@ class Controller:
             request, self.catalog, risk=risk, tag=_plan.new_tag(), limits=limits
         )
         schema = _plan.plan_schema(self.catalog, risk=risk, limits=limits)
+        bound = _plan.plan_token_bound(self.catalog, risk=risk, limits=limits)
         text, failure = await self._call_planner(
-            system, user, state, usage, schema=schema if self.structured else None
+            system,
+            user,
+            state,
+            usage,
+            schema=schema if self.structured else None,
+            max_tokens=max(_ANSWER_TOKENS, bound),
         )
         if text is not None:
             try:
