@@ -42,8 +42,9 @@ from typing import Any
 
 import ensemble
 from ensemble import _plan
+from ensemble._retry import CallState
 from ensemble.catalog import BUILTIN_CARDS, Catalog, ModelCard
-from ensemble.controller import _embedder
+from ensemble.controller import _embedder, _Tally
 
 DATA = Path(__file__).with_name("data") / "controller"
 REQUESTS = DATA / "requests.json"
@@ -96,9 +97,19 @@ async def gather(schema: bool, limit: int | None) -> None:
         try:
             for item in load_requests()[:limit]:
                 started = time.perf_counter()
-                plan = await ctl.aplan(item["request"], risk=RISK)
+                # The controller's own planning step, with a tally of the planner's tokens
+                # (to see how close a plan comes to the planning call's token cap).
+                tally = _Tally()
+                plan = await ctl._plan(
+                    item["request"], RISK, LIMITS, CallState(deadline_at=None), tally, []
+                )
                 seconds = time.perf_counter() - started
-                row = {"id": item["id"], "raw": plan.raw, "seconds": round(seconds, 2)}
+                row = {
+                    "id": item["id"],
+                    "raw": plan.raw,
+                    "seconds": round(seconds, 2),
+                    "output_tokens": tally.planner_out,
+                }
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
                 out.flush()
                 done += 1
