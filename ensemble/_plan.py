@@ -21,6 +21,7 @@ from ensemble._validate import Int, Settings
 from ensemble.catalog import Catalog, ModelCard
 from ensemble.errors import ConfigurationError
 from ensemble.metrics.judge import escape
+from ensemble.metrics.ngram import content_units
 
 __all__ = [
     "HIGH_RISK_TAG",
@@ -320,28 +321,14 @@ def parse_plan(
 
 # --- the deterministic fallback ------------------------------------------------------------------
 
-_WORD = re.compile(r"[a-z0-9]+")
-_STOPWORDS = frozenset(
-    "a an and are as at be by for from has have in is it its of on or that the this to was "
-    "were what when where which who why how with you your i me my do does can could would "
-    "should please tell give about into than then them they their there these those".split()
-)
-
 Embed = Callable[[Sequence[str]], Sequence[Sequence[float]]]
 
 
 def _words(text: str) -> set[str]:
-    out = set()
-    for w in _WORD.findall(text.lower()):
-        if w in _STOPWORDS or len(w) < 2:
-            continue
-        # A crude stem, so that "translate" meets "translation" and "poems" meets "poem".
-        for suffix in ("ations", "ation", "ings", "ing", "ers", "er", "es", "s", "e"):
-            if len(w) > len(suffix) + 3 and w.endswith(suffix):
-                w = w[: -len(suffix)]
-                break
-        out.add(w)
-    return out
+    """The content words of ``text`` as the ngram metric sees them: its stopword list and
+    Porter stemmer (so "translate" meets "translation" and "poems" meets "poem"), numbers in
+    canonical form."""
+    return set(content_units(text))
 
 
 def _overlap(request: str, description: str) -> float:

@@ -560,3 +560,16 @@ def test_the_planning_call_asks_for_enough_tokens_for_the_longest_plan() -> None
     ctl, planner = controller(catalog, plan, PARIS, planner_max_tokens=300)
     ctl.run("capital?")
     assert [r.max_tokens for r in planner.requests] == [300, 300]  # the caller's choice
+
+
+def test_word_overlap_uses_the_ngram_metrics_stemmer_and_stopwords() -> None:
+    # "Translate" meets "translation" (the old hand-written stemmer cut them to "translat"
+    # and "transl"); stopwords ("the", "into") never count.
+    cards = [
+        ModelCard(FunctionModel(lambda _p: "x", name="a-geo"), "Capitals and the countries."),
+        ModelCard(FunctionModel(lambda _p: "x", name="z-trans"), "Machine translation of French."),
+    ]
+    ranked = _plan.rank_cards("Translate 'le chat' into English", cards)
+    assert [c.name for c, _ in ranked] == ["z-trans", "a-geo"]
+    assert ranked[0][1] > 0 and ranked[1][1] == 0
+    assert _plan._words("The poems were translated") == {"poem", "translat"}
