@@ -26,7 +26,9 @@ Only planning is measured (no model of the plan is run)::
   description ranks the cards by name, and the two local cards come second and third);
 - ``precision``: right cards over all cards named, over the valid plans;
 - ``controller``: what the controller as a whole picks (the planner's plan when valid, else
-  the word-overlap fallback), with the median planning latency.
+  the word-overlap fallback), with the median planning latency;
+- the planner's output tokens (median and most) against the planning call's cap
+  (:func:`ensemble._plan.plan_token_bound`), to show that no plan came near being cut off.
 """
 
 from __future__ import annotations
@@ -42,8 +44,9 @@ from typing import Any
 
 import ensemble
 from ensemble import _plan
+from ensemble._retry import CallState
 from ensemble.catalog import BUILTIN_CARDS, Catalog, ModelCard
-from ensemble.controller import _embedder
+from ensemble.controller import _embedder, _Tally
 
 DATA = Path(__file__).with_name("data") / "controller"
 REQUESTS = DATA / "requests.json"
@@ -96,9 +99,19 @@ async def gather(schema: bool, limit: int | None) -> None:
         try:
             for item in load_requests()[:limit]:
                 started = time.perf_counter()
-                plan = await ctl.aplan(item["request"], risk=RISK)
+                # The controller's own planning step, with a tally of the planner's tokens
+                # (to see how close a plan comes to the planning call's token cap).
+                tally = _Tally()
+                plan = await ctl._plan(
+                    item["request"], RISK, LIMITS, CallState(deadline_at=None), tally, []
+                )
                 seconds = time.perf_counter() - started
-                row = {"id": item["id"], "raw": plan.raw, "seconds": round(seconds, 2)}
+                row = {
+                    "id": item["id"],
+                    "raw": plan.raw,
+                    "seconds": round(seconds, 2),
+                    "output_tokens": tally.planner_out,
+                }
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
                 out.flush()
                 done += 1
@@ -156,6 +169,7 @@ def report() -> None:
         "test (21-50)": [i for i in right if i > 20],
         "all": list(right),
     }
+    cap = max(512, _plan.plan_token_bound(cat, risk=RISK, limits=LIMITS))
     print(f"risk {RISK}; {len(cat)} cards; valid / hit / precision (see the docstring)\n")
     for part, ids in parts.items():
         print(f"== {part}: {len(ids)} requests")
@@ -185,6 +199,12 @@ def report() -> None:
                 f"  {name:22s}             hit {h:5.0%}  top-1 {t:5.0%}  precision {p:5.0%}  "
                 f"median planning {latency:.1f} s"
             )
+            tokens = [rows[i]["output_tokens"] for i in ids if "output_tokens" in rows[i]]
+            if tokens:  # how close a plan comes to the planning call's cap (none is cut off)
+                print(
+                    f"  {'':22s} planner output tokens: median {statistics.median(tokens):.0f}, "
+                    f"most {max(tokens)}, cap {cap}"
+                )
         for kind, plans_by_id in fallbacks.items():
             if not plans_by_id:
                 continue

@@ -7,6 +7,7 @@ See ``docs/controller.md`` for what each rule means for a user.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -20,6 +21,7 @@ from ensemble._validate import Int, Settings
 from ensemble.catalog import Catalog, ModelCard
 from ensemble.errors import ConfigurationError
 from ensemble.metrics.judge import escape
+from ensemble.metrics.ngram import content_units
 
 __all__ = [
     "HIGH_RISK_TAG",
@@ -32,9 +34,11 @@ __all__ = [
     "answer_prompt",
     "check_risk",
     "fallback_plan",
+    "model_sets",
     "parse_plan",
     "plan_prompt",
     "plan_schema",
+    "plan_token_bound",
     "rank_cards",
 ]
 
@@ -317,28 +321,14 @@ def parse_plan(
 
 # --- the deterministic fallback ------------------------------------------------------------------
 
-_WORD = re.compile(r"[a-z0-9]+")
-_STOPWORDS = frozenset(
-    "a an and are as at be by for from has have in is it its of on or that the this to was "
-    "were what when where which who why how with you your i me my do does can could would "
-    "should please tell give about into than then them they their there these those".split()
-)
-
 Embed = Callable[[Sequence[str]], Sequence[Sequence[float]]]
 
 
 def _words(text: str) -> set[str]:
-    out = set()
-    for w in _WORD.findall(text.lower()):
-        if w in _STOPWORDS or len(w) < 2:
-            continue
-        # A crude stem, so that "translate" meets "translation" and "poems" meets "poem".
-        for suffix in ("ations", "ation", "ings", "ing", "ers", "er", "es", "s", "e"):
-            if len(w) > len(suffix) + 3 and w.endswith(suffix):
-                w = w[: -len(suffix)]
-                break
-        out.add(w)
-    return out
+    """The content words of ``text`` as the ngram metric sees them: its stopword list and
+    Porter stemmer (so "translate" meets "translation" and "poems" meets "poem"), numbers in
+    canonical form."""
+    return set(content_units(text))
 
 
 def _overlap(request: str, description: str) -> float:
@@ -509,30 +499,147 @@ def answer_prompt(request: str, results: Mapping[str, str], *, tag: str) -> tupl
     return ANSWER_SYSTEM.format(tag=tag), "\n\n".join(parts)
 
 
+#: Most alternatives the schema lists for one task's models (the allowed sets of models) or for
+#: the tasks; a catalog with more allowed sets gets the plain enum schema (``docs/controller.md``).
+MAX_SCHEMA_ALTERNATIVES = 200
+
+#: The longest task request and model reason the schema admits (characters).
+_REQUEST_CHARS = 160
+_REASON_CHARS = 80
+#: A task's request starts with a character that is not white space, so it is never blank.
+# (No double quote or backslash: llama.cpp copies a pattern's character classes into its grammar
+# as they are, so the class must itself keep the JSON string well formed.)
+_REQUEST_PATTERN = rf'^[^ \t\n\r"\\\x00-\x1f][^"\\\x00-\x1f]{{0,{_REQUEST_CHARS - 1}}}$'
+
+
+def model_sets(
+    catalog: Catalog, limits: RiskLimits, *, most: int = MAX_SCHEMA_ALTERNATIVES
+) -> list[tuple[str, ...]] | None:
+    """Every set of card names one task may use under ``limits`` (in catalog order): 1 to
+    ``max_models`` distinct cards, ``min_families`` to ``max_families`` families, every card
+    with ``require_tag`` included. ``None`` when there are more than ``most`` such sets."""
+    cards = list(catalog)
+    tag = limits.require_tag
+    required = [c for c in cards if tag and tag in c.tags]
+    free = [c for c in cards if c not in required]
+    out: list[tuple[str, ...]] = []
+    for size in range(max(1, len(required)), min(limits.max_models, len(cards)) + 1):
+        extra = size - len(required)
+        if math.comb(len(free), extra) > 50 * most:  # too many to even look at
+            return None
+        for combo in itertools.combinations(free, extra):
+            chosen = set(required) | set(combo)
+            families = {c.family for c in chosen}
+            if not limits.min_families <= len(families) <= limits.max_families:
+                continue
+            out.append(tuple(c.name for c in cards if c in chosen))
+            if len(out) > most:
+                return None
+    return out
+
+
 def plan_schema(
     catalog: Catalog, *, risk: Risk, limits: RiskLimits | None = None
 ) -> dict[str, Any]:
-    """The JSON schema of a plan for this catalog and risk (model names as an enum), in the
-    ``response_format`` form OpenAI, vLLM and llama.cpp's server accept."""
+    """The JSON schema of a plan for this catalog and risk, in the ``response_format`` form
+    OpenAI, vLLM and llama.cpp's server accept.
+
+    A grammar built from it admits only valid plans (what :func:`validate_plan` accepts):
+    a task's ``models`` is one of the allowed sets of distinct cards (:func:`model_sets`, in
+    catalog order, each a fixed tuple of ``const`` names), since a JSON schema grammar cannot
+    express ``uniqueItems``; the tasks are a tuple ``t1``, ``t2``, ... where task *k* depends
+    only on earlier tasks (no unknown task, no cycle). When the catalog allows more than
+    :data:`MAX_SCHEMA_ALTERNATIVES` sets, ``models`` is an array of enumerated names instead,
+    which can name a model twice (the plan is then checked, and replaced if invalid, as
+    always)."""
     lim = RISK_LIMITS[risk] if limits is None else limits
-    # Bounded strings and enumerated ids: a small model constrained by this schema cannot
-    # ramble past the planner's token budget or invent a task id.
+    sets = model_sets(catalog, lim)
+    if not sets:
+        return _enum_schema(catalog, lim)
+    names = [c.name for c in catalog]
+    defs: dict[str, Any] = {}
+    used = sorted({n for s in sets for n in s}, key=names.index)
+    ref = {n: f"m{names.index(n)}" for n in used}
+    for n in used:
+        defs[ref[n]] = _model_schema({"const": n}, lim)
+    models = {
+        "anyOf": [
+            {
+                "type": "array",
+                "prefixItems": [{"$ref": f"#/$defs/{ref[n]}"} for n in s],
+                "minItems": len(s),
+                "maxItems": len(s),
+            }
+            for s in sets
+        ]
+    }
+    defs["models"] = models
     ids = [f"t{k + 1}" for k in range(lim.max_tasks)]
-    model = {
+    for k, tid in enumerate(ids):
+        earlier = ids[:k]
+        depends: dict[str, Any] = (
+            {"type": "array", "items": {"enum": earlier}, "maxItems": len(earlier)}
+            if earlier
+            else {"const": []}
+        )
+        defs[tid] = {
+            "type": "object",
+            "properties": {
+                "id": {"const": tid},
+                "request": {"type": "string", "pattern": _REQUEST_PATTERN},
+                "depends_on": depends,
+                "models": {"$ref": "#/$defs/models"},
+            },
+            "required": ["id", "request", "depends_on", "models"],
+            "additionalProperties": False,
+        }
+    tasks = {
+        "anyOf": [
+            {
+                "type": "array",
+                "prefixItems": [{"$ref": f"#/$defs/{tid}"} for tid in ids[:count]],
+                "minItems": count,
+                "maxItems": count,
+            }
+            for count in range(1, lim.max_tasks + 1)
+        ]
+    }
+    schema = {
+        "type": "object",
+        "properties": {"tasks": tasks},
+        "required": ["tasks"],
+        "additionalProperties": False,
+        "$defs": defs,
+    }
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": "plan", "strict": True, "schema": schema},
+    }
+
+
+def _model_schema(name: dict[str, Any], lim: RiskLimits) -> dict[str, Any]:
+    return {
         "type": "object",
         "properties": {
-            "name": {"type": "string", "enum": [c.name for c in catalog]},
+            "name": {"type": "string", **name},
             "repeats": {"type": "integer", "minimum": lim.min_repeats, "maximum": lim.max_repeats},
-            "reason": {"type": "string", "maxLength": 80},
+            "reason": {"type": "string", "maxLength": _REASON_CHARS},
         },
         "required": ["name", "repeats", "reason"],
         "additionalProperties": False,
     }
+
+
+def _enum_schema(catalog: Catalog, lim: RiskLimits) -> dict[str, Any]:
+    """The plain schema for a catalog too big to list its model sets: names as an enum."""
+    # Bounded strings and enumerated ids: a small model constrained by this schema cannot
+    # ramble past the planner's token budget or invent a task id.
+    ids = [f"t{k + 1}" for k in range(lim.max_tasks)]
     task = {
         "type": "object",
         "properties": {
             "id": {"type": "string", "enum": ids},
-            "request": {"type": "string", "minLength": 1, "maxLength": 160},
+            "request": {"type": "string", "pattern": _REQUEST_PATTERN},
             "depends_on": {
                 "type": "array",
                 "items": {"type": "string", "enum": ids},
@@ -540,7 +647,7 @@ def plan_schema(
             },
             "models": {
                 "type": "array",
-                "items": model,
+                "items": _model_schema({"enum": [c.name for c in catalog]}, lim),
                 "minItems": 1,
                 "maxItems": lim.max_models,
             },
@@ -560,3 +667,45 @@ def plan_schema(
         "type": "json_schema",
         "json_schema": {"name": "plan", "strict": True, "schema": schema},
     }
+
+
+#: Tokens counted for each place the schema's grammar lets the planner put white space (a
+#: newline and an indent are one or two tokens for the usual tokenizers).
+_GAP_TOKENS = 2
+_LEXEME = re.compile(r'"(?:[^"\\]|\\.)*"|-?\d+|[{}\[\],:]')
+
+
+def plan_token_bound(catalog: Catalog, *, risk: Risk, limits: RiskLimits | None = None) -> int:
+    """Tokens enough for the longest plan :func:`plan_schema` admits, so that a planner
+    constrained by it is not cut off mid-plan (a truncated plan does not parse): one token per
+    character of the plan written compactly (a token is at least one character of ASCII
+    text) plus ``_GAP_TOKENS`` for each place white space may go. An estimate, not a proof:
+    text far from ASCII, or a planner spending many tokens on white space, can need more."""
+    lim = RISK_LIMITS[risk] if limits is None else limits
+    sets = model_sets(catalog, lim)
+    if sets:
+        longest = max(sets, key=lambda s: sum(len(n) for n in s))
+    else:
+        longest_name = max((c.name for c in catalog), key=len, default="x")
+        longest = (longest_name,) * lim.max_models
+    ids = [f"t{k + 1}" for k in range(lim.max_tasks)]
+    plan = {
+        "tasks": [
+            {
+                "id": tid,
+                "request": "x" * _REQUEST_CHARS,
+                "depends_on": ids[:k],
+                "models": [
+                    {
+                        "name": "x" * len(n),
+                        "repeats": lim.max_repeats,
+                        "reason": "x" * _REASON_CHARS,
+                    }
+                    for n in longest
+                ],
+            }
+            for k, tid in enumerate(ids)
+        ]
+    }
+    compact = json.dumps(plan, separators=(",", ":"))
+    return len(compact) + _GAP_TOKENS * len(_LEXEME.findall(compact))

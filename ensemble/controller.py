@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ensemble import _plan
 from ensemble._budget import Budget, Pricing, _price_pair
+from ensemble._limits import RateLimit, set_batch_slots
 from ensemble._plan import (
     HIGH_RISK_TAG,
     RISK_LIMITS,
@@ -60,6 +61,7 @@ from ensemble.metrics.judge import escape
 from ensemble.models import get_model
 from ensemble.models.base import Message, Model, Request
 from ensemble.runner import Ensemble
+from ensemble.settings import Limits
 from ensemble.types import Alert, Consensus, Sample
 
 if TYPE_CHECKING:
@@ -80,6 +82,9 @@ __all__ = [
 logger = logging.getLogger("ensemble")
 
 _SIMILARITY = ("auto", "embedding", "words")
+#: The planner's answer length when ``planner_max_tokens`` is not given (and the least the
+#: planning call asks for).
+_ANSWER_TOKENS = 512
 
 
 class _Frozen(BaseModel):
@@ -155,6 +160,12 @@ class Controller:
     - ``metric``: the metric of every task's vote and of the answer's score.
     - ``deadline``: seconds for the whole run (planning, every task, the answer).
     - ``timeout``: seconds for one attempt of one call.
+    - ``max_concurrency``: model calls in flight at once over the whole run (all its tasks).
+    - ``max_per_provider``: model calls in flight at once per endpoint (shared, as for
+      :class:`~ensemble.Ensemble`, with every run in the process on that endpoint).
+    - ``rate_limit``: requests per second per endpoint, or a :class:`~ensemble.RateLimit`,
+      applied to every task's calls (shared with every run in the process on that endpoint;
+      the planner's own two calls are not paced).
     - ``limits``: per-risk :class:`RiskLimits` replacing :data:`RISK_LIMITS` entries.
     - ``similarity``: how the fallback plan ranks cards: ``"embedding"`` (the packaged
       MiniLM sentence embeddings; an error when not installed), ``"words"`` (word overlap) or
@@ -162,7 +173,10 @@ class Controller:
     - ``min_confidence``: spans at or above it are a task's *supported* spans (passed on to
       dependent tasks and to the answer); the answer's sentences below it are listed in the
       ``low_support`` alert.
-    - ``planner_max_tokens``: answer length of the planner's calls.
+    - ``planner_max_tokens``: answer length of the planner's calls; ``None`` (the default):
+      for the planning call, enough for the longest plan the schema admits
+      (:func:`ensemble._plan.plan_token_bound`, at least 512), so that a plan is not cut off
+      mid-JSON; 512 for the answering call.
     - ``structured``: ask for the plan's JSON schema (``Request.response_format``); adapters
       without structured output ignore it.
     - ``retry``: the :class:`~ensemble.RetryPolicy` of every call.
@@ -183,10 +197,13 @@ class Controller:
         metric: str | Metric = "ngram",
         deadline: float | None = 300.0,
         timeout: float | None = 60.0,
+        max_concurrency: int = 16,
+        max_per_provider: int = 8,
+        rate_limit: float | RateLimit | None = None,
         limits: Mapping[str, RiskLimits] | None = None,
         similarity: str = "auto",
         min_confidence: float = 0.5,
-        planner_max_tokens: int = 512,
+        planner_max_tokens: int | None = None,
         structured: bool = True,
         retry: RetryPolicy | None = None,
         max_tokens: int | None = None,
@@ -206,6 +223,15 @@ class Controller:
         self.timeout = (
             None if timeout is None else check_number("timeout", timeout, low=0, low_open=True)
         )
+        # The limits every task's ensemble runs under (its deadline is what is left of the
+        # run's), validated here, in one place, by the library's own Limits.
+        self.run_limits = Limits(
+            timeout=self.timeout,
+            deadline=self.deadline,
+            max_concurrency=max_concurrency,
+            max_per_provider=max_per_provider,
+            rate_limit=rate_limit,
+        )
         merged = dict(RISK_LIMITS)
         if limits is not None and not isinstance(limits, Mapping):
             raise ConfigurationError(
@@ -223,7 +249,11 @@ class Controller:
             )
         self.similarity = similarity
         self.min_confidence = check_number("min_confidence", min_confidence, low=0, high=1)
-        self.planner_max_tokens = check_int("planner_max_tokens", planner_max_tokens, minimum=1)
+        self.planner_max_tokens = (
+            None
+            if planner_max_tokens is None
+            else check_int("planner_max_tokens", planner_max_tokens, minimum=1)
+        )
         if not isinstance(structured, bool):
             raise ConfigurationError(f"structured must be True or False, not {structured!r}")
         self.structured = structured
@@ -330,14 +360,21 @@ class Controller:
     # --- planning ------------------------------------------------------------------------------
 
     async def _call_planner(
-        self, system: str, user: str, state: CallState, usage: _Tally, *, schema: Any = None
+        self,
+        system: str,
+        user: str,
+        state: CallState,
+        usage: _Tally,
+        *,
+        schema: Any = None,
+        max_tokens: int = _ANSWER_TOKENS,
     ) -> tuple[str | None, str | None]:
         """One planner call through the library's retry loop: ``(text, None)`` or
         ``(None, why it failed)``."""
         req = Request(
             messages=(Message(role="system", content=system), Message(role="user", content=user)),
             temperature=0.0,
-            max_tokens=self.planner_max_tokens,
+            max_tokens=self.planner_max_tokens or max_tokens,
             response_format=schema,
         )
         outcome = CallOutcome()
@@ -395,8 +432,14 @@ class Controller:
             request, self.catalog, risk=risk, tag=_plan.new_tag(), limits=limits
         )
         schema = _plan.plan_schema(self.catalog, risk=risk, limits=limits)
+        bound = _plan.plan_token_bound(self.catalog, risk=risk, limits=limits)
         text, failure = await self._call_planner(
-            system, user, state, usage, schema=schema if self.structured else None
+            system,
+            user,
+            state,
+            usage,
+            schema=schema if self.structured else None,
+            max_tokens=max(_ANSWER_TOKENS, bound),
         )
         if text is not None:
             try:
@@ -474,8 +517,7 @@ class Controller:
             models=models,
             repeats=max(m.repeats for m in task.models),
             metric=self._metric,
-            timeout=self.timeout,
-            deadline=remaining,
+            limits=self.run_limits.model_copy(update={"deadline": remaining}),
             retry=self.retry,
             max_tokens=self.max_tokens,
             store=self.store,
@@ -523,10 +565,17 @@ class Controller:
                     )
                 )
 
-        for task in plan.tasks:  # dependencies first: their futures exist already
-            futures[task.id] = asyncio.ensure_future(run(task))
-        try:
+        async def schedule() -> None:
+            # One bound on the calls in flight over every task of the run: the tasks' calls
+            # take a slot of it as a batch's runs do. Set in this task's own context, which the
+            # tasks' futures copy when created, so it does not outlive the run.
+            set_batch_slots(asyncio.Semaphore(self.run_limits.max_concurrency))
+            for task in plan.tasks:  # dependencies first: their futures exist already
+                futures[task.id] = asyncio.ensure_future(run(task))
             await asyncio.gather(*futures.values())
+
+        try:
+            await asyncio.ensure_future(schedule())
         finally:
             for f in futures.values():
                 f.cancel()

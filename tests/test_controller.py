@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -322,9 +323,15 @@ def test_the_plan_is_requested_with_its_json_schema() -> None:
     fmt = planner.requests[0].response_format
     assert fmt is not None and fmt["type"] == "json_schema"
     schema = fmt["json_schema"]["schema"]
-    model = schema["properties"]["tasks"]["items"]["properties"]["models"]
-    assert model["maxItems"] == _plan.RISK_LIMITS["low"].max_models
-    assert model["items"]["properties"]["name"]["enum"] == ["geo", "geo2", "old", "trans"]
+    # A task's models: one of the allowed sets of distinct cards (at most 2 at low risk).
+    sets = schema["$defs"]["models"]["anyOf"]
+    names = [
+        tuple(schema["$defs"][i["$ref"].split("/")[-1]]["properties"]["name"]["const"] for i in s)
+        for s in (alt["prefixItems"] for alt in sets)
+    ]
+    assert names == _plan.model_sets(make_catalog(Recorder()), _plan.RISK_LIMITS["low"])
+    assert ("geo", "trans") in names and ("trans", "geo") not in names
+    assert max(len(n) for n in names) == _plan.RISK_LIMITS["low"].max_models
     assert planner.requests[1].response_format is None  # the answer is free text
 
     ctl2, planner2 = controller(make_catalog(Recorder()), plan, PARIS, structured=False)
@@ -484,3 +491,85 @@ async def test_the_sync_methods_refuse_inside_a_running_loop_and_name_the_async_
     result = await ctl.arun("capital?")
     await ctl.aclose()
     assert result.steps["t1"].text == PARIS and rec.called() == ["geo"]
+
+
+def test_the_runs_limits_reach_every_task() -> None:
+    # Two independent tasks on the same two models (FunctionModels: one endpoint): the rate
+    # limit paces every task's calls, max_concurrency bounds the calls in flight over the
+    # whole run, timeout cuts each call.
+    times: list[float] = []
+    in_flight = [0, 0]  # now, most
+    pause = [0.05]
+
+    def slow(name: str, answer: str) -> FunctionModel:
+        async def fn(prompt: str) -> str:
+            times.append(time.monotonic())
+            in_flight[0] += 1
+            in_flight[1] = max(in_flight)
+            try:
+                await asyncio.sleep(5.0 if "hang" in prompt else pause[0])
+            finally:
+                in_flight[0] -= 1
+            return answer
+
+        return FunctionModel(fn, name=name)
+
+    catalog = Catalog(
+        [
+            ModelCard(slow("geo", PARIS), "Geography expert.", family="geo-fam"),
+            ModelCard(slow("trans", "Bonjour means hello."), "Translator.", family="trans-fam"),
+        ]
+    )
+    both = {"geo": 3, "trans": 3}
+    plan = plan_json(task("t1", "capital?", both), task("t2", "capital again?", both))
+    ctl, _ = controller(catalog, plan, PARIS, rate_limit=5.0)
+    started = time.monotonic()
+    result = ctl.run("capital?")
+    elapsed = time.monotonic() - started
+    assert len([s for s in result.samples if s.ok]) == len(times) == 12
+    times.sort()
+    assert max(sum(1 for u in times if t <= u < t + 1.0) for t in times) <= 5
+    assert elapsed >= 2.0  # 12 calls at 5/s: the limit is shared by the tasks
+
+    # Without the run-wide bound each task's ensemble would have 2 calls in flight (4 in all).
+    pause[0] = 0.2
+    ctl, _ = controller(catalog, plan, PARIS, max_concurrency=2)
+    assert len([s for s in ctl.run("capital?").samples if s.ok]) == 12
+    assert in_flight[1] == 2
+
+    hang = plan_json(task("t1", "hang", {"geo": 1}))
+    ctl, _ = controller(catalog, hang, PARIS, timeout=0.2)
+    started = time.monotonic()
+    with pytest.raises(ensemble.errors.QuorumError):
+        ctl.run("hang")
+    assert time.monotonic() - started < 4.0  # each attempt was cut at the run's timeout
+    with pytest.raises(ConfigurationError, match="rate_limit"):
+        controller(catalog, hang, rate_limit=-1.0)
+    with pytest.raises(ConfigurationError, match="max_concurrency"):
+        controller(catalog, hang, max_concurrency=0)
+
+
+def test_the_planning_call_asks_for_enough_tokens_for_the_longest_plan() -> None:
+    catalog = make_catalog(Recorder())
+    plan = plan_json(task("t1", "capital?", {"geo": 1}))
+    ctl, planner = controller(catalog, plan, PARIS)
+    ctl.run("capital?")
+    bound = _plan.plan_token_bound(catalog, risk="normal")
+    assert bound > 512
+    assert [r.max_tokens for r in planner.requests] == [bound, 512]  # plan, answer
+    ctl, planner = controller(catalog, plan, PARIS, planner_max_tokens=300)
+    ctl.run("capital?")
+    assert [r.max_tokens for r in planner.requests] == [300, 300]  # the caller's choice
+
+
+def test_word_overlap_uses_the_ngram_metrics_stemmer_and_stopwords() -> None:
+    # "Translate" meets "translation" (the old hand-written stemmer cut them to "translat"
+    # and "transl"); stopwords ("the", "into") never count.
+    cards = [
+        ModelCard(FunctionModel(lambda _p: "x", name="a-geo"), "Capitals and the countries."),
+        ModelCard(FunctionModel(lambda _p: "x", name="z-trans"), "Machine translation of French."),
+    ]
+    ranked = _plan.rank_cards("Translate 'le chat' into English", cards)
+    assert [c.name for c, _ in ranked] == ["z-trans", "a-geo"]
+    assert ranked[0][1] > 0 and ranked[1][1] == 0
+    assert _plan._words("The poems were translated") == {"poem", "translat"}
