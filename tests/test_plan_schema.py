@@ -10,6 +10,7 @@ import json
 import re
 from typing import Any
 
+import jsonschema  # the dev extra installs it
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,8 +19,6 @@ from ensemble import _plan
 from ensemble.catalog import Catalog, ModelCard
 from ensemble.controller import HIGH_RISK_TAG
 from ensemble.models.function import FunctionModel
-
-jsonschema = pytest.importorskip("jsonschema")
 
 
 def card(name: str, family: str, *tags: str) -> ModelCard:
