@@ -566,6 +566,16 @@ def test_witness_rule_never_keeps_a_contradicted_or_lone_claim() -> None:
     assert EGYPT_POUND not in fuse(lone, witnesses=1.000001, floor=0.0).text
 
 
+async def test_witness_rule_on_the_async_path() -> None:
+    from ensemble.fuse import afuse
+
+    samples = _of("a", DIVERSE) + _of("b", [EGYPT_CAIRO] * 5)
+    r = await afuse(samples)
+    assert r == fuse(samples)
+    assert r.text == f"{EGYPT_CAIRO} {EGYPT_POUND}"
+    assert (await afuse(samples, witnesses=None)).text == EGYPT_CAIRO
+
+
 @pytest.mark.parametrize("bad", [1, 0.5, 0, -2, True, float("inf"), "2"])
 def test_witnesses_must_exceed_one(bad: object) -> None:
     with pytest.raises(InvalidInputError, match="witnesses"):
