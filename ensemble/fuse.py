@@ -14,7 +14,7 @@ has the long version and the figures):
    remembers its sample and its relative position there (``(k + 0.5) / n``).
 3. **Agreement.** The metric's :meth:`~ensemble.Metric.agreement` over all distinct sentences
    gives ``A[a, b]``, how well sentence ``a`` is supported by sentence ``b``; two sentences
-   *agree* by ``(A[a, b] + A[b, a]) / 2``.
+   *agree* by their mutual support ``min(A[a, b], A[b, a])``.
 4. **Conflicts.** Two sentences *contradict* (:func:`contradicts`) when they are about the same
    point (their content words, as the ``ngram`` metric reads them, share at least one word and
    overlap by a Jaccard index of at least ``overlap``, or differ by exactly one word swapped
