@@ -19,9 +19,11 @@ Scoring a text (a sample, the selected sample or the fused text), per prompt:
 
 Settings are chosen on one half of the prompts and reported on the other: the prompts are split
 by their index (even: choice, odd: report). On the choice half the script tries a small grid of
-``join`` x ``quorum`` x ``contain`` x ``floor`` on the mixed ensemble and keeps the one with
-the most ``right - wrong`` (ties: the library default, then the grid's order); it then reports
-the library defaults, the defaults without the lead rule (``floor=None``) and without
+``join`` x ``quorum`` x ``contain`` x ``floor`` (at the default ``witnesses``), then the
+``witnesses`` values of ``WITNESSES`` at the other defaults, on the mixed ensemble, and keeps
+the setting with the most ``right - wrong`` (ties: the library default, then the grid's
+order); it then reports the library defaults, the defaults without the witness rule
+(``witnesses=None``), without the lead rule (``floor=None``, which turns both off) and without
 ``contain``, and the chosen setting, on the report half (then on the choice half, marked seen),
 per model and mixed. ``--explain`` prints, for the choice half only, each key fact the selected
 sample states and the fused text drops, with the claims that name it (support, the backers'
@@ -52,6 +54,7 @@ from ensemble.fuse import (  # noqa: E402
     DEFAULT_FLOOR,
     DEFAULT_JOIN,
     DEFAULT_QUORUM,
+    DEFAULT_WITNESSES,
     fuse,
 )
 
@@ -61,6 +64,7 @@ JOINS = (0.3, 0.4, 0.5, 0.6)
 QUORUMS = (0.4, 0.5, 0.6)
 CONTAINS = (None, 1.0)
 FLOORS = (None, 0.1, 0.2, 0.3)
+WITNESSES = (None, 1.25, 1.5, 1.75, 2.0, 2.5)
 
 
 def _pattern(form: str) -> re.Pattern[str]:
@@ -113,6 +117,7 @@ def evaluate(
     quorum: float,
     contain: float | None,
     floor: float | None,
+    witnesses: float | None = DEFAULT_WITNESSES,
 ) -> dict[str, list[float]]:
     """Totals of (right, wrong) for the average single sample, select and fuse, and the
     number of fused texts left empty."""
@@ -123,7 +128,14 @@ def evaluate(
         out["single"][0] += sum(r for r, _ in singles) / len(singles)
         out["single"][1] += sum(w for _, w in singles) / len(singles)
         sel = ensemble.consensus(samples, method="select")
-        fus = fuse(samples, join=join, quorum=quorum, contain=contain, floor=floor)
+        fus = fuse(
+            samples,
+            join=join,
+            quorum=quorum,
+            contain=contain,
+            floor=floor,
+            witnesses=witnesses,
+        )
         for key, result in (("select", sel), ("fuse", fus)):
             r, w = scorer(p["id"], result.text)
             out[key][0] += r
@@ -201,10 +213,13 @@ def main() -> None:
         return
 
     print(f"{len(prompts)} prompts; choosing on {len(choice)}, reporting on {len(report)}")
-    default = (DEFAULT_JOIN, DEFAULT_QUORUM, DEFAULT_CONTAIN, DEFAULT_FLOOR)
+    default = (DEFAULT_JOIN, DEFAULT_QUORUM, DEFAULT_CONTAIN, DEFAULT_FLOOR, DEFAULT_WITNESSES)
     best: tuple[float, int, int] | None = None
-    grid = list(itertools.product(JOINS, QUORUMS, CONTAINS, FLOORS))
-    for n, (join, quorum, contain, floor) in enumerate(grid):
+    grid = [
+        *((*g, DEFAULT_WITNESSES) for g in itertools.product(JOINS, QUORUMS, CONTAINS, FLOORS)),
+        *((*default[:4], w) for w in WITNESSES if w != DEFAULT_WITNESSES),
+    ]
+    for n, (join, quorum, contain, floor, witnesses) in enumerate(grid):
         res = evaluate(
             choice,
             by_prompt,
@@ -214,35 +229,53 @@ def main() -> None:
             quorum=quorum,
             contain=contain,
             floor=floor,
+            witnesses=witnesses,
         )
         obj = res["fuse"][0] - res["fuse"][1]
         key = (-obj, 0 if grid[n] == default else 1, n)
         print(
             f"  choice half, mixed, join {join} quorum {quorum} contain {contain} floor {floor}"
-            f": right {res['fuse'][0]:.0f} wrong {res['fuse'][1]:.0f}, right - wrong {obj:.0f}"
+            f" witnesses {witnesses}: right {res['fuse'][0]:.0f} wrong {res['fuse'][1]:.0f},"
+            f" right - wrong {obj:.0f}"
         )
         if best is None or key < best:
             best = key
     assert best is not None
     chosen = grid[best[2]]
-    print("chosen on the choice half: join {}, quorum {}, contain {}, floor {}".format(*chosen))
+    print(
+        "chosen on the choice half: join {}, quorum {}, contain {}, floor {}, witnesses {}".format(
+            *chosen
+        )
+    )
     settings = {
         "library defaults": default,
-        "without the lead rule": (*default[:3], None),
-        "without contain": (*default[:2], None, default[3]),
+        "without the witness rule": (*default[:4], None),
+        "without the lead rule": (*default[:3], None, None),
+        "without contain": (*default[:2], None, *default[3:]),
     }
     if chosen != default:
         settings["chosen"] = chosen
     for half_name, half in (("report half", report), ("choice half (seen)", choice)):
-        for label, (j, q, ct, fl) in settings.items():
-            print(f"{half_name}, {label} (join {j}, quorum {q}, contain {ct}, floor {fl}):")
+        for label, (j, q, ct, fl, wi) in settings.items():
+            print(
+                f"{half_name}, {label} (join {j}, quorum {q}, contain {ct}, floor {fl}, "
+                f"witnesses {wi}):"
+            )
             for name, fams in (
                 ("smollm2-135m", ("smollm2-135m",)),
                 ("gemma3-270m", ("gemma3-270m",)),
                 ("mixed", mixed),
             ):
                 res = evaluate(
-                    half, by_prompt, scorer, fams, join=j, quorum=q, contain=ct, floor=fl
+                    half,
+                    by_prompt,
+                    scorer,
+                    fams,
+                    join=j,
+                    quorum=q,
+                    contain=ct,
+                    floor=fl,
+                    witnesses=wi,
                 )
                 print(_line(name, len(half), res))
 

@@ -50,6 +50,7 @@ from ensemble.fuse import (  # noqa: E402
     DEFAULT_FLOOR,
     DEFAULT_JOIN,
     DEFAULT_QUORUM,
+    DEFAULT_WITNESSES,
     fuse,
 )
 from ensemble.metrics.ngram import NgramMetric  # noqa: E402
@@ -89,6 +90,7 @@ def _half(passages: Sequence[Passage], args: argparse.Namespace) -> dict[str, An
             quorum=args.quorum,
             contain=args.contain,
             floor=args.floor,
+            witnesses=args.witnesses,
         )
         t_fuse.append(time.perf_counter() - t0)
         cpu_fuse.append(time.process_time() - c0)
@@ -155,6 +157,8 @@ def main() -> None:
     parser.add_argument("--no-contain", dest="contain", action="store_const", const=None)
     parser.add_argument("--floor", type=float, default=DEFAULT_FLOOR)
     parser.add_argument("--no-lead", dest="floor", action="store_const", const=None)
+    parser.add_argument("--witnesses", type=float, default=DEFAULT_WITNESSES)
+    parser.add_argument("--no-witness", dest="witnesses", action="store_const", const=None)
     parser.add_argument("--match", type=float, default=0.5)
     parser.add_argument("--no-scaling", action="store_true")
     args = parser.parse_args()
@@ -162,7 +166,7 @@ def main() -> None:
     fuse(data[0]["gpt3_text_samples"], metric=METRIC)  # warm-up: imports, stemmer cache
     print(
         f"ngram, join {args.join}, quorum {args.quorum}, contain {args.contain}, "
-        f"floor {args.floor}, "
+        f"floor {args.floor}, witnesses {args.witnesses}, "
         f"match >= {args.match}"
     )
     for name, lo, hi in (("passages 0-29", 0, 30), ("passages 30-59", 30, 60)):

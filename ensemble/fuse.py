@@ -14,7 +14,7 @@ has the long version and the figures):
    remembers its sample and its relative position there (``(k + 0.5) / n``).
 3. **Agreement.** The metric's :meth:`~ensemble.Metric.agreement` over all distinct sentences
    gives ``A[a, b]``, how well sentence ``a`` is supported by sentence ``b``; two sentences
-   *agree* by ``(A[a, b] + A[b, a]) / 2``.
+   *agree* by their mutual support ``min(A[a, b], A[b, a])``.
 4. **Conflicts.** Two sentences *contradict* (:func:`contradicts`) when they are about the same
    point (their content words, as the ``ngram`` metric reads them, share at least one word and
    overlap by a Jaccard index of at least ``overlap``, or differ by exactly one word swapped
@@ -43,6 +43,12 @@ has the long version and the figures):
    vote against the one currency the others name, and a currency two families name beats
    one that only one family repeats. A sentence of one content word ("Lyon.") is a bare
    value: the contradiction rule cannot tell which point it is on, so only the quorum keeps it.
+   With voters from two families or more, the *witness rule* (``witnesses``, default 1.5;
+   ``None``: off) lets one family's backing alone keep a claim at the floor that no other
+   claim contradicts, when its backers are independent enough: ``k`` backers of a family
+   whose samples agree ``rho`` with each other (mean mutual agreement of its whole answers)
+   count as ``k / (1 + (k - 1) * rho)`` witnesses, and that must reach ``witnesses``. Five
+   near-copies count as about one witness, five unrelated samples as about five.
 7. **Conflicts between clusters.** Clusters are visited from the best supported down; one that
    contradicts an already kept cluster (their chosen sentences contradict) is dropped with
    reason ``"conflict"``, so two contradicting claims are never both kept. Unless ``contain``
@@ -66,7 +72,7 @@ from __future__ import annotations
 
 import re
 import statistics
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -88,6 +94,7 @@ __all__ = [
     "DEFAULT_JOIN",
     "DEFAULT_OVERLAP",
     "DEFAULT_QUORUM",
+    "DEFAULT_WITNESSES",
     "afuse",
     "contradicts",
     "fuse",
@@ -105,6 +112,11 @@ DEFAULT_QUORUM = 0.5
 #: Share of the vote from which a claim below the quorum may be kept by the lead rule (step
 #: 6; chosen with ``DEFAULT_JOIN``); ``floor=None`` turns the lead rule off.
 DEFAULT_FLOOR = 0.2
+#: Effective number of witnesses from which one family's backing alone may keep a claim that
+#: no other claim contradicts (the witness rule of step 6: ``k`` backers of a family whose
+#: samples agree ``rho`` with each other on average count ``k / (1 + (k - 1) * rho)``; chosen
+#: on the choice half of ``benchmarks/fuse_facts.py``); ``witnesses=None`` turns it off.
+DEFAULT_WITNESSES = 1.5
 #: Jaccard overlap of content words from which two differing sentences are about one point.
 DEFAULT_OVERLAP = 0.5
 
@@ -317,12 +329,18 @@ class Rule:
     overlap: float = DEFAULT_OVERLAP
     contain: float | None = DEFAULT_CONTAIN
     floor: float | None = DEFAULT_FLOOR
+    witnesses: float | None = DEFAULT_WITNESSES
 
     def __post_init__(self) -> None:
         for name in ("join", "quorum", "overlap", "contain", "floor"):
             value = getattr(self, name)
             if value is not None or name in ("join", "quorum", "overlap"):
                 object.__setattr__(self, name, _check_fraction(name, value))
+        w = self.witnesses
+        if w is not None and (
+            isinstance(w, bool) or not isinstance(w, (int, float)) or not 1 < w < float("inf")
+        ):
+            raise InvalidInputError(f"witnesses must be a number above 1, not {w!r}")
 
 
 #: The rule ``consensus(method="fuse")`` applies.
@@ -365,6 +383,7 @@ def fuse(
     overlap: float = DEFAULT_OVERLAP,
     contain: float | None = DEFAULT_CONTAIN,
     floor: float | None = DEFAULT_FLOOR,
+    witnesses: float | None = DEFAULT_WITNESSES,
     threshold: float | None = None,
     weights: Sequence[float] | None = None,
     weighting: Literal["sample", "model"] = "model",
@@ -381,12 +400,21 @@ def fuse(
     member back a claim that one of its sentences supports at least that much (step 6);
     ``floor`` (``None``: off) also keeps a claim below the quorum that has at least that
     share of the vote, backers from two sources (families, or samples with one family) and
-    leads every claim that contradicts it (the lead rule of step 6). The
+    leads every claim that contradicts it (the lead rule of step 6); ``witnesses`` (``None``:
+    off) lets one family alone keep such a claim, when none contradicts it and its backers
+    count as at least that many effective witnesses (the witness rule of step 6). The
     other options are those of :func:`ensemble.consensus`; ``weights`` and ``weighting``
     only weigh the confidences. ``fuse(samples)`` is ``consensus(samples, method="fuse")``;
     the sync twin of :func:`afuse`.
     """
-    rule = Rule(join=join, quorum=quorum, overlap=overlap, contain=contain, floor=floor)
+    rule = Rule(
+        join=join,
+        quorum=quorum,
+        overlap=overlap,
+        contain=contain,
+        floor=floor,
+        witnesses=witnesses,
+    )
     vote = _fuse_vote(
         samples, metric, families, threshold, weights, weighting, prompt, alarm, calibration
     )
@@ -405,6 +433,7 @@ async def afuse(
     overlap: float = DEFAULT_OVERLAP,
     contain: float | None = DEFAULT_CONTAIN,
     floor: float | None = DEFAULT_FLOOR,
+    witnesses: float | None = DEFAULT_WITNESSES,
     threshold: float | None = None,
     weights: Sequence[float] | None = None,
     weighting: Literal["sample", "model"] = "model",
@@ -413,7 +442,14 @@ async def afuse(
     calibration: Calibrator | str | Path | None = None,
 ) -> Consensus:
     """:func:`fuse` from async code (see :func:`ensemble.aconsensus`)."""
-    rule = Rule(join=join, quorum=quorum, overlap=overlap, contain=contain, floor=floor)
+    rule = Rule(
+        join=join,
+        quorum=quorum,
+        overlap=overlap,
+        contain=contain,
+        floor=floor,
+        witnesses=witnesses,
+    )
     vote = _fuse_vote(
         samples, metric, families, threshold, weights, weighting, prompt, alarm, calibration
     )
@@ -471,12 +507,23 @@ def fuse_steps(vote: engine._Vote, rule: Rule) -> engine._Steps:
 
     sample_texts = [s.text or "" for s in all_samples]
     clusters = _cluster(sents, sample_texts, sym, units, join=rule.join, overlap=rule.overlap)
+    voter_matrix: FloatArray = yield engine._Agreement([all_samples[i].text or "" for i in voters])
+    witnessed = _witness_counter(voters, family_of, voter_matrix, rule.witnesses)
     claims, dropped = _decide(
-        all_samples, voters, vote_of, _sources(family_of), sents, agree, sym, units, clusters, rule
+        all_samples,
+        voters,
+        vote_of,
+        _sources(family_of),
+        sents,
+        agree,
+        sym,
+        units,
+        clusters,
+        rule,
+        witnessed,
     )
 
     text, offsets = yield from _joined_steps([c.text for c in claims])
-    voter_matrix: FloatArray = yield engine._Agreement([all_samples[i].text or "" for i in voters])
     scored: Consensus = yield from engine._scored_steps(
         vote,
         text,
@@ -522,6 +569,7 @@ def _decide(
     units: list[_Units],
     clusters: list[_Cluster],
     rule: Rule,
+    witnessed: Callable[[set[int]], float] | None = None,
 ) -> tuple[tuple[Claim, ...], tuple[DroppedClaim, ...]]:
     """Steps 6 and 7: each cluster's chosen sentence and support, then which are kept (in
     text order) and which dropped (and why)."""
@@ -579,7 +627,8 @@ def _decide(
         c = clusters[k]
         rival = rival_of(k)
         if c.support + 1e-9 < quorum and not (
-            floor is not None and _leads(k, clusters, sents, units, source, floor, overlap)
+            floor is not None
+            and _leads(k, clusters, sents, units, source, floor, overlap, witnessed, rule.witnesses)
         ):
             reasons[k] = ("minority", rival)
         elif rival is not None:
@@ -637,17 +686,30 @@ def _leads(
     source: Mapping[int, str],
     floor: float,
     overlap: float,
+    witnessed: Callable[[set[int]], float] | None = None,
+    witnesses: float | None = None,
 ) -> bool:
     """The lead rule: whether cluster ``k`` has at least ``floor`` of the vote, backers from
     two sources or more (``source``: families, or samples when there is one family), and
     leads its point: against every cluster that contradicts it, it has backers from more
     sources, or from as many and more support. A sentence of one content word is a bare
-    value whose point the contradiction rule cannot see, so only the quorum keeps it."""
+    value whose point the contradiction rule cannot see, so only the quorum keeps it. With
+    ``witnessed`` (the witness rule), a claim of one source is kept when nothing contradicts
+    it and its backers count as at least ``witnesses`` effective witnesses."""
     c = clusters[k]
     mine = len({source[i] for i in c.backers})
     rep_units = units[sents[c.rep].uid]
-    if c.support + 1e-9 < floor or mine < 2 or len(rep_units.rest) < 2:
+    if c.support + 1e-9 < floor or len(rep_units.rest) < 2:
         return False  # a bare value ("Lyon") does not say which point it is on
+    if mine < 2:
+        # One source: kept only when its backers are independent enough to count as
+        # ``witnesses`` witnesses or more and no other claim contradicts it at all.
+        if witnessed is None or witnesses is None or witnessed(c.backers) + 1e-9 < witnesses:
+            return False
+        return not any(
+            j != k and _contradict(rep_units, units[sents[other.rep].uid], overlap)
+            for j, other in enumerate(clusters)
+        )
     for j, other in enumerate(clusters):
         if j == k or not _contradict(rep_units, units[sents[other.rep].uid], overlap):
             continue
@@ -655,6 +717,43 @@ def _leads(
         if theirs > mine or (theirs == mine and other.support + 1e-9 >= c.support):
             return False
     return True
+
+
+def _witness_counter(
+    voters: Sequence[int],
+    family: Mapping[int, str],
+    matrix: FloatArray,
+    witnesses: float | None,
+) -> Callable[[set[int]], float] | None:
+    """With ``witnesses`` and voters from two families or more: a function giving the
+    *effective* number of witnesses among a set of backers of one family, ``k / (1 + (k - 1)
+    * rho)`` for ``k`` backers, ``rho`` the family's mean mutual agreement between two of its
+    samples (whole answers, ``matrix`` being the metric's agreement of the voters): five
+    near-copies count as about one witness, five unrelated samples as five. ``None`` when
+    the rule is off (the lead rule then needs two sources)."""
+    fams = list(family.values())
+    if witnesses is None or len(set(fams)) < 2 or all(fams.count(f) < 2 for f in fams):
+        return None
+    m = np.nan_to_num(np.clip(np.asarray(matrix, dtype=np.float64), 0.0, 1.0), nan=0.0)
+    mutual = np.minimum(m, m.T)
+    col = {v: k for k, v in enumerate(voters)}
+    rho: dict[str, float] = {}
+    for fam in sorted(set(family.values())):
+        idx = [col[v] for v in voters if family[v] == fam]
+        n = len(idx)
+        pairs = mutual[np.ix_(idx, idx)]
+        # One sample alone: no evidence of independence, so it counts as one copy of itself.
+        rho[fam] = float((pairs.sum() - np.trace(pairs)) / (n * (n - 1))) if n > 1 else 1.0
+
+    def count(backers: set[int]) -> float:
+        fams = {family[b] for b in backers}
+        if len(fams) != 1:
+            return float(len(fams))  # not used: two families go by the lead rule proper
+        k = len(backers)
+        r = rho[next(iter(fams))]
+        return k / (1.0 + (k - 1) * r)
+
+    return count
 
 
 def _repeats(

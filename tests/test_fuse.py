@@ -518,6 +518,70 @@ def test_lead_rule_needs_two_families_and_prefers_the_claim_more_families_make()
     assert fuse(alone, families={"a": "x", "b": "x"}).text == f"{cairo} {pound}"
 
 
+EGYPT_POUND = "The currency of Egypt is the pound."
+EGYPT_CAIRO = "The capital of Egypt is Cairo."
+#: Five samples of one family that say different things, three of them the pound.
+DIVERSE = [
+    f"{EGYPT_CAIRO} {EGYPT_POUND} The Nile floods every summer.",
+    f"Egypt has many pyramids near Giza. {EGYPT_POUND}",
+    f"{EGYPT_POUND} Alexandria was founded by a Macedonian king.",
+    "Tourists visit Luxor and Aswan in winter.",
+    "Desert covers most of the land.",
+]
+
+
+def test_witness_rule_keeps_what_independent_samples_of_one_family_repeat() -> None:
+    # Family b says nothing about the currency; three of family a's five samples name the
+    # pound (0.3 of the vote, one family) and otherwise share little: about 2.3 witnesses.
+    samples = _of("a", DIVERSE) + _of("b", [EGYPT_CAIRO] * 5)
+    assert fuse(samples, witnesses=None).text == EGYPT_CAIRO
+    r = fuse(samples)
+    assert r.text == f"{EGYPT_CAIRO} {EGYPT_POUND}"
+    pound = next(c for c in r.claims if c.text == EGYPT_POUND)
+    assert pound.backers == (0, 1, 2)
+    assert pound.support == pytest.approx(0.3)
+    # A stricter rule asks for more witnesses than three such samples give.
+    assert fuse(samples, witnesses=2.5).text == EGYPT_CAIRO
+
+
+def test_witness_rule_counts_near_copies_as_one_witness() -> None:
+    # The same three pound sentences, but family a's samples are copies of each other:
+    # five copies are one witness, however often they repeat the claim.
+    copies = [f"{EGYPT_CAIRO} {EGYPT_POUND}"] * 3 + [EGYPT_CAIRO] * 2
+    samples = _of("a", copies) + _of("b", [EGYPT_CAIRO] * 5)
+    assert fuse(samples).text == EGYPT_CAIRO
+
+
+def test_witness_rule_never_keeps_a_contradicted_or_lone_claim() -> None:
+    dollar = "The currency of Egypt is the dollar."
+    # One sample of family b names a rival currency: the pound is no longer uncontested.
+    samples = _of("a", DIVERSE) + _of("b", [f"{EGYPT_CAIRO} {dollar}"] + [EGYPT_CAIRO] * 4)
+    r = fuse(samples)
+    assert r.text == EGYPT_CAIRO
+    reasons = {d.text: d.reason for d in r.dropped}
+    assert reasons[EGYPT_POUND] == reasons[dollar] == "minority"
+    # One sample is one witness: with a single pound sentence nothing changes, at any
+    # setting the rule accepts.
+    lone = _of("a", [DIVERSE[0], *DIVERSE[3:]]) + _of("b", [EGYPT_CAIRO] * 5)
+    assert EGYPT_POUND not in fuse(lone, witnesses=1.000001, floor=0.0).text
+
+
+async def test_witness_rule_on_the_async_path() -> None:
+    from ensemble.fuse import afuse
+
+    samples = _of("a", DIVERSE) + _of("b", [EGYPT_CAIRO] * 5)
+    r = await afuse(samples)
+    assert r == fuse(samples)
+    assert r.text == f"{EGYPT_CAIRO} {EGYPT_POUND}"
+    assert (await afuse(samples, witnesses=None)).text == EGYPT_CAIRO
+
+
+@pytest.mark.parametrize("bad", [1, 0.5, 0, -2, True, float("inf"), "2"])
+def test_witnesses_must_exceed_one(bad: object) -> None:
+    with pytest.raises(InvalidInputError, match="witnesses"):
+        fuse([PARIS, PARIS], witnesses=bad)  # type: ignore[arg-type]
+
+
 # --- one engine, two drivers: the async path and the vote settings ---------------------------
 
 FACTS = [
