@@ -554,7 +554,9 @@ def run_dataset(
       ``1.03 N / rate_limit`` seconds, so with ``rate_limit / N`` a whole number no window of
       one second sees more than ``rate_limit`` requests from the job; with a fractional share
       a worker can send ``ceil(share)`` in a second (e.g. 3/s over 2 workers: up to 4 in a
-      second, 3/s on average). A share is not lent to an idle worker.
+      second, 3/s on average). A share is not lent to an idle worker. Pacing is at
+      admission: a model whose first call spends time building its client can reach the
+      server together with the next request, once per actor (``docs/scale.md``).
     - ``budget`` (USD, for the whole job; needs ``max_tokens`` and ``prices``): each actor's
       Ensemble gets ``Ensemble(budget=budget / N)``, so the job spends at most ``budget``. A
       share is not lent to another worker. An actor that Ray restarts after it died counts its
