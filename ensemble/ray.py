@@ -32,10 +32,16 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from ensemble._limits import RateLimit, rate_limit_from
 from ensemble._validate import check_int, check_number
 from ensemble.calibration import Calibrator, load_calibration
 from ensemble.engine import score
-from ensemble.errors import ConfigurationError, InvalidInputError, MissingDependencyError
+from ensemble.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    MissingDependencyError,
+    RunError,
+)
 from ensemble.metrics.base import Metric, get_metric
 from ensemble.models.base import Model
 from ensemble.runner import Ensemble
@@ -347,9 +353,14 @@ def _build_ensemble(models: ModelsSpec, settings: Mapping[str, Any]) -> Ensemble
     return Ensemble(models=_build_models(models), **{**settings, "metric": metric})
 
 
-def _worker_share(rate_limit: float, workers: int) -> float:
-    """Each of ``workers`` actors gets an equal share of the requests per second."""
-    return rate_limit / workers
+def _worker_share(rate_limit: RateLimit, workers: int) -> RateLimit:
+    """Each of ``workers`` actors gets an equal share of the requests per second and of the
+    tokens per minute."""
+    rps, tpm = rate_limit.requests_per_second, rate_limit.tokens_per_minute
+    return RateLimit(
+        requests_per_second=None if rps is None else rps / workers,
+        tokens_per_minute=None if tpm is None else tpm / workers,
+    )
 
 
 class _Runner:
@@ -365,7 +376,6 @@ class _Runner:
         settings: Mapping[str, Any],
         prompt_column: str,
         prompts_in_flight: int,
-        rate_share: float | None,
         store: str | None = None,
         run: str | None = None,
     ) -> None:
@@ -374,6 +384,8 @@ class _Runner:
 
         # One SQLite file shared by every actor of the node (WAL, busy timeout): see run_dataset.
         self.store = Store(store) if store is not None else None
+        # settings["rate_limit"] is this worker's share: the Ensemble's endpoint limiter paces
+        # every request (every attempt) with it, in this actor's one event loop.
         self.ensemble = _build_ensemble(models, {**settings, "store": self.store})
         begin(self.ensemble, run)  # the driver bound the run first: here it is a resume check
         budget = self.ensemble.budget
@@ -385,10 +397,7 @@ class _Runner:
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.prompt_column = prompt_column
         self.prompts_in_flight = prompts_in_flight
-        self.rate_share = rate_share
-        self.calls_per_prompt = len(self.ensemble.models) * self.ensemble.repeats
         self.loop = asyncio.new_event_loop()
-        self.limiter: Any = None  # made inside the loop, on first use
 
     def __call__(self, batch: Any) -> Any:
         import pyarrow as pa
@@ -404,35 +413,25 @@ class _Runner:
         )
 
     async def _run_prompts(self, prompts: Sequence[object]) -> list[Consensus | BaseException]:
-        """One result (or error) per prompt, in order.
-
-        Today each prompt is one ``Ensemble.arun``, ``prompts_in_flight`` at a time; this is the
-        one place to switch to ``Ensemble.amap`` once the runner has it.
-        """
-        if self.rate_share is not None and self.limiter is None:
-            from aiolimiter import AsyncLimiter
-
-            # The bucket holds one prompt's calls and drains at this worker's share.
-            self.limiter = AsyncLimiter(
-                self.calls_per_prompt, self.calls_per_prompt / self.rate_share
-            )
-        gate = asyncio.Semaphore(self.prompts_in_flight)
-
-        async def one(prompt: object) -> Consensus | BaseException:
-            async with gate:
-                try:
-                    if not isinstance(prompt, str):
-                        raise InvalidInputError(
-                            f"column {self.prompt_column!r} must hold strings, "
-                            f"not {type(prompt).__name__}"
-                        )
-                    if self.limiter is not None:
-                        await self.limiter.acquire(self.calls_per_prompt)
-                    return await self.ensemble.arun(prompt)
-                except Exception as exc:  # one bad prompt is one error row
-                    return exc
-
-        return list(await asyncio.gather(*(one(p) for p in prompts)))
+        """One result (or error) per prompt, in order: the batch's string prompts go through
+        one :meth:`Ensemble.amap <ensemble.Ensemble.amap>` (``prompts_in_flight`` prompts at
+        once, their attempts bounded by ``max_concurrency`` over the whole batch); any other
+        cell is an InvalidInputError row without a call."""
+        results: list[Consensus | BaseException | None] = [None] * len(prompts)
+        valid: list[int] = []
+        for i, prompt in enumerate(prompts):
+            if isinstance(prompt, str):
+                valid.append(i)
+            else:
+                results[i] = InvalidInputError(
+                    f"column {self.prompt_column!r} must hold strings, not {type(prompt).__name__}"
+                )
+        if valid:
+            texts = [str(prompts[i]) for i in valid]
+            done = await self.ensemble.amap(texts, max_prompts=self.prompts_in_flight)
+            for i, result in zip(valid, done, strict=True):
+                results[i] = _unwrapped(result)
+        return [r for r in results if r is not None]
 
     def __del__(self) -> None:
         loop = getattr(self, "loop", None)
@@ -446,17 +445,41 @@ class _Runner:
                 store.close()
 
 
-def _share(name: str, total: float | None, concurrency: object) -> float | None:
-    """``total / concurrency``: one worker's share of a job-wide limit (``None``: no limit)."""
-    if total is None:
-        return None
-    value = check_number(name, total, low=0.0, low_open=True)
+def _unwrapped(result: Consensus | RunError) -> Consensus | BaseException:
+    """``amap`` wraps a prompt's unexpected error in ``RunError("prompt <i>: ...")`` (``i`` its
+    place in the batch, meaningless to a row); the row reports the error itself instead."""
+    if isinstance(result, RunError) and type(result) is RunError:
+        cause = result.__cause__
+        if isinstance(cause, Exception):
+            return cause
+    return result
+
+
+def _pool_size(name: str, concurrency: object) -> int:
+    """The fixed number of actors a job-wide limit is split over."""
     if isinstance(concurrency, bool) or not isinstance(concurrency, int):
         raise ConfigurationError(
             f"{name} needs a fixed actor pool (concurrency=<int>) so that each worker's "
             f"share of the {name} is known"
         )
-    return _worker_share(value, concurrency)
+    return concurrency
+
+
+def _share(name: str, total: float | None, concurrency: object) -> float | None:
+    """``total / concurrency``: one worker's share of a job-wide limit (``None``: no limit)."""
+    if total is None:
+        return None
+    value = check_number(name, total, low=0.0, low_open=True)
+    return value / _pool_size(name, concurrency)
+
+
+def _rate_share(rate_limit: object, concurrency: object) -> RateLimit | None:
+    """One worker's share of the job's ``rate_limit`` (a number of requests per second or a
+    :class:`~ensemble.RateLimit`), ``None`` without one."""
+    total = rate_limit_from(rate_limit)
+    if total is None:
+        return None
+    return _worker_share(total, _pool_size("rate_limit", concurrency))
 
 
 def _restarted() -> bool:
@@ -501,7 +524,7 @@ def run_dataset(
     max_tokens: int | None = None,
     system: str | None = None,
     calibration: Calibrator | str | Path | None = None,
-    rate_limit: float | None = None,
+    rate_limit: float | RateLimit | None = None,
     budget: float | None = None,
     prices: Mapping[str, Any] | None = None,
     store: str | os.PathLike[str] | None = None,
@@ -519,15 +542,21 @@ def run_dataset(
     ``temperature``, ``seed``, ``max_tokens``, ``system``, ``calibration`` and ``prices`` are
     as in :class:`~ensemble.Ensemble`; each actor builds its Ensemble once.
 
-    Each actor runs up to ``prompts_in_flight`` prompts of its batch at once. The job-wide
-    limits are split into **per-worker shares** and need a fixed pool (``concurrency`` an int,
-    ``N`` actors):
+    Each actor runs the prompts of a batch through one :meth:`Ensemble.amap
+    <ensemble.Ensemble.amap>`: up to ``prompts_in_flight`` prompts at once, order kept, a
+    failed prompt one error row. The job-wide limits are split into **per-worker shares** and
+    need a fixed pool (``concurrency`` an int, ``N`` actors):
 
-    - ``rate_limit`` (requests per second, for the whole job): each actor gets
-      ``rate_limit / N`` and starts a prompt only when its share has room for all of that
-      prompt's calls (models x repeats). This paces prompts, not single requests: over any
-      window of ``T`` seconds a worker starts at most ``calls_per_prompt + T x share`` calls
-      (retries not counted).
+    - ``rate_limit`` (requests per second for the whole job, or a :class:`~ensemble.RateLimit`
+      with tokens per minute as well): each actor's Ensemble gets ``Ensemble(rate_limit=...)``
+      with ``1/N`` of each, so every request (every attempt, retries included) is paced by the
+      library's endpoint limiter, not whole prompts. A worker sends one request every
+      ``1.03 N / rate_limit`` seconds, so with ``rate_limit / N`` a whole number no window of
+      one second sees more than ``rate_limit`` requests from the job; with a fractional share
+      a worker can send ``ceil(share)`` in a second (e.g. 3/s over 2 workers: up to 4 in a
+      second, 3/s on average). A share is not lent to an idle worker. Pacing is at
+      admission: a model whose first call spends time building its client can reach the
+      server together with the next request, once per actor (``docs/scale.md``).
     - ``budget`` (USD, for the whole job; needs ``max_tokens`` and ``prices``): each actor's
       Ensemble gets ``Ensemble(budget=budget / N)``, so the job spends at most ``budget``. A
       share is not lent to another worker. An actor that Ray restarts after it died counts its
@@ -556,7 +585,7 @@ def run_dataset(
     prompt_column = _column_name("prompt_column", prompt_column)
     if run is not None and store is None:
         raise ConfigurationError("run= names a batch in a store; give run_dataset a store=")
-    rate_share = _share("rate_limit", rate_limit, concurrency)
+    rate_share = _rate_share(rate_limit, concurrency)
     budget_share = _share("budget", budget, concurrency)
     settings: dict[str, Any] = {
         "repeats": repeats,
@@ -571,6 +600,7 @@ def run_dataset(
         "calibration": load_calibration(calibration),  # read once here, shipped as an object
         "prices": prices,
         "budget": budget_share,
+        "rate_limit": rate_share,
     }
     store_path: str | None = None
     if store is None:
@@ -593,7 +623,6 @@ def run_dataset(
             settings,
             prompt_column,
             prompts_in_flight,
-            rate_share,
             store_path,
             run,
         ),

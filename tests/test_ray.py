@@ -188,40 +188,169 @@ def test_run_dataset_runs_an_ensemble_per_prompt(local_ray: Any) -> None:
     assert failed["error"].startswith("QuorumError")  # the prompt failed, the job did not
 
 
-def test_rate_limit_share_paces_the_prompts_of_a_worker() -> None:
-    """A worker with a share of 10 requests/s and 2 calls per prompt starts one prompt every
-    0.2 s (the first at once): 5 prompts span at least 0.8 s. Run in-process, without Ray."""
+def busiest_second(times: list[float]) -> int:
+    """The most timestamps in any half-open window of one second."""
+    times = sorted(times)
+    return max(sum(1 for u in times if t <= u < t + 1.0) for t in times)
+
+
+def test_worker_share_divides_requests_and_tokens() -> None:
+    from ensemble.ray import _rate_share, _worker_share
+
+    both = ensemble.RateLimit(requests_per_second=20.0, tokens_per_minute=90_000.0)
+    assert _worker_share(both, 2) == ensemble.RateLimit(
+        requests_per_second=10.0, tokens_per_minute=45_000.0
+    )
+    assert _rate_share(12, 4) == ensemble.RateLimit(requests_per_second=3.0)
+    assert _rate_share(ensemble.RateLimit(tokens_per_minute=600.0), 3) == ensemble.RateLimit(
+        tokens_per_minute=200.0
+    )
+    assert _rate_share(None, None) is None
+    with pytest.raises(ConfigurationError, match="rate_limit"):
+        _rate_share(-1.0, 2)
+    with pytest.raises(ConfigurationError, match="fixed actor pool"):
+        _rate_share(10.0, (1, 2))
+
+
+def test_rate_limit_share_paces_every_request_of_a_worker() -> None:
+    """A worker whose share is 10 requests/s sends one call every ~0.1 s, whichever prompt it
+    belongs to: the 10 calls of 5 prompts x 2 repeats span at least 0.9 s and no two come
+    closer than the pacing allows (today's prompt pacing let a prompt's 2 calls go together).
+    Run in-process, without Ray."""
     import time
 
     import pyarrow as pa
 
-    from ensemble.ray import _Runner, _worker_share
+    from ensemble.ray import _Runner
 
-    assert _worker_share(20.0, 2) == 10.0
+    calls: list[float] = []
 
-    def now(prompt: str) -> str:
-        return f"{prompt} at {time.monotonic():.6f}"
+    def models() -> list[ensemble.Model]:
+        def now(prompt: str) -> str:
+            calls.append(time.monotonic())
+            return f"{prompt} answered."
+
+        return [ensemble.FunctionModel(now, name="clock")]
+
+    share = ensemble.RateLimit(requests_per_second=10.0)
+    settings = {"repeats": 2, "metric": "ngram", "seed": 1, "timeout": 5.0, "deadline": 10.0}
+    paced = _Runner(models, {**settings, "rate_limit": share}, "prompt", prompts_in_flight=5)
+    batch = pa.table({"prompt": [f"p{i}" for i in range(5)]})
+    table = paced(batch)
+    assert table.column("error").to_pylist() == [None] * 5
+    t = sorted(calls)
+    assert len(t) == 10
+    assert t[-1] - t[0] >= 0.85  # 9 gaps of 0.103 s, less a little timer slack
+    assert all(b - a >= 0.08 for a, b in itertools.pairwise(t))
+    assert busiest_second(t) <= 10
+    calls.clear()
+    free = _Runner(models, settings, "prompt", prompts_in_flight=5)
+    assert free(batch).column("error").to_pylist() == [None] * 5
+    assert max(calls) - min(calls) < 0.5  # without a rate the 10 calls go together
+
+
+def test_a_batch_runs_as_one_amap_in_order_with_failures_isolated() -> None:
+    """An actor's batch goes through one Ensemble.amap: at most prompts_in_flight prompts at
+    once, results in row order, a null prompt an InvalidInputError row sent nowhere, a
+    failing prompt a QuorumError row (run in-process, without Ray)."""
+    import threading
+    import time
+
+    import pyarrow as pa
+
+    from ensemble.ray import _Runner
+
+    lock = threading.Lock()
+    active: set[str] = set()
+    peak: list[int] = [0]
+    asked: list[str] = []
+
+    def models() -> list[ensemble.Model]:
+        def answer(prompt: str) -> str:
+            with lock:
+                asked.append(prompt)
+                active.add(prompt)
+                peak[0] = max(peak[0], len(active))
+            time.sleep(0.05)
+            with lock:
+                active.discard(prompt)
+            if prompt == "p3":
+                raise RuntimeError("p3 always fails")
+            return f"The answer to {prompt} is {prompt[1:]}."
+
+        return [ensemble.FunctionModel(answer, name="f")]
 
     settings = {"repeats": 2, "metric": "ngram", "seed": 1, "timeout": 5.0, "deadline": 10.0}
-    models = [ensemble.FunctionModel(now, name="clock")]
-    paced = _Runner(models, settings, "prompt", prompts_in_flight=5, rate_share=10.0)
-    free = _Runner(models, settings, "prompt", prompts_in_flight=5, rate_share=None)
-    batch = pa.table({"prompt": [f"p{i}" for i in range(5)]})
+    runner = _Runner(models, settings, "prompt", prompts_in_flight=2)
+    prompts = ["p0", "p1", None, "p3", "p4", "p5"]
+    table = runner(pa.table({"prompt": pa.array(prompts, pa.string())}))
+    errors = table.column("error").to_pylist()
+    assert errors[2] == "InvalidInputError: column 'prompt' must hold strings, not NoneType"
+    assert errors[3] is not None and errors[3].startswith("QuorumError")
+    assert [e is None for i, e in enumerate(errors) if i not in (2, 3)] == [True] * 4
+    for i, doc in enumerate(table.column("consensus").to_pylist()):
+        if i in (2, 3):
+            assert doc is None
+        else:  # row order kept: each row holds its own prompt's answer
+            assert ensemble.Consensus.model_validate_json(doc).text == f"The answer to p{i} is {i}."
+    assert None not in asked and len(asked) == 10  # 5 string prompts x 2 repeats
+    assert peak[0] == 2  # prompts_in_flight=2 prompts at once, never more
 
-    def starts(runner: _Runner) -> list[float]:
-        table = runner(batch)
-        assert table.column("error").to_pylist() == [None] * 5
-        out = []
-        for doc in table.column("consensus").to_pylist():
-            texts = [s.text for s in ensemble.Consensus.model_validate_json(doc).samples]
-            out.append(min(float(t.rsplit(" at ", 1)[1]) for t in texts))
-        return sorted(out)
 
-    t = starts(paced)
-    assert t[-1] - t[0] >= 0.75  # 4 gaps of 0.2 s, less a little timer slack
-    assert all(b - a >= 0.15 for a, b in itertools.pairwise(t))
-    t = starts(free)
-    assert t[-1] - t[0] < 0.5  # without a rate the 5 prompts start together
+def _posting(url: str) -> Any:
+    """A factory of one model that POSTs each call to the loopback server at ``url`` (in a
+    worker thread, through the library's retry loop and endpoint limiter), as the model
+    ``m-<pid>`` so that the server tells the actors apart. Plain urllib: no SDK client whose
+    first request spends ~0.1 s setting itself up after admission (docs/scale.md)."""
+
+    def models() -> list[ensemble.Model]:
+        import urllib.request
+
+        name = f"m-{os.getpid()}"
+
+        def answer(prompt: str) -> str:
+            body = json.dumps({"model": name, "messages": [{"role": "user", "content": prompt}]})
+            req = urllib.request.Request(
+                url + "/chat/completions",
+                data=body.encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(req, timeout=10) as response:
+                reply = json.loads(response.read())
+            return f"{prompt}: {reply['choices'][0]['message']['content']}."
+
+        return [ensemble.FunctionModel(answer, name="m")]
+
+    return models
+
+
+def test_two_workers_never_exceed_the_job_rate_at_the_server(local_ray: Any, server: Any) -> None:
+    """2 actors, a job rate of 16 requests/s (8 each): the loopback server's own timestamps
+    show no one-second window with more than 16 requests, over 80 requests (about 5 s), with
+    both actors sending. Prompt pacing (before the fix) let a worker send a prompt's 4 calls
+    at once on top of its rate: up to 12 a second per worker."""
+    rate, repeats = 16, 4
+    prompts = [f"question {i}" for i in range(20)]
+    ds = local_ray.data.from_items([{"id": i, "prompt": p} for i, p in enumerate(prompts)])
+    done = run_dataset(
+        ds,
+        models=_posting(server.openai_url),
+        repeats=repeats,
+        rate_limit=float(rate),
+        concurrency=2,
+        batch_size=2,
+        prompts_in_flight=2,
+    )
+    rows = done.take_all()
+    assert all(r["error"] is None for r in rows), [r["error"] for r in rows]
+    times = [r.time for r in server.requests]
+    assert len(times) == len(prompts) * repeats
+    by_worker: dict[str | None, list[float]] = {}
+    for r in server.requests:
+        by_worker.setdefault(r.model, []).append(r.time)
+    assert len(by_worker) == 2 == len({r["worker"] for r in rows})  # both actors sent
+    assert busiest_second(times) <= rate
+    assert all(busiest_second(t) <= rate // 2 for t in by_worker.values())  # each its share
 
 
 # --- budget and store shared across workers ----------------------------------------------------
@@ -388,10 +517,10 @@ def test_a_restarted_actor_counts_its_budget_share_as_spent(
     settings = {"repeats": 1, "metric": "ngram", "max_tokens": 5, "prices": {"f": PRICE}}
     settings["budget"] = 1.0
     batch = pa.table({"prompt": ["a", "b"]})
-    fresh = ensemble_ray._Runner(models, settings, "prompt", 2, None)
+    fresh = ensemble_ray._Runner(models, settings, "prompt", 2)
     assert fresh(batch).column("error").to_pylist() == [None, None] and len(calls) == 2
     monkeypatch.setattr(ensemble_ray, "_restarted", lambda: True)
-    again = ensemble_ray._Runner(models, settings, "prompt", 2, None)
+    again = ensemble_ray._Runner(models, settings, "prompt", 2)
     table = again(batch)
     errors = table.column("error").to_pylist()
     assert all(e.startswith("QuorumError") and "BudgetExceeded" in e for e in errors), errors
