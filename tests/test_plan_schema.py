@@ -267,3 +267,31 @@ def test_llama_cpp_accepts_the_schema_and_the_local_planner_plans_validly() -> N
         ctl.close()
     assert plan.source == "planner", plan.reason
     assert all("old" in [m.name for m in t.models] for t in plan.tasks)
+
+
+@pytest.mark.parametrize("risk", ["low", "normal", "high"])
+def test_a_ranking_orders_the_alternatives_and_changes_no_validity(risk: _plan.Risk) -> None:
+    # The controller lists the cards best match first; the schema's alternatives follow that
+    # order (the first is the best card alone, when the risk allows one model) and admit the
+    # same sets of models, written in that order.
+    lim = _plan.RISK_LIMITS[risk]
+    order = ["calc", "trans", "old", "geo2", "geo"]
+    by_catalog = _plan.model_sets(CATALOG, lim)
+    ranked = _plan.model_sets(CATALOG, lim, order=order)
+    assert by_catalog is not None and ranked is not None
+    assert {frozenset(s) for s in ranked} == {frozenset(s) for s in by_catalog}
+    assert len(ranked) == len(by_catalog)
+    assert all(list(s) == sorted(s, key=order.index) for s in ranked)
+    if lim.min_families == 1 and not lim.require_tag:
+        assert ranked[0] == ("calc",)
+    schema = _plan.plan_schema(CATALOG, risk=risk, order=order)["json_schema"]["schema"]
+    check = jsonschema.Draft202012Validator(schema)
+    for names in ranked:
+        models = [{"name": n, "repeats": lim.min_repeats, "reason": ""} for n in names]
+        plan = {"tasks": [{"id": "t1", "request": "q", "depends_on": [], "models": models}]}
+        assert check.is_valid(plan) and is_valid(plan, risk)
+    # A card the order leaves out follows in catalog order.
+    assert [c.name for c in _plan._ordered(CATALOG, ["trans"])] == [
+        "trans",
+        *(n for n in NAMES if n != "trans"),
+    ]
