@@ -34,10 +34,13 @@ alternatives in that order.
 - ``precision``: right cards over all cards named, over the valid plans;
 - ``controller``: what the controller as a whole picks (the planner's plan when valid, else
   the word-overlap fallback), with the median planning latency;
-- ``copied``: the share of the planner's task requests that are not a question but the
-  planning prompt's own scaffolding (``"TASK"``, a field or card name; counted on every
-  parsed plan, valid or not, by :func:`ensemble._plan.scaffolding_problem`); such a plan is
-  invalid (the rule of ``validate_plan``), so the controller runs the fallback for it;
+- ``task requests as written``: how many of the planner's task requests (as it wrote them,
+  in every answer holding a plan) copy the planning prompt's own scaffolding (``"TASK"``, a
+  field, a card name or a piece of a card's description:
+  :func:`ensemble._plan.scaffolding_problem`), and how many are the
+  user's request word for word. The planner's wording is not what the models are asked: a
+  one-task plan asks the user's request (and in a plan of several tasks a copied task
+  request makes the plan invalid: the fallback runs);
 - the planner's output tokens (median and most) against the planning call's cap
   (:func:`ensemble._plan.plan_token_bound`), to show that no plan came near being cut off.
 """
@@ -150,19 +153,21 @@ def _rates(
     return len(valid) / n, hit / n, top1 / n, precision
 
 
-def _copied(raw: str | None, request: str, cat: Catalog) -> tuple[int, int]:
-    """(task requests that copy the prompt's scaffolding, task requests) in one answer."""
+def _copied(raw: str | None, request: str, cat: Catalog) -> tuple[int, int, int]:
+    """(task requests that copy the prompt's scaffolding, task requests that are the user's
+    request word for word, task requests) in one answer, as the planner wrote them."""
     try:
         data = _plan._json_object(raw or "")
     except _plan.PlanInvalid:
-        return 0, 0
+        return 0, 0, 0
     tasks = data.get("tasks") if isinstance(data, dict) else None
     if not isinstance(tasks, list):
-        return 0, 0
+        return 0, 0, 0
     texts = [t.get("request") for t in tasks if isinstance(t, dict)]
     texts = [t for t in texts if isinstance(t, str) and t.strip()]
     bad = sum(1 for t in texts if _plan.scaffolding_problem(t, request=request, catalog=cat))
-    return bad, len(texts)
+    same = sum(1 for t in texts if " ".join(t.split()) == " ".join(request.split()))
+    return bad, same, len(texts)
 
 
 def report(runs_path: Path | None = None) -> None:
@@ -227,10 +232,11 @@ def report(runs_path: Path | None = None) -> None:
                     plans.append(None)
             v, h, t, p = _rates(plans, truth)
             copies = [_copied(rows[i]["raw"], requests[i], cat) for i in ids]
-            bad, total = sum(c for c, _ in copies), sum(n for _, n in copies)
+            bad, same, total = (sum(c[k] for c in copies) for k in range(3))
+            print(f"  {label:22s} valid {v:5.0%}  hit {h:5.0%}  top-1 {t:5.0%}  precision {p:5.0%}")
             print(
-                f"  {label:22s} valid {v:5.0%}  hit {h:5.0%}  top-1 {t:5.0%}  precision {p:5.0%}  "
-                f"copied {bad}/{total} task requests"
+                f"  {'':22s} task requests as written: {bad}/{total} copy the prompt's "
+                f"scaffolding, {same}/{total} are the user's request word for word"
             )
             combined: list[_plan.Plan | None] = [
                 plan if plan is not None else fallbacks["words"][i]

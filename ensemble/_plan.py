@@ -379,12 +379,16 @@ def _scaffold_units(catalog: Catalog) -> set[str]:
 def scaffolding_problem(task_request: str, *, request: str, catalog: Catalog) -> str | None:
     """Why ``task_request`` is not a question to send to the models, or ``None``.
 
-    It is not when it holds no letter or digit at all (``"..."``), or when every content word
-    of it comes from the planning prompt's own text (its instructions, the JSON keys, the old
-    placeholders such as ``"TASK"``, the card names) and none from the user's ``request``
-    (``"TASK"``, ``"request"``, ``"calculator"``). A task request equal to the user's request
-    is always a question, and one with a word of its own (``"Add the two numbers"``) is too."""
-    if " ".join(task_request.split()).casefold() == " ".join(request.split()).casefold():
+    It is not when it holds no letter or digit at all (``"..."``), or when it takes no content
+    word from the user's ``request`` and either every content word of it comes from the
+    planning prompt's own text (its instructions, the JSON keys, the old placeholders such as
+    ``"TASK"``, the card names: ``"TASK"``, ``"request"``, ``"calculator"``) or it is a piece
+    of three words or more of a card's description (a 135M planner copied the first card's;
+    a lone ``"Translate"`` is a question). A task request equal to
+    the user's request is always a question, and one with a word of its own (``"Add the two
+    numbers"``) is too."""
+    norm = " ".join(task_request.split()).casefold()
+    if norm == " ".join(request.split()).casefold():
         return None
     if not _ALNUM.search(task_request):
         return "has no content (no letter or digit)"
@@ -396,6 +400,9 @@ def scaffolding_problem(task_request: str, *, request: str, catalog: Catalog) ->
             "copies the planning prompt's own words (a placeholder, a field or a card name), "
             "not the user's request"
         )
+    for card in catalog:  # three words or more, word for word (not a lone "Add")
+        if len(norm.split()) >= 3 and norm in " ".join(card.description.split()).casefold():
+            return f"copies the description of card {card.name!r}, not the user's request"
     return None
 
 

@@ -598,7 +598,16 @@ def test_the_planning_prompt_holds_no_placeholder_a_planner_could_copy() -> None
             assert placeholder not in text
 
 
-COPIES = ["TASK", "REASON", "request", "...", "…", "geo", "Task t1"]
+COPIES = [
+    "TASK",
+    "REASON",
+    "request",
+    "...",
+    "…",
+    "geo",
+    "Task t1",
+    "Translation model: translate French words",  # a piece of a card's description
+]
 
 
 @pytest.mark.parametrize("copied", COPIES)
@@ -629,8 +638,9 @@ def test_a_task_request_copied_from_the_prompt_is_never_sent_to_the_models(copie
     assert result.plan.reason is not None and repr(copied) in result.plan.reason
     fallback = [a for a in result.alerts if a.kind == "plan_fallback"]
     assert len(fallback) == 1
-    assert "copies the planning prompt's own words" in fallback[0].message or (
-        "has no content" in fallback[0].message
+    assert any(
+        why in fallback[0].message
+        for why in ("copies the planning prompt's own words", "has no content", "copies the desc")
     )
     # Every model was asked the user's request (the fallback plan), none the planner's copy.
     assert rec.calls and all(p == "What is the capital of France?" for _, p in rec.calls)
@@ -643,6 +653,7 @@ def test_a_task_request_copied_from_the_prompt_is_never_sent_to_the_models(copie
         ("Add the two numbers.", "What is 3 times 4 plus 5 times 6?"),  # a word of its own
         ("What is it?", "What is it?"),  # the user's request itself, all stopwords
         ("Which model is right?", "Which model is right?"),  # prompt words, but the user's
+        ("Translate it.", "Say 'bonjour' in English, then count its letters."),  # two words
     ],
 )
 def test_a_task_request_with_content_of_its_own_is_kept(
