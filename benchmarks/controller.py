@@ -41,6 +41,8 @@ alternatives in that order.
   user's request word for word. The planner's wording is not what the models are asked: a
   one-task plan asks the user's request (and in a plan of several tasks a copied task
   request makes the plan invalid: the fallback runs);
+- how often the planner's first card is the first card it was shown (the word-overlap
+  ranking's best, which is also the fallback's first card);
 - the planner's output tokens (median and most) against the planning call's cap
   (:func:`ensemble._plan.plan_token_bound`), to show that no plan came near being cut off.
 """
@@ -237,6 +239,18 @@ def report(runs_path: Path | None = None) -> None:
             print(
                 f"  {'':22s} task requests as written: {bad}/{total} copy the prompt's "
                 f"scaffolding, {same}/{total} are the user's request word for word"
+            )
+            # How often the planner's first card is the first card it was shown (the prompt
+            # lists the cards in the word-overlap ranking, the fallback's first choice).
+            follows = sum(
+                1
+                for plan, i in zip(plans, ids, strict=True)
+                if plan is not None
+                and _names(plan)[0] == fallbacks["words"][i].tasks[0].models[0].name
+            )
+            print(
+                f"  {'':22s} first card is the ranking's first: {follows}/{len(ids)} plans "
+                "(the cards are shown ranked by word overlap)"
             )
             combined: list[_plan.Plan | None] = [
                 plan if plan is not None else fallbacks["words"][i]
