@@ -341,7 +341,8 @@ def parse_plan(
     request: str | None = None,
 ) -> Plan:
     """Parse and validate the planner's answer; :class:`PlanInvalid` says what is wrong.
-    ``request`` (the user's) turns on the scaffolding check of :func:`validate_plan`."""
+    ``request`` (the user's) turns on :func:`validate_plan`'s rules on what a task asks (a
+    one-task plan asks ``request``; a copied task request makes a longer plan invalid)."""
     lim = RISK_LIMITS[risk] if limits is None else limits
     return validate_plan(
         _json_object(answer), catalog=catalog, risk=risk, limits=lim, raw=answer, request=request
@@ -384,9 +385,8 @@ def scaffolding_problem(task_request: str, *, request: str, catalog: Catalog) ->
     planning prompt's own text (its instructions, the JSON keys, the old placeholders such as
     ``"TASK"``, the card names: ``"TASK"``, ``"request"``, ``"calculator"``) or it is a piece
     of three words or more of a card's description (a 135M planner copied the first card's;
-    a lone ``"Translate"`` is a question). A task request equal to
-    the user's request is always a question, and one with a word of its own (``"Add the two
-    numbers"``) is too."""
+    a lone ``"Translate"`` is a question). A task request equal to the user's request is
+    always a question, and one with a word of its own (``"Add the two numbers"``) is too."""
     norm = " ".join(task_request.split()).casefold()
     if norm == " ".join(request.split()).casefold():
         return None

@@ -167,9 +167,10 @@ class Controller:
       applied to every task's calls (shared with every run in the process on that endpoint;
       the planner's own two calls are not paced).
     - ``limits``: per-risk :class:`RiskLimits` replacing :data:`RISK_LIMITS` entries.
-    - ``similarity``: how the fallback plan ranks cards: ``"embedding"`` (the packaged
-      MiniLM sentence embeddings; an error when not installed), ``"words"`` (word overlap) or
-      ``"auto"`` (embeddings when installed, else words).
+    - ``similarity``: how the cards are ranked for the request (the order the planning
+      prompt and schema list them in, and the fallback plan's choice): ``"embedding"`` (the
+      packaged MiniLM sentence embeddings; an error when not installed), ``"words"`` (word
+      overlap) or ``"auto"`` (embeddings when installed, else words).
     - ``min_confidence``: spans at or above it are a task's *supported* spans (passed on to
       dependent tasks and to the answer); the answer's sentences below it are listed in the
       ``low_support`` alert.
