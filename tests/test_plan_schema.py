@@ -247,7 +247,10 @@ def test_one_task_plans_the_schema_admits_are_exactly_the_valid_ones(risk: _plan
 def test_llama_cpp_accepts_the_schema_and_the_local_planner_plans_validly() -> None:
     # The real llama.cpp server compiles the schema into its grammar (anyOf, const,
     # prefixItems, the request pattern) and the 135M planner's plan is then valid, at the risk
-    # with the most model sets.
+    # with the most model sets. One task per plan, as docs/controller.md advises for a small
+    # local planner: allowed four, it fills every task's request up to the schema's 160
+    # characters ("17 * 23 * 2 * 2 * ...") until LocalModel's 2048-token context is full, and
+    # the cut-off plan does not parse (the fallback runs, visibly).
     import ensemble
 
     catalog = Catalog(
@@ -259,7 +262,11 @@ def test_llama_cpp_accepts_the_schema_and_the_local_planner_plans_validly() -> N
         ]
     )
     ctl = ensemble.Controller(
-        catalog=catalog, planner=ensemble.LocalModel(), similarity="words", timeout=120.0
+        catalog=catalog,
+        planner=ensemble.LocalModel(),
+        similarity="words",
+        timeout=120.0,
+        limits={"high": _plan.RISK_LIMITS["high"].model_copy(update={"max_tasks": 1})},
     )
     try:
         plan = ctl.plan("What is 17 times 23?", risk="high")
@@ -267,6 +274,7 @@ def test_llama_cpp_accepts_the_schema_and_the_local_planner_plans_validly() -> N
         ctl.close()
     assert plan.source == "planner", plan.reason
     assert all("old" in [m.name for m in t.models] for t in plan.tasks)
+    assert [t.request for t in plan.tasks] == ["What is 17 times 23?"]  # one task: the request
 
 
 @pytest.mark.parametrize("risk", ["low", "normal", "high"])
