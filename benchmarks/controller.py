@@ -249,8 +249,8 @@ def report(runs_path: Path | None = None) -> None:
                 and _names(plan)[0] == fallbacks["words"][i].tasks[0].models[0].name
             )
             print(
-                f"  {'':22s} first card is the ranking's first: {follows}/{len(ids)} plans "
-                "(the cards are shown ranked by word overlap)"
+                f"  {'':22s} first card is the word-overlap ranking's first: {follows}/{len(ids)} "
+                "plans (the prompt shows the cards in that order since prompt version 2)"
             )
             combined: list[_plan.Plan | None] = [
                 plan if plan is not None else fallbacks["words"][i]
