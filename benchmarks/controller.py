@@ -12,6 +12,13 @@ Only planning is measured (no model of the plan is run)::
     nice -n 10 python benchmarks/controller.py gather --no-schema    # free text, to compare
     # 2. the figures (replays the raw answers through the controller's own parser)
     python benchmarks/controller.py report
+    # the figures of other recorded answers, e.g. those of an earlier prompt
+    git show 6a67eb5:benchmarks/data/controller/planner_runs.jsonl > /tmp/before.jsonl
+    python benchmarks/controller.py report --runs /tmp/before.jsonl
+
+The planning prompt lists the cards best match first (the fallback's word-overlap ranking,
+as :class:`ensemble.Controller` does with ``similarity="words"``), and the schema's
+alternatives in that order.
 
 ``report`` prints, per part (``dev``: requests 1-20, looked at while writing the prompt;
 ``test``: 21-50, held out; and all 50), for the planner's answers and for the fallback plan
@@ -27,6 +34,15 @@ Only planning is measured (no model of the plan is run)::
 - ``precision``: right cards over all cards named, over the valid plans;
 - ``controller``: what the controller as a whole picks (the planner's plan when valid, else
   the word-overlap fallback), with the median planning latency;
+- ``task requests as written``: how many of the planner's task requests (as it wrote them,
+  in every answer holding a plan) copy the planning prompt's own scaffolding (``"TASK"``, a
+  field, a card name or a piece of a card's description:
+  :func:`ensemble._plan.scaffolding_problem`), and how many are the
+  user's request word for word. The planner's wording is not what the models are asked: a
+  one-task plan asks the user's request (and in a plan of several tasks a copied task
+  request makes the plan invalid: the fallback runs);
+- how often the planner's first card is the first card it was shown (the word-overlap
+  ranking's best, which is also the fallback's first card);
 - the planner's output tokens (median and most) against the planning call's cap
   (:func:`ensemble._plan.plan_token_bound`), to show that no plan came near being cut off.
 """
@@ -139,10 +155,28 @@ def _rates(
     return len(valid) / n, hit / n, top1 / n, precision
 
 
-def report() -> None:
+def _copied(raw: str | None, request: str, cat: Catalog) -> tuple[int, int, int]:
+    """(task requests that copy the prompt's scaffolding, task requests that are the user's
+    request word for word, task requests) in one answer, as the planner wrote them."""
+    try:
+        data = _plan._json_object(raw or "")
+    except _plan.PlanInvalid:
+        return 0, 0, 0
+    tasks = data.get("tasks") if isinstance(data, dict) else None
+    if not isinstance(tasks, list):
+        return 0, 0, 0
+    texts = [t.get("request") for t in tasks if isinstance(t, dict)]
+    texts = [t for t in texts if isinstance(t, str) and t.strip()]
+    bad = sum(1 for t in texts if _plan.scaffolding_problem(t, request=request, catalog=cat))
+    same = sum(1 for t in texts if " ".join(t.split()) == " ".join(request.split()))
+    return bad, same, len(texts)
+
+
+def report(runs_path: Path | None = None) -> None:
     cat = catalog()
     items = load_requests()
     right = {it["id"]: set(it["right"]) for it in items}
+    requests = {it["id"]: str(it["request"]) for it in items}
     embed = _embedder()
     fallbacks: dict[str, dict[int, _plan.Plan]] = {"words": {}, "embedding": {}}
     for it in items:
@@ -159,8 +193,12 @@ def report() -> None:
                 limits=LIMITS,
             )
     runs: dict[str, dict[int, dict[str, Any]]] = {}
-    for label, schema in (("planner+schema", True), ("planner, no schema", False)):
-        path = runs_file(schema)
+    sources = (
+        [("planner (given runs)", runs_path)]
+        if runs_path is not None
+        else [("planner+schema", runs_file(True)), ("planner, no schema", runs_file(False))]
+    )
+    for label, path in sources:
         if path.exists():
             lines = path.read_text("utf-8").splitlines()
             runs[label] = {r["id"]: r for r in map(json.loads, lines)}
@@ -183,11 +221,37 @@ def report() -> None:
             for i in ids:
                 raw = rows[i]["raw"]
                 try:
-                    plans.append(_plan.parse_plan(raw or "", catalog=cat, risk=RISK, limits=LIMITS))
+                    plans.append(
+                        _plan.parse_plan(
+                            raw or "",
+                            catalog=cat,
+                            risk=RISK,
+                            limits=LIMITS,
+                            request=requests[i],
+                        )
+                    )
                 except _plan.PlanInvalid:
                     plans.append(None)
             v, h, t, p = _rates(plans, truth)
+            copies = [_copied(rows[i]["raw"], requests[i], cat) for i in ids]
+            bad, same, total = (sum(c[k] for c in copies) for k in range(3))
             print(f"  {label:22s} valid {v:5.0%}  hit {h:5.0%}  top-1 {t:5.0%}  precision {p:5.0%}")
+            print(
+                f"  {'':22s} task requests as written: {bad}/{total} copy the prompt's "
+                f"scaffolding, {same}/{total} are the user's request word for word"
+            )
+            # How often the planner's first card is the first card it was shown (the prompt
+            # lists the cards in the word-overlap ranking, the fallback's first choice).
+            follows = sum(
+                1
+                for plan, i in zip(plans, ids, strict=True)
+                if plan is not None
+                and _names(plan)[0] == fallbacks["words"][i].tasks[0].models[0].name
+            )
+            print(
+                f"  {'':22s} first card is the word-overlap ranking's first: {follows}/{len(ids)} "
+                "plans (the prompt shows the cards in that order since prompt version 2)"
+            )
             combined: list[_plan.Plan | None] = [
                 plan if plan is not None else fallbacks["words"][i]
                 for plan, i in zip(plans, ids, strict=True)
@@ -221,12 +285,13 @@ def main() -> None:
     g = sub.add_parser("gather", help="ask the local planner (slow)")
     g.add_argument("--no-schema", action="store_true", help="free-text answers")
     g.add_argument("--limit", type=int, default=None, help="only the first N requests")
-    sub.add_parser("report", help="print the figures from the gathered answers")
+    r = sub.add_parser("report", help="print the figures from the gathered answers")
+    r.add_argument("--runs", type=Path, default=None, help="a planner_runs.jsonl to report")
     args = parser.parse_args()
     if args.command == "gather":
         asyncio.run(gather(not args.no_schema, args.limit))
     else:
-        report()
+        report(args.runs)
 
 
 if __name__ == "__main__":

@@ -167,9 +167,10 @@ class Controller:
       applied to every task's calls (shared with every run in the process on that endpoint;
       the planner's own two calls are not paced).
     - ``limits``: per-risk :class:`RiskLimits` replacing :data:`RISK_LIMITS` entries.
-    - ``similarity``: how the fallback plan ranks cards: ``"embedding"`` (the packaged
-      MiniLM sentence embeddings; an error when not installed), ``"words"`` (word overlap) or
-      ``"auto"`` (embeddings when installed, else words).
+    - ``similarity``: how the cards are ranked for the request (the order the planning
+      prompt and schema list them in, and the fallback plan's choice): ``"embedding"`` (the
+      packaged MiniLM sentence embeddings; an error when not installed), ``"words"`` (word
+      overlap) or ``"auto"`` (embeddings when installed, else words).
     - ``min_confidence``: spans at or above it are a task's *supported* spans (passed on to
       dependent tasks and to the answer); the answer's sentences below it are listed in the
       ``low_support`` alert.
@@ -341,10 +342,12 @@ class Controller:
         plan = await self._plan(request, risk, limits, state, usage, alerts)
         budget = None if self.budget is None else Budget(self.budget)
         steps, samples = await self._execute(plan, deadline_at, alerts, budget)
-        ok = [s for s in samples if s.ok]
-        if not ok:
+        # A failure never votes and an empty answer abstains: a run where no sample has text
+        # has nothing to answer from (every sample is kept in the error).
+        voters = [s for s in samples if s.ok and not s.empty]
+        if not voters:
             raise QuorumError(quorum=1, samples=samples)
-        answer = await self._answer(request, plan, steps, ok, state, usage, alerts)
+        answer = await self._answer(request, plan, steps, voters, state, usage, alerts)
         for s in samples:
             usage.add_model(s)
         return ControllerResult(
@@ -428,10 +431,16 @@ class Controller:
         usage: _Tally,
         alerts: list[Alert],
     ) -> Plan:
-        system, user = _plan.plan_prompt(
-            request, self.catalog, risk=risk, tag=_plan.new_tag(), limits=limits
+        # The cards are shown (and the schema's alternatives listed) best match first, by the
+        # fallback's own ranking: a planner that takes the first card takes the best-ranked.
+        embed = await asyncio.to_thread(self._embed)
+        ranking = tuple(
+            c.name for c, _ in _plan.rank_cards(request, list(self.catalog), embed=embed)
         )
-        schema = _plan.plan_schema(self.catalog, risk=risk, limits=limits)
+        system, user = _plan.plan_prompt(
+            request, self.catalog, risk=risk, tag=_plan.new_tag(), limits=limits, order=ranking
+        )
+        schema = _plan.plan_schema(self.catalog, risk=risk, limits=limits, order=ranking)
         bound = _plan.plan_token_bound(self.catalog, risk=risk, limits=limits)
         text, failure = await self._call_planner(
             system,
@@ -443,12 +452,14 @@ class Controller:
         )
         if text is not None:
             try:
-                return _plan.parse_plan(text, catalog=self.catalog, risk=risk, limits=limits)
+                plan = _plan.parse_plan(
+                    text, catalog=self.catalog, risk=risk, limits=limits, request=request
+                )
+                return plan.model_copy(update={"ranking": ranking})
             except _plan.PlanInvalid as exc:
                 why = f"the planner's plan is not valid: {exc}"
         else:
             why = f"the planner call failed: {failure}"
-        embed = await asyncio.to_thread(self._embed)
         plan = _plan.fallback_plan(
             request,
             catalog=self.catalog,
@@ -457,13 +468,13 @@ class Controller:
             raw=text,
             limits=limits,
             embed=embed,
-        )
+        ).model_copy(update={"ranking": ranking})
         chosen = ", ".join(m.name for m in plan.tasks[0].models)
-        ranking = "sentence embeddings" if embed is not None else "word overlap"
+        ranked_by = "sentence embeddings" if embed is not None else "word overlap"
         alerts.append(
             Alert(
                 kind="plan_fallback",
-                message=f"{why}; ran the fallback plan instead ({chosen}, ranked by {ranking})",
+                message=f"{why}; ran the fallback plan instead ({chosen}, ranked by {ranked_by})",
                 models=tuple(m.name for m in plan.tasks[0].models),
                 severity="warning",
             )

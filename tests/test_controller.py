@@ -294,7 +294,11 @@ def test_the_planner_reads_escaped_data_in_random_delimiters_and_is_not_steered(
     clean_result, clean_rec, _ = run([])
     result, rec, planner = run([evil])
     assert rec.called() == clean_rec.called() == ["geo", "geo"]
-    assert result.plan == clean_result.plan
+    # The same plan; only the ranking shown to the planner holds the extra card.
+    assert result.plan.model_copy(update={"ranking": ()}) == clean_result.plan.model_copy(
+        update={"ranking": ()}
+    )
+    assert [n for n in result.plan.ranking if n != "evil"] == list(clean_result.plan.ranking)
     assert result.answer.text == clean_result.answer.text
 
     request = planner.requests[0]
@@ -319,7 +323,7 @@ def test_the_plan_is_requested_with_its_json_schema() -> None:
     rec = Recorder()
     plan = plan_json(task("t1", "capital?", {"geo": 1}))
     ctl, planner = controller(make_catalog(rec), plan, PARIS)
-    ctl.run("capital?", risk="low")
+    result = ctl.run("capital?", risk="low")
     fmt = planner.requests[0].response_format
     assert fmt is not None and fmt["type"] == "json_schema"
     schema = fmt["json_schema"]["schema"]
@@ -329,7 +333,12 @@ def test_the_plan_is_requested_with_its_json_schema() -> None:
         tuple(schema["$defs"][i["$ref"].split("/")[-1]]["properties"]["name"]["const"] for i in s)
         for s in (alt["prefixItems"] for alt in sets)
     ]
-    assert names == _plan.model_sets(make_catalog(Recorder()), _plan.RISK_LIMITS["low"])
+    ranking = result.plan.ranking
+    assert names == _plan.model_sets(
+        make_catalog(Recorder()), _plan.RISK_LIMITS["low"], order=ranking
+    )
+    assert ranking[:2] == ("geo", "geo2")  # "capital" is in their descriptions only
+    assert names[0] == ("geo",)  # the best-ranked card alone comes first
     assert ("geo", "trans") in names and ("trans", "geo") not in names
     assert max(len(n) for n in names) == _plan.RISK_LIMITS["low"].max_models
     assert planner.requests[1].response_format is None  # the answer is free text
@@ -573,3 +582,169 @@ def test_word_overlap_uses_the_ngram_metrics_stemmer_and_stopwords() -> None:
     assert [c.name for c, _ in ranked] == ["z-trans", "a-geo"]
     assert ranked[0][1] > 0 and ranked[1][1] == 0
     assert _plan._words("The poems were translated") == {"poem", "translat"}
+
+
+# --- a weak planner's failures, contained ----------------------------------------------------
+
+
+def test_the_planning_prompt_holds_no_placeholder_a_planner_could_copy() -> None:
+    system, user = _plan.plan_prompt(
+        "What is the capital of France?", make_catalog(Recorder()), risk="normal", tag="ab12"
+    )
+    for text in (system, user):
+        # No example value at all: the fields are described in words.
+        assert not re.search(r'"(request|reason|name)"\s*:\s*"', text)
+        for placeholder in ("TASK", "REASON", "CARD NAME"):
+            assert placeholder not in text
+
+
+COPIES = [
+    "TASK",
+    "REASON",
+    "request",
+    "...",
+    "…",
+    "geo",
+    "Task t1",
+    "Translation model: translate French words",  # a piece of a card's description
+]
+
+
+@pytest.mark.parametrize("copied", COPIES)
+def test_a_one_task_plan_asks_the_users_request_whatever_the_planner_wrote(copied: str) -> None:
+    rec = Recorder()
+    plan = plan_json(task("t1", copied, {"geo": 2, "trans": 1}))
+    ctl, _ = controller(make_catalog(rec), plan, PARIS)
+    result = ctl.run("What is the capital of France?")
+    # The planner's choice of models stands; what they are asked is the user's request.
+    assert result.plan.source == "planner"
+    assert result.plan.tasks[0].request == "What is the capital of France?"
+    assert result.plan.raw == plan  # the planner's own wording stays visible
+    assert sorted(rec.called()) == ["geo", "geo", "trans"]
+    assert all(p == "What is the capital of France?" for _, p in rec.calls)
+
+
+@pytest.mark.parametrize("copied", COPIES)
+def test_a_task_request_copied_from_the_prompt_is_never_sent_to_the_models(copied: str) -> None:
+    rec = Recorder()
+    plan = plan_json(
+        task("t1", "What is the capital of France?", {"geo": 1}),
+        task("t2", copied, {"trans": 2}, depends_on=("t1",)),
+    )
+    ctl, _ = controller(make_catalog(rec), plan, PARIS)
+    result = ctl.run("What is the capital of France?")
+    assert result.plan.source == "fallback"
+    assert result.plan.raw == plan
+    assert result.plan.reason is not None and repr(copied) in result.plan.reason
+    fallback = [a for a in result.alerts if a.kind == "plan_fallback"]
+    assert len(fallback) == 1
+    assert any(
+        why in fallback[0].message
+        for why in ("copies the planning prompt's own words", "has no content", "copies the desc")
+    )
+    # Every model was asked the user's request (the fallback plan), none the planner's copy.
+    assert rec.calls and all(p == "What is the capital of France?" for _, p in rec.calls)
+
+
+@pytest.mark.parametrize(
+    ("task_request", "user_request"),
+    [
+        ("Capital of France?", "What is the capital of France?"),  # shares a word
+        ("Add the two numbers.", "What is 3 times 4 plus 5 times 6?"),  # a word of its own
+        ("What is it?", "What is it?"),  # the user's request itself, all stopwords
+        ("Which model is right?", "Which model is right?"),  # prompt words, but the user's
+        ("Translate it.", "Say 'bonjour' in English, then count its letters."),  # two words
+    ],
+)
+def test_a_task_request_with_content_of_its_own_is_kept(
+    task_request: str, user_request: str
+) -> None:
+    catalog = make_catalog(Recorder())
+    assert _plan.scaffolding_problem(task_request, request=user_request, catalog=catalog) is None
+    answer = plan_json(
+        task("t1", user_request, {"geo": 1}),
+        task("t2", task_request, {"geo": 1}, depends_on=("t1",)),
+    )
+    plan = _plan.parse_plan(answer, catalog=catalog, risk="normal", request=user_request)
+    assert [t.request for t in plan.tasks] == [user_request, task_request]
+
+
+def test_only_the_task_that_copies_is_named_and_its_plan_is_rejected_whole() -> None:
+    catalog = make_catalog(Recorder())
+    answer = plan_json(
+        task("t1", "Translate 'bonjour'.", {"trans": 1}),
+        task("t2", "TASK", {"geo": 1}, depends_on=("t1",)),
+    )
+    with pytest.raises(_plan.PlanInvalid) as info:
+        _plan.parse_plan(answer, catalog=catalog, risk="normal", request="Translate bonjour.")
+    assert "task 't2''s request 'TASK'" in str(info.value)
+    assert "'t1'" not in str(info.value)
+
+
+def first_card_planner(request: Request) -> str:
+    """A weak planner: names the first card of the prompt, and asks it the user's request."""
+    assert request.messages is not None
+    user = request.messages[1].content
+    name = re.findall(r'kind="card" name="([^"]+)"', user)[0]
+    asked = re.search(r'kind="request">\n(.*?)\n</data-', user, re.DOTALL)
+    assert asked is not None
+    return plan_json(task("t1", asked.group(1), {name: 2}))
+
+
+@pytest.mark.parametrize(
+    ("request_text", "best"),
+    [
+        ("Translate 'bonjour' into English.", "trans"),
+        ("What is the capital of Spain?", "geo"),
+    ],
+)
+def test_the_planner_sees_the_cards_best_match_first(request_text: str, best: str) -> None:
+    # The catalog lists "geo" first; a planner that takes the first card shown takes the card
+    # the fallback's ranking puts first, and the model it names is the one called, and only it.
+    rec = Recorder()
+    catalog = make_catalog(rec)
+    ctl, planner = controller(catalog, first_card_planner, PARIS)
+    result = ctl.run(request_text)
+    ranking = [c.name for c, _ in _plan.rank_cards(request_text, list(catalog))]
+    assert ranking[0] == best
+    assert result.plan.source == "planner"
+    assert result.plan.ranking == tuple(ranking)
+    assert rec.called() == [best, best]
+    # The prompt lists the cards, and the schema its alternatives, in that order.
+    first = planner.requests[0]
+    assert first.messages is not None
+    shown = re.findall(r'kind="card" name="([^"]+)"', first.messages[1].content)
+    assert shown == ranking
+    assert first.response_format is not None
+    schema = first.response_format["json_schema"]["schema"]
+    alternative = schema["$defs"]["models"]["anyOf"][0]["prefixItems"]
+    ref = alternative[0]["$ref"].split("/")[-1]
+    assert [len(alternative), schema["$defs"][ref]["properties"]["name"]["const"]] == [1, best]
+
+
+def test_a_step_whose_every_answer_is_empty_is_a_failed_step() -> None:
+    rec = Recorder()
+    catalog = Catalog(
+        [
+            ModelCard(rec.model("mute", "   "), "A model that answers nothing.", family="m"),
+            ModelCard(rec.model("blank", ""), "Another that answers nothing.", family="b"),
+            ModelCard(rec.model("geo", PARIS), "Geography: capitals.", family="g"),
+        ]
+    )
+    # Every answer of the run is empty: like a run whose every call failed, nothing to answer
+    # from; the error keeps every sample, and the planner is not asked to write an answer.
+    ctl, planner = controller(catalog, plan_json(task("t1", "q", {"mute": 2, "blank": 1})), PARIS)
+    with pytest.raises(ensemble.errors.QuorumError) as info:
+        ctl.run("q")
+    assert len(info.value.samples) == 3 and all(s.empty for s in info.value.samples)
+    assert len(planner.requests) == 1
+    # One step all empty, another with text: the empty one is a failed step (an alert, its
+    # samples kept), and the answer is scored only against the answers with text.
+    answer = plan_json(task("t1", "q", {"mute": 2}), task("t2", "q", {"geo": 2}))
+    ctl, _ = controller(catalog, answer, PARIS)
+    result = ctl.run("q")
+    assert set(result.steps) == {"t2"}
+    failed = [a for a in result.alerts if a.kind == "task_failed"]
+    assert len(failed) == 1 and "'t1'" in failed[0].message
+    assert sum(1 for s in result.samples if s.empty) == 2
+    assert result.answer.text == PARIS and result.answer.spans[0].confidence == 1.0

@@ -247,7 +247,10 @@ def test_one_task_plans_the_schema_admits_are_exactly_the_valid_ones(risk: _plan
 def test_llama_cpp_accepts_the_schema_and_the_local_planner_plans_validly() -> None:
     # The real llama.cpp server compiles the schema into its grammar (anyOf, const,
     # prefixItems, the request pattern) and the 135M planner's plan is then valid, at the risk
-    # with the most model sets.
+    # with the most model sets. One task per plan, as docs/controller.md advises for a small
+    # local planner: allowed four, it fills every task's request up to the schema's 160
+    # characters ("17 * 23 * 2 * 2 * ...") until LocalModel's 2048-token context is full, and
+    # the cut-off plan does not parse (the fallback runs, visibly).
     import ensemble
 
     catalog = Catalog(
@@ -259,7 +262,11 @@ def test_llama_cpp_accepts_the_schema_and_the_local_planner_plans_validly() -> N
         ]
     )
     ctl = ensemble.Controller(
-        catalog=catalog, planner=ensemble.LocalModel(), similarity="words", timeout=120.0
+        catalog=catalog,
+        planner=ensemble.LocalModel(),
+        similarity="words",
+        timeout=120.0,
+        limits={"high": _plan.RISK_LIMITS["high"].model_copy(update={"max_tasks": 1})},
     )
     try:
         plan = ctl.plan("What is 17 times 23?", risk="high")
@@ -267,3 +274,32 @@ def test_llama_cpp_accepts_the_schema_and_the_local_planner_plans_validly() -> N
         ctl.close()
     assert plan.source == "planner", plan.reason
     assert all("old" in [m.name for m in t.models] for t in plan.tasks)
+    assert [t.request for t in plan.tasks] == ["What is 17 times 23?"]  # one task: the request
+
+
+@pytest.mark.parametrize("risk", ["low", "normal", "high"])
+def test_a_ranking_orders_the_alternatives_and_changes_no_validity(risk: _plan.Risk) -> None:
+    # The controller lists the cards best match first; the schema's alternatives follow that
+    # order (the first is the best card alone, when the risk allows one model) and admit the
+    # same sets of models, written in that order.
+    lim = _plan.RISK_LIMITS[risk]
+    order = ["calc", "trans", "old", "geo2", "geo"]
+    by_catalog = _plan.model_sets(CATALOG, lim)
+    ranked = _plan.model_sets(CATALOG, lim, order=order)
+    assert by_catalog is not None and ranked is not None
+    assert {frozenset(s) for s in ranked} == {frozenset(s) for s in by_catalog}
+    assert len(ranked) == len(by_catalog)
+    assert all(list(s) == sorted(s, key=order.index) for s in ranked)
+    if lim.min_families == 1 and not lim.require_tag:
+        assert ranked[0] == ("calc",)
+    schema = _plan.plan_schema(CATALOG, risk=risk, order=order)["json_schema"]["schema"]
+    check = jsonschema.Draft202012Validator(schema)
+    for names in ranked:
+        models = [{"name": n, "repeats": lim.min_repeats, "reason": ""} for n in names]
+        plan = {"tasks": [{"id": "t1", "request": "q", "depends_on": [], "models": models}]}
+        assert check.is_valid(plan) and is_valid(plan, risk)
+    # A card the order leaves out follows in catalog order.
+    assert [c.name for c in _plan._ordered(CATALOG, ["trans"])] == [
+        "trans",
+        *(n for n in NAMES if n != "trans"),
+    ]
