@@ -34,7 +34,7 @@ its own: :func:`_vote` (the one preamble) and :class:`_Vote`, the asks :class:`_
 :class:`_Agreement`, :func:`_scored_steps` (score a built text and make the result; it checks
 the metric's scores, :func:`~ensemble.metrics.base.check_scores`, and adds the empty-answer
 alerts), :func:`_select_steps` and :func:`_full_agreement`, :func:`_evidence` (the samples that
-vote: successful and not empty, :func:`_is_empty`), and the drivers :func:`_sync` /
+vote: successful and not empty, :attr:`Sample.empty`), and the drivers :func:`_sync` /
 :func:`_adrive`. Change them together with ``ensemble/fuse.py``.
 """
 
@@ -461,19 +461,14 @@ def _no_evidence_alert(n_voters: int) -> tuple[Alert, ...]:
     )
 
 
-def _is_empty(sample: Sample) -> bool:
-    """An answer with no text but white space: an abstention, never a vote (nor a candidate)."""
-    return sample.empty
-
-
 def _evidence(samples: Sequence[Sample]) -> list[int]:
-    """The samples that vote: successful and not empty (:func:`_is_empty`)."""
-    return [i for i, s in enumerate(samples) if s.ok and not _is_empty(s)]
+    """The samples that vote: successful and not empty (:attr:`Sample.empty`: an abstention)."""
+    return [i for i, s in enumerate(samples) if s.ok and not s.empty]
 
 
 def _empty_alerts(samples: Sequence[Sample]) -> tuple[Alert, ...]:
     """Record the empty answers: one info alert, or a critical one when every answer is empty."""
-    empty = [i for i, s in enumerate(samples) if _is_empty(s)]
+    empty = [i for i, s in enumerate(samples) if s.empty]
     if not empty:
         return ()
     if len(empty) == sum(1 for s in samples if s.ok):
