@@ -21,10 +21,10 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ensemble._budget import Budget, Pricing
+from ensemble._closing import AsyncClosing
 from ensemble._durable import CallPath, annotate
 from ensemble._fanout import Call, Returned, fan_out
 from ensemble._limits import RateLimit
@@ -61,7 +61,7 @@ def _temperature(name: str, value: object) -> float:
     return check_number(name, value, low=0.0)
 
 
-class Ensemble:
+class Ensemble(AsyncClosing):
     """Ask ``models`` ``repeats`` times each and build a consensus of the answers.
 
     Parameters (keyword-only, validated here, all at once):
@@ -390,17 +390,6 @@ class Ensemble:
     def close(self) -> None:
         """Synchronous :meth:`aclose`."""
         run_sync("Ensemble.close()", "`await ensemble.aclose()`", self.aclose)
-
-    async def __aenter__(self) -> Ensemble:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 def _sample(call: Call, out: Returned) -> Sample:

@@ -19,11 +19,11 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Collection, Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
+from ensemble._closing import AsyncClosing
 from ensemble._sync import run_sync
 from ensemble._validate import Int, Settings
 from ensemble.adaptive._stopping import DEFAULT_STOPPING, SequentialStopping
@@ -80,7 +80,7 @@ class Tier(Settings):
         return cls(repeats=repeats, models=[card.model for card in cards])
 
 
-class Escalation:
+class Escalation(AsyncClosing):
     """Adaptive stopping within tiers, escalating while the result is weak or alarming.
 
     Parameters (keyword-only after ``ensemble``):
@@ -191,17 +191,6 @@ class Escalation:
         """Release the connections of the ensemble and of every tier's models."""
         extra = {id(m): m for ms in self._models for m in ms if m not in self.ensemble.models}
         await asyncio.gather(self.ensemble.aclose(), *(m.aclose() for m in extra.values()))
-
-    async def __aenter__(self) -> Escalation:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def _futile(
         self,

@@ -27,11 +27,11 @@ import email.utils
 import math
 import time
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ensemble._closing import AsyncClosing
 from ensemble._sync import run_sync
 from ensemble.types import Usage
 
@@ -117,7 +117,7 @@ class Completion(_Frozen):
         return not self.text.strip()
 
 
-class Model(abc.ABC):
+class Model(AsyncClosing, abc.ABC):
     """Base class of every model adapter.
 
     Subclasses set ``provider`` and the capability flags, set ``self.name`` (e.g.
@@ -172,23 +172,12 @@ class Model(abc.ABC):
             release=self.aclose,
         )
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook, nothing to close by default
+    async def aclose(self) -> None:
         """Release connections; the model stays usable (the next call reopens them)."""
 
     def close(self) -> None:
         """Synchronous :meth:`aclose` (same rule as :meth:`generate`)."""
         run_sync("model.close()", "await model.aclose()", self.aclose)
-
-    async def __aenter__(self) -> Model:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
