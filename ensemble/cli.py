@@ -39,7 +39,7 @@ from ensemble import __version__
 from ensemble._terminal import Calls, Reporter, console_for
 from ensemble._validate import check_int, check_number
 from ensemble.engine import consensus
-from ensemble.errors import ConfigurationError, EnsembleError, RunError, UsageError
+from ensemble.errors import ConfigurationError, EnsembleError, QuorumError, RunError, UsageError
 from ensemble.metrics.base import available_metrics
 from ensemble.types import Consensus, Sample
 
@@ -734,11 +734,9 @@ def _report_error(exc: EnsembleError) -> int:
         print(f"ensemble: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if isinstance(exc, RunError):
-        ok = sum(1 for s in exc.samples if s.ok)
-        quorum: Any = getattr(exc, "quorum", None)
         head = str(exc).splitlines()[0].rstrip(":; ")
-        if quorum is not None:
-            head = getattr(exc, "summary", f"{ok} successful sample(s), quorum is {quorum}")
+        if isinstance(exc, QuorumError):
+            head = exc.summary
         print(f"ensemble: error: {head}", file=sys.stderr)
         failures = [s for s in exc.samples if s.error is not None]
         if failures:

@@ -344,7 +344,7 @@ class Controller:
         steps, samples = await self._execute(plan, deadline_at, alerts, budget)
         # A failure never votes and an empty answer abstains: a run where no sample has text
         # has nothing to answer from (every sample is kept in the error).
-        voters = [s for s in samples if s.ok and not s.empty]
+        voters = [s for s in samples if s.votes]
         if not voters:
             raise QuorumError(quorum=1, samples=samples)
         answer = await self._answer(request, plan, steps, voters, state, usage, alerts)

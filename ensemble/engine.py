@@ -34,7 +34,7 @@ its own: :func:`_vote` (the one preamble) and :class:`_Vote`, the asks :class:`_
 :class:`_Agreement`, :func:`_scored_steps` (score a built text and make the result; it checks
 the metric's scores, :func:`~ensemble.metrics.base.check_scores`, and adds the empty-answer
 alerts), :func:`_select_steps` and :func:`_full_agreement`, :func:`_evidence` (the samples that
-vote: successful and not empty, :attr:`Sample.empty`), and the drivers :func:`_sync` /
+vote, :attr:`Sample.votes`), and the drivers :func:`_sync` /
 :func:`_adrive`. Change them together with ``ensemble/fuse.py``.
 """
 
@@ -462,8 +462,8 @@ def _no_evidence_alert(n_voters: int) -> tuple[Alert, ...]:
 
 
 def _evidence(samples: Sequence[Sample]) -> list[int]:
-    """The samples that vote: successful and not empty (:attr:`Sample.empty`: an abstention)."""
-    return [i for i, s in enumerate(samples) if s.ok and not s.empty]
+    """The samples that vote (:attr:`Sample.votes`: successful and not empty)."""
+    return [i for i, s in enumerate(samples) if s.votes]
 
 
 def _empty_alerts(samples: Sequence[Sample]) -> tuple[Alert, ...]:

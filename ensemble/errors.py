@@ -332,7 +332,7 @@ class QuorumError(RunError):
     def __init__(self, *, quorum: int, samples: Sequence[Sample]) -> None:
         self.quorum = quorum
         self.empty = sum(1 for s in samples if s.empty)
-        self.voters = sum(1 for s in samples if s.ok) - self.empty
+        self.voters = sum(1 for s in samples if s.votes)
         if self.empty:
             self.summary = (
                 f"{self.voters} voting sample(s), quorum is {quorum} "

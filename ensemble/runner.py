@@ -280,9 +280,8 @@ class Ensemble(AsyncClosing):
         ``check_quorum``): the rule :meth:`avote` applies. An empty (white-space-only) answer
         is kept but never votes, so it does not count toward the quorum."""
         samples = tuple(samples)
-        ok = sum(1 for s in samples if s.ok)
-        voters = ok - sum(1 for s in samples if s.empty)
-        if (check_quorum and voters < self.quorum) or ok == 0:
+        voters = sum(1 for s in samples if s.votes)
+        if (check_quorum and voters < self.quorum) or not any(s.ok for s in samples):
             raise QuorumError(quorum=self.quorum if check_quorum else 1, samples=samples)
         return samples
 

@@ -144,6 +144,12 @@ class Sample(_Frozen):
         never a vote, never counted toward a quorum)."""
         return self.error is None and not (self.text or "").strip()
 
+    @property
+    def votes(self) -> bool:
+        """True when the sample succeeded with some text: it votes (a failure never does, an
+        empty answer abstains)."""
+        return self.error is None and bool((self.text or "").strip())
+
 
 class ModelCost(_Frozen):
     """Tokens and cost of one model's successful samples in a result."""

@@ -213,7 +213,7 @@ class Escalation(AsyncClosing):
     async def _vote(self, samples: Sequence[Sample], prompt: str) -> Consensus | None:
         """The ensemble's vote on ``samples`` (no quorum yet: rounds are partial); ``None``
         when no sample can vote (every one failed or is empty: an empty answer abstains)."""
-        if not any(s.ok and not s.empty for s in samples):
+        if not any(s.votes for s in samples):
             return None
         return await self.ensemble.avote(
             samples, check_quorum=False, prompt=prompt, settings=self.settings
