@@ -45,21 +45,19 @@ from ensemble.types import SettingValue, metric_part
 
 __all__ = ["CombinedMetric"]
 
-#: What ``get_metric("combined")`` (``CombinedMetric()``) combines, with
-#: :data:`DEFAULT_WEIGHTS`; the ``entailment`` part is ``EntailmentMetric(power=2)``. It needs
-#: the ``similarity`` extra.
-DEFAULT_PARTS: tuple[str, ...] = ("ngram", "entailment")
-#: The weights of :data:`DEFAULT_PARTS` in ``CombinedMetric()`` (whose ``entailment`` part
-#: squares each sample's support, ``power=2``). Chosen by cross-validation over the two halves
-#: of the 60 WikiBio dev passages with ``ngram`` version 4 (mean AP on one half, reported on
-#: the other; ``benchmarks/combine.py --halves``): both halves pick an ngram weight of 0.85
+#: The weights of the default parts of ``CombinedMetric()`` (``ngram`` and an
+#: ``entailment`` part that squares each sample's support, ``power=2``:
+#: :func:`_default_parts`). Chosen by cross-validation over the two halves of the 60 WikiBio
+#: dev passages with ``ngram`` version 4 (mean AP on one half, reported on the other;
+#: ``benchmarks/combine.py --halves``): both halves pick an ngram weight of 0.85
 #: (docs/metrics/combined.md). Other parts, or explicit ``weights``, default to equal weights.
 DEFAULT_WEIGHTS: tuple[float, ...] = (0.85, 0.15)
 
 
 def _default_parts() -> tuple[Metric, ...]:
-    """``ngram`` and ``entailment`` with ``power=2`` (each sample's support squared before the
-    mean; chosen with the weights, see :data:`DEFAULT_WEIGHTS`)."""
+    """What ``get_metric("combined")`` (``CombinedMetric()``) combines, with
+    :data:`DEFAULT_WEIGHTS`: ``ngram`` and ``entailment`` with ``power=2`` (each sample's
+    support squared before the mean). It needs the ``similarity`` extra."""
     from ensemble.metrics.entailment import EntailmentMetric
 
     return (get_metric("ngram"), EntailmentMetric(power=2))
@@ -77,17 +75,17 @@ class CombinedMetric(Metric):
 
     def __init__(
         self,
-        metrics: Sequence[str | Metric] = DEFAULT_PARTS,
+        metrics: Sequence[str | Metric] | None = None,
         *,
         weights: Sequence[float] | None = None,
         logistic: tuple[float, Sequence[float]] | None = None,
     ) -> None:
-        if isinstance(metrics, (str, Metric)) or not isinstance(metrics, Sequence):
-            raise ConfigurationError("metrics must be a list of metric names or Metric objects")
-        if len(metrics) == 0:
-            raise ConfigurationError("a combined metric needs at least one metric")
-        if metrics is DEFAULT_PARTS:
+        if metrics is None:
             self.parts: tuple[Metric, ...] = _default_parts()
+        elif isinstance(metrics, (str, Metric)) or not isinstance(metrics, Sequence):
+            raise ConfigurationError("metrics must be a list of metric names or Metric objects")
+        elif len(metrics) == 0:
+            raise ConfigurationError("a combined metric needs at least one metric")
         else:
             self.parts = tuple(get_metric(m) for m in metrics)
         kinds = {p.granularity for p in self.parts}
@@ -98,7 +96,7 @@ class CombinedMetric(Metric):
             )
         self._granularity: Granularity = self.parts[0].granularity
         k = len(self.parts)
-        if weights is None and logistic is None and metrics is DEFAULT_PARTS:
+        if weights is None and logistic is None and metrics is None:
             weights = DEFAULT_WEIGHTS
         if weights is not None and logistic is not None:
             raise ConfigurationError("give weights or logistic, not both")
