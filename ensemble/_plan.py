@@ -317,11 +317,12 @@ def validate_plan(
             problems.append(f"{where} leaves out {missing}, which {risk} risk requires")
     if problems:
         raise PlanInvalid("; ".join(problems))
-    one_task = request is not None and len(parsed.tasks) == 1
+    # A one-task plan asks the user's request itself (the planner's wording stays in ``raw``).
+    asked = request if len(parsed.tasks) == 1 else None
     tasks = [
         PlanTask(
             id=t.id,
-            request=request if one_task and request is not None else t.request,
+            request=asked or t.request,
             depends_on=tuple(dict.fromkeys(t.depends_on)),
             models=tuple(
                 PlannedModel(name=m.name, repeats=m.repeats, reason=m.reason) for m in t.models
@@ -451,16 +452,19 @@ def fallback_plan(
     raw: str | None,
     limits: RiskLimits | None = None,
     embed: Embed | None = None,
+    ranked: Sequence[tuple[ModelCard, float]] | None = None,
 ) -> Plan:
     """The deterministic plan: one task, the request itself, answered by the
-    ``fallback_models`` best-ranked cards (:func:`rank_cards`), after the cards the risk
-    requires; while fewer than ``min_families`` families are chosen, the best card of another
-    family is added."""
+    ``fallback_models`` best-ranked cards (:func:`rank_cards`, or ``ranked`` when the caller
+    has ranked them already), after the cards the risk requires; while fewer than
+    ``min_families`` families are chosen, the best card of another family is added. The plan
+    records the ranking."""
     lim = RISK_LIMITS[risk] if limits is None else limits
     cards = list(catalog)
     if not cards:
         raise ConfigurationError("the catalog is empty: the controller has no model to choose")
-    ranked = rank_cards(request, cards, embed=embed)
+    if ranked is None:
+        ranked = rank_cards(request, cards, embed=embed)
     chosen: list[tuple[ModelCard, str]] = []
 
     def take(card: ModelCard, why: str) -> None:
@@ -488,7 +492,14 @@ def fallback_plan(
             PlannedModel(name=c.name, repeats=lim.fallback_repeats, reason=why) for c, why in chosen
         ),
     )
-    return Plan(source="fallback", risk=risk, tasks=(task,), reason=reason, raw=raw)
+    return Plan(
+        source="fallback",
+        risk=risk,
+        tasks=(task,),
+        reason=reason,
+        raw=raw,
+        ranking=tuple(c.name for c, _ in ranked),
+    )
 
 
 # --- the planner's prompts ----------------------------------------------------------------------

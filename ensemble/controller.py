@@ -433,22 +433,27 @@ class Controller:
     ) -> Plan:
         # The cards are shown (and the schema's alternatives listed) best match first, by the
         # fallback's own ranking: a planner that takes the first card takes the best-ranked.
+        # Ranked once per run, in a worker thread (embedding is CPU work), and reused by the
+        # fallback plan.
         embed = await asyncio.to_thread(self._embed)
-        ranking = tuple(
-            c.name for c, _ in _plan.rank_cards(request, list(self.catalog), embed=embed)
-        )
+        ranked = await asyncio.to_thread(_plan.rank_cards, request, list(self.catalog), embed=embed)
+        ranking = tuple(c.name for c, _ in ranked)
         system, user = _plan.plan_prompt(
             request, self.catalog, risk=risk, tag=_plan.new_tag(), limits=limits, order=ranking
         )
         schema = _plan.plan_schema(self.catalog, risk=risk, limits=limits, order=ranking)
-        bound = _plan.plan_token_bound(self.catalog, risk=risk, limits=limits)
+        if self.planner_max_tokens is None:  # else _call_planner uses it as given
+            bound = _plan.plan_token_bound(self.catalog, risk=risk, limits=limits)
+            max_tokens = max(_ANSWER_TOKENS, bound)
+        else:
+            max_tokens = self.planner_max_tokens
         text, failure = await self._call_planner(
             system,
             user,
             state,
             usage,
             schema=schema if self.structured else None,
-            max_tokens=max(_ANSWER_TOKENS, bound),
+            max_tokens=max_tokens,
         )
         if text is not None:
             try:
@@ -467,8 +472,8 @@ class Controller:
             reason=why,
             raw=text,
             limits=limits,
-            embed=embed,
-        ).model_copy(update={"ranking": ranking})
+            ranked=ranked,
+        )
         chosen = ", ".join(m.name for m in plan.tasks[0].models)
         ranked_by = "sentence embeddings" if embed is not None else "word overlap"
         alerts.append(
