@@ -569,7 +569,7 @@ def _decide(
     units: list[_Units],
     clusters: list[_Cluster],
     rule: Rule,
-    witnessed: Callable[[set[int]], float] | None = None,
+    witnessed: Callable[[set[int]], bool] | None,
 ) -> tuple[tuple[Claim, ...], tuple[DroppedClaim, ...]]:
     """Steps 6 and 7: each cluster's chosen sentence and support, then which are kept (in
     text order) and which dropped (and why)."""
@@ -628,7 +628,7 @@ def _decide(
         rival = rival_of(k)
         if c.support + 1e-9 < quorum and not (
             floor is not None
-            and _leads(k, clusters, sents, units, source, floor, overlap, witnessed, rule.witnesses)
+            and _leads(k, clusters, sents, units, source, floor, overlap, witnessed)
         ):
             reasons[k] = ("minority", rival)
         elif rival is not None:
@@ -686,8 +686,7 @@ def _leads(
     source: Mapping[int, str],
     floor: float,
     overlap: float,
-    witnessed: Callable[[set[int]], float] | None = None,
-    witnesses: float | None = None,
+    witnessed: Callable[[set[int]], bool] | None,
 ) -> bool:
     """The lead rule: whether cluster ``k`` has at least ``floor`` of the vote, backers from
     two sources or more (``source``: families, or samples when there is one family), and
@@ -695,7 +694,7 @@ def _leads(
     sources, or from as many and more support. A sentence of one content word is a bare
     value whose point the contradiction rule cannot see, so only the quorum keeps it. With
     ``witnessed`` (the witness rule), a claim of one source is kept when nothing contradicts
-    it and its backers count as at least ``witnesses`` effective witnesses."""
+    it and ``witnessed`` says its backers count as enough effective witnesses."""
     c = clusters[k]
     mine = len({source[i] for i in c.backers})
     rep_units = units[sents[c.rep].uid]
@@ -704,7 +703,7 @@ def _leads(
     if mine < 2:
         # One source: kept only when its backers are independent enough to count as
         # ``witnesses`` witnesses or more and no other claim contradicts it at all.
-        if witnessed is None or witnesses is None or witnessed(c.backers) + 1e-9 < witnesses:
+        if witnessed is None or not witnessed(c.backers):
             return False
         return not any(
             j != k and _contradict(rep_units, units[sents[other.rep].uid], overlap)
@@ -724,13 +723,13 @@ def _witness_counter(
     family: Mapping[int, str],
     matrix: FloatArray,
     witnesses: float | None,
-) -> Callable[[set[int]], float] | None:
-    """With ``witnesses`` and voters from two families or more: a function giving the
-    *effective* number of witnesses among a set of backers of one family, ``k / (1 + (k - 1)
-    * rho)`` for ``k`` backers, ``rho`` the family's mean mutual agreement between two of its
-    samples (whole answers, ``matrix`` being the metric's agreement of the voters): five
-    near-copies count as about one witness, five unrelated samples as five. ``None`` when
-    the rule is off (the lead rule then needs two sources)."""
+) -> Callable[[set[int]], bool] | None:
+    """With ``witnesses`` and voters from two families or more: a function telling whether a
+    set of backers of one family counts as at least ``witnesses`` *effective* witnesses,
+    ``k / (1 + (k - 1) * rho)`` for ``k`` backers, ``rho`` the family's mean mutual agreement
+    between two of its samples (whole answers, ``matrix`` being the metric's agreement of the
+    voters): five near-copies count as about one witness, five unrelated samples as five.
+    ``None`` when the rule is off (the lead rule then needs two sources)."""
     fams = list(family.values())
     if witnesses is None or len(set(fams)) < 2 or all(fams.count(f) < 2 for f in fams):
         return None
@@ -745,15 +744,12 @@ def _witness_counter(
         # One sample alone: no evidence of independence, so it counts as one copy of itself.
         rho[fam] = float((pairs.sum() - np.trace(pairs)) / (n * (n - 1))) if n > 1 else 1.0
 
-    def count(backers: set[int]) -> float:
-        fams = {family[b] for b in backers}
-        if len(fams) != 1:
-            return float(len(fams))  # not used: two families go by the lead rule proper
+    def enough(backers: set[int]) -> bool:  # the backers of one family (the lead rule's case)
         k = len(backers)
-        r = rho[next(iter(fams))]
-        return k / (1.0 + (k - 1) * r)
+        r = rho[family[next(iter(backers))]]
+        return k / (1.0 + (k - 1) * r) + 1e-9 >= witnesses
 
-    return count
+    return enough
 
 
 def _repeats(
