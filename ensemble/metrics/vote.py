@@ -20,6 +20,7 @@ through :meth:`VoteMetric.with_prompt`), words of the prompt are not taken for t
 from __future__ import annotations
 
 import copy
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -229,9 +230,11 @@ def _is_unit(text: str, toks: Sequence[_Token], i: int) -> bool:
     return prev.raw[0].isdigit() and not text[prev.end : toks[i].start].strip(" \u00b0")
 
 
+@functools.lru_cache(maxsize=4096)
 def _answer(text: str, q: _Question) -> tuple[str, tuple[str, ...]]:
     """``(kind, words)`` of the answer ``text`` gives: kind ``"name"`` (its words may drop
-    first names: :func:`_same`) or ``"word"``."""
+    first names: :func:`_same`) or ``"word"``. Cached: a vote reads each sample twice (its
+    agreement, then the candidate's support)."""
     toks = _tokens(text)
     words = [t.word for t in toks]
     if not words:
@@ -324,7 +327,7 @@ def answer_key(text: str, prompt: str | None = None) -> str:
        ("Pacific Ocean" is ``"pacific"``). A lone adjective of nationality names the noun
        after it ("Japanese yen" is ``"yen"``) unless that noun is a word of the prompt ("the
        Brazilian currency is the real" is ``"real"``). The key is the whole name:
-       ``"william shakespeare"``; :func:`same_answer` lets ``"shakespeare"`` vote with it;
+       ``"william shakespeare"``; the vote (:func:`_same`) lets ``"shakespeare"`` vote with it;
     4. the first number, as in 2;
     5. the reply's remaining words (not in the prompt, not filler), joined by spaces
        ("carbon dioxide").
