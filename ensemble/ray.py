@@ -393,7 +393,7 @@ class _Runner:
             # Ray restarted this actor after it died; what the dead one spent of this share is
             # unknown, so the share counts as spent: its rows fail with a budget error (and are
             # rerun later, from the store) rather than the job crossing its cap.
-            budget.spent = budget.cap
+            budget.spend_rest()
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.prompt_column = prompt_column
         self.prompts_in_flight = prompts_in_flight
