@@ -558,6 +558,31 @@ def test_the_runs_limits_reach_every_task() -> None:
         controller(catalog, hang, max_concurrency=0)
 
 
+@pytest.mark.parametrize("name", ["timeout", "deadline"])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (-1, "{name} must be a positive number, not -1"),
+        (0.0, "{name} must be a positive number, not 0.0"),
+        ("5", "{name} must be a number, not '5'"),
+        (True, "{name} must be a number, not True"),
+        (float("nan"), "{name} must be a finite number, not nan"),
+        (10**400, "{name} must be a finite number, not 1000"),  # not an OverflowError
+    ],
+)
+def test_bad_run_times_are_one_configuration_error_naming_the_controllers_keyword(
+    name: str, value: object, message: str
+) -> None:
+    """The times are checked once, on what the caller gave, with the messages of the library's
+    number check (not the task Limits' own, which would name a class the caller never built)."""
+    with pytest.raises(ConfigurationError) as info:
+        controller(make_catalog(Recorder()), PARIS, **{name: value})
+    assert str(info.value).startswith(message.format(name=name))
+    assert "Limits" not in str(info.value)
+    ctl, _ = controller(make_catalog(Recorder()), PARIS, **{name: 7})
+    assert getattr(ctl, name) == 7.0 and getattr(ctl.run_limits, name) == 7.0
+
+
 def test_the_planning_call_asks_for_enough_tokens_for_the_longest_plan() -> None:
     catalog = make_catalog(Recorder())
     plan = plan_json(task("t1", "capital?", {"geo": 1}))
