@@ -706,6 +706,43 @@ def test_only_the_task_that_copies_is_named_and_its_plan_is_rejected_whole() -> 
     assert "'t1'" not in str(info.value)
 
 
+def test_the_prompts_words_are_stemmed_once_per_plan_not_once_per_task(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    catalog = make_catalog(Recorder())
+    stemmed: list[int] = []
+    units = _plan._scaffold_units
+
+    def counted(cat: Catalog) -> set[str]:
+        stemmed.append(1)
+        return units(cat)
+
+    monkeypatch.setattr(_plan, "_scaffold_units", counted)
+    answer = plan_json(
+        task("t1", "Translate 'bonjour'.", {"trans": 1}),
+        task("t2", "TASK", {"geo": 1}, depends_on=("t1",)),
+        task("t3", "REASON", {"geo": 1}, depends_on=("t1",)),
+        task("t4", "geo", {"geo": 1}, depends_on=("t1",)),
+    )
+    with pytest.raises(_plan.PlanInvalid) as info:
+        _plan.parse_plan(answer, catalog=catalog, risk="normal", request="Translate bonjour.")
+    for tid, copied in [("t2", "TASK"), ("t3", "REASON"), ("t4", "geo")]:
+        assert f"task {tid!r}'s request {copied!r} copies the planning prompt's own words" in str(
+            info.value
+        )
+    assert "'t1'" not in str(info.value)
+    assert len(stemmed) == 1
+    # One Scaffolding answers like scaffolding_problem, for every case above, on one stemming.
+    user = "What is the capital of France?"
+    expected = [_plan.scaffolding_problem(c, request=user, catalog=catalog) for c in COPIES]
+    assert all(expected)
+    stemmed.clear()
+    scaffolding = _plan.Scaffolding(request=user, catalog=catalog)
+    assert [scaffolding.problem(c) for c in COPIES] == expected
+    assert scaffolding.problem("Capital of France?") is None  # shares a word
+    assert len(stemmed) == 1
+
+
 def first_card_planner(request: Request) -> str:
     """A weak planner: names the first card of the prompt, and asks it the user's request."""
     assert request.messages is not None
