@@ -416,6 +416,72 @@ def test_cli_ask_auto_prints_the_plan_then_the_answer_with_its_spans(
     assert cli.main([*argv, "   "]) == 2  # an empty prompt is a usage error, nothing is asked
 
 
+def test_cli_ask_auto_takes_concurrency_and_rate_limit_as_ask_does(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import ensemble.models as registry
+    from ensemble import cli
+
+    plan = plan_json(task("t1", "What is the capital of France?", {"fn:geo": 3, "fn:old": 1}))
+    in_flight = [0, 0]  # now, most at once
+
+    async def answer(_prompt: str) -> str:
+        in_flight[0] += 1
+        in_flight[1] = max(in_flight[1], in_flight[0])
+        await asyncio.sleep(0.05)
+        in_flight[0] -= 1
+        return PARIS
+
+    def planner(prompt: str) -> str:
+        return plan if "Catalog (" in prompt else PARIS
+
+    def factory(arg: str | None) -> FunctionModel:
+        name = arg or "?"
+        return FunctionModel(planner if name == "planner" else answer, name=f"fn:{name}")
+
+    monkeypatch.setattr(registry.MODELS, "_registered", {})
+    registry.register_model("fn", factory)
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(
+        json.dumps(
+            {
+                "model": [
+                    {"model": "fn:geo", "description": "Geography.", "family": "g"},
+                    {"model": "fn:old", "description": "Older model.", "family": "o"},
+                ]
+            }
+        )
+    )
+    built: list[Controller] = []
+    real_run = Controller.run
+
+    def run(self: Controller, request: str, *, risk: Any = "normal") -> ControllerResult:
+        built.append(self)
+        return real_run(self, request, risk=risk)
+
+    monkeypatch.setattr(Controller, "run", run)
+    argv = ["ask", "--auto", "--catalog", str(catalog), "--planner", "fn:planner", "--json"]
+    assert cli.main([*argv, "q"]) == 0
+    capsys.readouterr()
+    assert in_flight[1] == 4  # the defaults (16 in flight, 8 per endpoint) hold all four calls
+    limits = built[-1].run_limits
+    assert (limits.max_concurrency, limits.max_per_provider, limits.rate_limit) == (16, 8, None)
+    in_flight[1] = 0
+    assert cli.main([*argv, "--concurrency", "1", "--rate-limit", "50", "q"]) == 0
+    result = ControllerResult.model_validate_json(capsys.readouterr().out)
+    assert len([s for s in result.samples if s.ok]) == 4
+    assert in_flight[1] == 1  # over the whole run
+    limits = built[-1].run_limits
+    assert limits.max_concurrency == 1 and limits.max_per_provider == 1
+    assert limits.rate_limit is not None and limits.rate_limit.requests_per_second == 50.0
+    in_flight[1] = 0
+    for bad in (["--concurrency", "0"], ["--rate-limit", "-1"]):
+        assert cli.main([*argv, *bad, "q"]) == 2
+        err = capsys.readouterr().err
+        assert "usage:" in err and bad[0] in err
+    assert in_flight[1] == 0 and len(built) == 2  # refused before any controller ran
+
+
 def test_a_failed_task_is_an_alert_and_keeps_its_samples() -> None:
     def broken(_p: str) -> str:
         raise RuntimeError("no")
