@@ -218,8 +218,8 @@ class Controller:
         self.planner = get_model(planner)
         self.metric: str | Metric = metric
         self._metric = get_metric(metric)
-        # The run's times are checked here, once, as the caller gave them (check_number: its
-        # messages, and a huge int is "not finite" rather than an OverflowError)...
+        # The run's times are checked here, once, as the caller gave them (check_number: the
+        # messages name the controller's keyword, not a Limits the caller never built)...
         self.deadline = (
             None if deadline is None else check_number("deadline", deadline, low=0, low_open=True)
         )
