@@ -8,8 +8,11 @@
 * Ordered: ``amap`` returns one result per prompt, in prompt order; ``astream`` yields
   ``(index, result)`` as prompts finish.
 * Isolated: a prompt that fails (below quorum, a bad prompt, a budget that ran out) is a
-  :class:`~ensemble.errors.RunError` in its place (a :class:`~ensemble.errors.QuorumError`
-  keeps its samples); the rest of the batch goes on.
+  :class:`~ensemble.errors.RunError` in its place, with its place as ``index``; the rest of
+  the batch goes on. Below quorum it is the :class:`~ensemble.errors.QuorumError` itself; any
+  other error (a bad prompt, a metric that failed on the samples) is a plain ``RunError``
+  whose message is that error's type and message, whose ``__cause__`` is that error, and that
+  keeps the samples that came back (they are paid for).
 * Durable: with a :class:`~ensemble.Store` each sample is committed as it comes back; ``run=``
   names the batch in the store, so that resuming it with other settings is refused.
 
@@ -29,7 +32,7 @@ from ensemble._limits import set_batch_slots
 from ensemble._sync import run_sync
 from ensemble._validate import check_int
 from ensemble.errors import ConfigurationError, RunError
-from ensemble.types import Consensus
+from ensemble.types import Consensus, Sample
 
 if TYPE_CHECKING:
     from ensemble.runner import Ensemble
@@ -57,12 +60,18 @@ def begin(ens: Ensemble, run: str | None) -> None:
 
 
 async def _one(ens: Ensemble, index: int, prompt: str) -> Result:
+    """What :meth:`Ensemble.arun <ensemble.Ensemble.arun>` does, in its two steps, so that a
+    vote that fails keeps the samples it was given; any failure is a result, not a crashed
+    batch."""
+    samples: tuple[Sample, ...] = ()
     try:
-        return await ens.arun(prompt)
+        samples = await ens.asample(prompt)
+        return await ens.avote(samples, prompt=prompt)
     except RunError as exc:
+        exc.index = index
         return exc
-    except Exception as exc:  # one bad prompt is one failed result, not a crashed batch
-        error = RunError(f"prompt {index}: {type(exc).__name__}: {exc}")
+    except Exception as exc:
+        error = RunError(f"{type(exc).__name__}: {exc}", samples=samples, index=index)
         error.__cause__ = exc
         return error
 

@@ -16,6 +16,10 @@ usage). An attempt that failed with an HTTP status is refunded (nothing was gene
 whose fate is unknown (a timeout, a dropped connection, a cancellation) stays charged at its
 worst case, since the provider may bill it. So ``spent + reserved <= cap`` at every moment, and
 the spend never exceeds the cap however many calls are in flight.
+
+A budget whose past spend is unknown (a Ray actor restarted after it died, ``ensemble.ray``)
+is closed with :meth:`Budget.spend_rest`: what is left of the cap counts as spent, nothing more
+is sent under it, and the reservations in flight settle as usual.
 """
 
 from __future__ import annotations
@@ -147,6 +151,8 @@ class Budget:
         """USD reserved by attempts in flight."""
         self.refused = 0
         """Attempts not sent because they would have crossed the cap."""
+        self.closed = False
+        """Whether :meth:`spend_rest` counted the rest of the cap as spent."""
         self._lock = threading.Lock()
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
@@ -161,6 +167,9 @@ class Budget:
         """A reservation; a future to wait on when it cannot fit now but might once the
         reservations in flight settle; ``None`` when it can never fit."""
         with self._lock:
+            if self.closed:
+                self.refused += 1
+                return None
             if self.spent + self.reserved + amount <= self.cap:
                 self.reserved += amount
                 return Reservation(amount)
@@ -189,6 +198,24 @@ class Budget:
                 )
             await got
 
+    def spend_rest(self) -> None:
+        """Count what is left of the cap as spent, for good: for a budget whose past spend is
+        unknown (the share of a Ray actor restarted after it died, which may have spent all of
+        it). Every later attempt is refused; a reservation in flight settles as usual, and
+        what it leaves unused counts as spent too, so ``spent + reserved`` stays at the cap
+        (``spent`` ends at the cap, or above it only by what an answer cost beyond its
+        reserved worst case)."""
+        with self._lock:
+            self.closed = True
+            self._spend_rest()
+            waiters, self._waiters = self._waiters, []
+        _wake(waiters)  # they retry, are refused, and fail now instead of waiting
+
+    def _spend_rest(self) -> None:
+        """Under the lock: on a closed budget, the unreserved rest of the cap is spent."""
+        if self.closed:
+            self.spent = max(self.spent, self.cap - self.reserved)
+
     def settle(self, reservation: Reservation, actual: float | None) -> None:
         """Replace the reservation by the actual cost (``None``: unknown, keep the worst case)."""
         if reservation.settled:
@@ -197,6 +224,7 @@ class Budget:
             reservation.settled = True
             self.reserved = max(0.0, self.reserved - reservation.amount)
             self.spent += reservation.amount if actual is None else actual
+            self._spend_rest()
             waiters, self._waiters = self._waiters, []
         _wake(waiters)
 
@@ -207,6 +235,7 @@ class Budget:
         with self._lock:
             reservation.settled = True
             self.reserved = max(0.0, self.reserved - reservation.amount)
+            self._spend_rest()
             waiters, self._waiters = self._waiters, []
         _wake(waiters)
 

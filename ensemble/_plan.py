@@ -7,6 +7,7 @@ See ``docs/controller.md`` for what each rule means for a user.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
@@ -31,6 +32,7 @@ __all__ = [
     "PlannedModel",
     "Risk",
     "RiskLimits",
+    "Scaffolding",
     "answer_prompt",
     "check_risk",
     "fallback_plan",
@@ -265,14 +267,19 @@ def validate_plan(
     if dup:
         problems.append(f"duplicate task ids {dup}")
     required = [c.name for c in catalog if limits.require_tag and limits.require_tag in c.tags]
+    scaffolding = (
+        Scaffolding(request=request, catalog=catalog)
+        if request is not None and len(parsed.tasks) > 1
+        else None
+    )
     for t in parsed.tasks:
         where = f"task {t.id!r}"
         if not t.id.strip():
             problems.append("a task has an empty id")
         if not t.request.strip():
             problems.append(f"{where} has an empty request")
-        elif request is not None and len(parsed.tasks) > 1:
-            copied = scaffolding_problem(t.request, request=request, catalog=catalog)
+        elif scaffolding is not None:
+            copied = scaffolding.problem(t.request)
             if copied:
                 problems.append(f"{where}'s request {t.request!r} {copied}")
         for dep in t.depends_on:
@@ -387,24 +394,56 @@ def scaffolding_problem(task_request: str, *, request: str, catalog: Catalog) ->
     ``"TASK"``, the card names: ``"TASK"``, ``"request"``, ``"calculator"``) or it is a piece
     of three words or more of a card's description (a 135M planner copied the first card's;
     a lone ``"Translate"`` is a question). A task request equal to the user's request is
-    always a question, and one with a word of its own (``"Add the two numbers"``) is too."""
-    norm = " ".join(task_request.split()).casefold()
-    if norm == " ".join(request.split()).casefold():
+    always a question, and one with a word of its own (``"Add the two numbers"``) is too.
+
+    To check several task requests against one request and catalog, :class:`Scaffolding`
+    stems the prompt's words once for all of them."""
+    return Scaffolding(request=request, catalog=catalog).problem(task_request)
+
+
+class Scaffolding:
+    """:func:`scaffolding_problem` for one user ``request`` and ``catalog``: what a task's
+    request is compared with is computed once, when first needed (the planning prompt's
+    content words, the request's, the cards' descriptions), and serves every task."""
+
+    def __init__(self, *, request: str, catalog: Catalog) -> None:
+        self.request = request
+        self.catalog = catalog
+        self._norm = " ".join(request.split()).casefold()
+
+    @functools.cached_property
+    def _request_units(self) -> frozenset[str]:
+        return frozenset(content_units(self.request))
+
+    @functools.cached_property
+    def _prompt_units(self) -> frozenset[str]:
+        return frozenset(_scaffold_units(self.catalog))
+
+    @functools.cached_property
+    def _descriptions(self) -> tuple[tuple[str, str], ...]:
+        return tuple((c.name, " ".join(c.description.split()).casefold()) for c in self.catalog)
+
+    def problem(self, task_request: str) -> str | None:
+        """Why ``task_request`` is not a question (see :func:`scaffolding_problem`), or
+        ``None``."""
+        norm = " ".join(task_request.split()).casefold()
+        if norm == self._norm:
+            return None
+        if not _ALNUM.search(task_request):
+            return "has no content (no letter or digit)"
+        units = set(content_units(task_request))
+        if not units or (units & self._request_units):
+            return None
+        if units <= self._prompt_units:
+            return (
+                "copies the planning prompt's own words (a placeholder, a field or a card name), "
+                "not the user's request"
+            )
+        if len(norm.split()) >= 3:  # three words or more, word for word (not a lone "Add")
+            for name, description in self._descriptions:
+                if norm in description:
+                    return f"copies the description of card {name!r}, not the user's request"
         return None
-    if not _ALNUM.search(task_request):
-        return "has no content (no letter or digit)"
-    units = set(content_units(task_request))
-    if not units or (units & set(content_units(request))):
-        return None
-    if units <= _scaffold_units(catalog):
-        return (
-            "copies the planning prompt's own words (a placeholder, a field or a card name), "
-            "not the user's request"
-        )
-    for card in catalog:  # three words or more, word for word (not a lone "Add")
-        if len(norm.split()) >= 3 and norm in " ".join(card.description.split()).casefold():
-            return f"copies the description of card {card.name!r}, not the user's request"
-    return None
 
 
 # --- the deterministic fallback ------------------------------------------------------------------

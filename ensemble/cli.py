@@ -292,6 +292,7 @@ def _ask_auto(args: argparse.Namespace) -> int:
         metric=args.metric,
         timeout=args.timeout,
         deadline=args.deadline,
+        **_ask_pace(args),
     )
     from ensemble.models.local import LocalModel
 
@@ -326,6 +327,16 @@ def _ask_auto(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _ask_pace(args: argparse.Namespace) -> dict[str, Any]:
+    """``ask``'s ``--concurrency`` and ``--rate-limit`` as the keywords of an Ensemble or a
+    Controller (as for ``batch``: ``N`` attempts in flight overall and per endpoint); an
+    option not given leaves the library's default."""
+    pace: dict[str, Any] = {"rate_limit": args.rate_limit}
+    if args.concurrency is not None:
+        pace["max_concurrency"] = pace["max_per_provider"] = args.concurrency
+    return pace
+
+
 def _ask(args: argparse.Namespace) -> int:
     from ensemble.runner import Ensemble
 
@@ -349,6 +360,7 @@ def _ask(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens,
         calibration=args.calibration,
         method=args.method,
+        **_ask_pace(args),
     )
     reporter = Reporter(enabled=False if args.quiet else None)
     _start_local_servers(ens, reporter)
@@ -408,6 +420,21 @@ def _add_ask(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--yes",
         action="store_true",
         help=f"allow runs of more than {MAX_CALLS} calls (models x repeats)",
+    )
+    ask.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="attempts in flight, overall and per endpoint (default 16 overall, 8 per endpoint); "
+        "with --auto, over the whole run",
+    )
+    ask.add_argument(
+        "--rate-limit",
+        type=_positive_float,
+        default=None,
+        metavar="RPS",
+        help="requests per second per endpoint (with --auto: the models' calls, not the planner's)",
     )
     ask.add_argument("-q", "--quiet", action="store_true", help="no progress on standard error")
     ask.add_argument(

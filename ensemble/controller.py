@@ -218,14 +218,17 @@ class Controller:
         self.planner = get_model(planner)
         self.metric: str | Metric = metric
         self._metric = get_metric(metric)
+        # The run's times are checked here, once, as the caller gave them (check_number: the
+        # messages name the controller's keyword, not a Limits the caller never built)...
         self.deadline = (
             None if deadline is None else check_number("deadline", deadline, low=0, low_open=True)
         )
         self.timeout = (
             None if timeout is None else check_number("timeout", timeout, low=0, low_open=True)
         )
-        # The limits every task's ensemble runs under (its deadline is what is left of the
-        # run's), validated here, in one place, by the library's own Limits.
+        # ...and the limits every task's ensemble runs under (its deadline is what is left of
+        # the run's) by the library's own Limits, which gets only the checked times (as a
+        # Settings object it re-checks whatever it is built from, copies included).
         self.run_limits = Limits(
             timeout=self.timeout,
             deadline=self.deadline,

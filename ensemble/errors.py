@@ -316,10 +316,21 @@ class BudgetExceededError(EnsembleError):
 
 
 class RunError(EnsembleError):
-    """A run failed as a whole. ``samples`` keeps every sample, successful or not."""
+    """A run failed as a whole. ``samples`` keeps every sample, successful or not.
 
-    def __init__(self, message: str, *, samples: Sequence[Sample] = ()) -> None:
+    In a batch (``Ensemble.map`` / ``amap`` / ``astream``) a failed prompt's error is in its
+    place, and ``index`` is that place (``None`` outside a batch). A prompt that failed with
+    another error (a bad prompt, a metric that failed on the samples) is a plain ``RunError``
+    whose ``__cause__`` is that error, with the samples that came back."""
+
+    #: The prompt's place in its batch; ``None`` outside a batch.
+    index: int | None = None
+
+    def __init__(
+        self, message: str, *, samples: Sequence[Sample] = (), index: int | None = None
+    ) -> None:
         self.samples: tuple[Sample, ...] = tuple(samples)
+        self.index = index
         super().__init__(message)
 
 

@@ -40,7 +40,6 @@ from ensemble.errors import (
     ConfigurationError,
     InvalidInputError,
     MissingDependencyError,
-    RunError,
 )
 from ensemble.metrics.base import Metric, get_metric
 from ensemble.models.base import Model
@@ -393,7 +392,7 @@ class _Runner:
             # Ray restarted this actor after it died; what the dead one spent of this share is
             # unknown, so the share counts as spent: its rows fail with a budget error (and are
             # rerun later, from the store) rather than the job crossing its cap.
-            budget.spent = budget.cap
+            budget.spend_rest()
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.prompt_column = prompt_column
         self.prompts_in_flight = prompts_in_flight
@@ -430,7 +429,7 @@ class _Runner:
             texts = [str(prompts[i]) for i in valid]
             done = await self.ensemble.amap(texts, max_prompts=self.prompts_in_flight)
             for i, result in zip(valid, done, strict=True):
-                results[i] = _unwrapped(result)
+                results[i] = result
         return [r for r in results if r is not None]
 
     def __del__(self) -> None:
@@ -443,16 +442,6 @@ class _Runner:
         if store is not None:
             with contextlib.suppress(Exception):
                 store.close()
-
-
-def _unwrapped(result: Consensus | RunError) -> Consensus | BaseException:
-    """``amap`` wraps a prompt's unexpected error in ``RunError("prompt <i>: ...")`` (``i`` its
-    place in the batch, meaningless to a row); the row reports the error itself instead."""
-    if isinstance(result, RunError) and type(result) is RunError:
-        cause = result.__cause__
-        if isinstance(cause, Exception):
-            return cause
-    return result
 
 
 def _pool_size(name: str, concurrency: object) -> int:

@@ -20,6 +20,7 @@ Invalid values raise :class:`~ensemble.errors.ConfigurationError` naming every b
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -219,7 +220,12 @@ class Limits(_Settings):
     ) -> None:
         # Strict mode refuses bools and strings; whole seconds may be given as ints.
         def seconds(v: object) -> object:
-            return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+            if not isinstance(v, int) or isinstance(v, bool):
+                return v
+            try:
+                return float(v)
+            except OverflowError:  # an int beyond any float: refused as not finite
+                return math.inf if v > 0 else -math.inf
 
         super().__init__(
             timeout=seconds(timeout),

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pytest
 from loopback import LoopbackServer, Recorded, Reply
 
 from ensemble import Consensus, Ensemble, RetryPolicy, errors
+from ensemble.metrics.base import FloatArray, Metric
 from ensemble.models.openai import OpenAIModel
 
 FAST = RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.02)
@@ -45,9 +48,9 @@ def test_map_keeps_order_and_isolates_failures(server: LoopbackServer) -> None:
     prompts = ["p0", "p1 bad", "p2", "p3", "p4 bad", "p5"]
     results = ens(server).map(prompts)
     assert len(results) == len(prompts)
-    for p, r in zip(prompts, results, strict=True):
+    for i, (p, r) in enumerate(zip(prompts, results, strict=True)):
         if "bad" in p:
-            assert isinstance(r, errors.QuorumError)
+            assert isinstance(r, errors.QuorumError) and r.index == i
             assert len(r.samples) == 2 and all(s.error is not None for s in r.samples)
             assert r.samples[0].error is not None and r.samples[0].error.status_code == 400
         else:
@@ -62,7 +65,37 @@ def test_a_bad_prompt_is_one_failed_result(server: LoopbackServer) -> None:
     assert isinstance(results[0], Consensus) and isinstance(results[2], Consensus)
     bad = results[1]
     assert isinstance(bad, errors.RunError) and not isinstance(bad, errors.QuorumError)
-    assert "prompt 1" in str(bad) and isinstance(bad.__cause__, errors.ConfigurationError)
+    # Its place is an attribute, not a prefix of the message (which is the error's own).
+    assert bad.index == 1 and bad.samples == ()
+    assert str(bad) == "ConfigurationError: prompt must be a string, not int"
+    assert isinstance(bad.__cause__, errors.ConfigurationError)
+
+
+class WrongShape(Metric):
+    """A custom metric that fails on the samples (its support has the wrong shape)."""
+
+    name = "wrong-shape"
+
+    def support(
+        self, text: str, spans: Sequence[tuple[int, int]], samples: Sequence[str]
+    ) -> FloatArray:
+        return np.zeros((len(spans) + 1, len(samples)))
+
+
+async def test_a_vote_that_fails_keeps_the_samples_that_came_back(
+    server: LoopbackServer,
+) -> None:
+    server.respond_with(echo())
+    e = ens(server, metric=WrongShape())
+    async with e:
+        results = await e.amap(["p0", "p1"])
+    assert server.count() == 4
+    for i, r in enumerate(results):
+        assert isinstance(r, errors.RunError) and not isinstance(r, errors.QuorumError)
+        assert r.index == i and isinstance(r.__cause__, errors.MetricOutputError)
+        assert str(r).startswith("MetricOutputError: ") and "'wrong-shape'" in str(r)
+        # Paid for, so kept: both samples of the prompt, with their text.
+        assert [s.text for s in r.samples] == [f"Answer to p{i}."] * 2
 
 
 async def test_concurrency_is_bounded_over_the_whole_batch(server: LoopbackServer) -> None:

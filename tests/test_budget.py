@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 from loopback import LoopbackServer, Reply
 
 from ensemble import Consensus, Ensemble, Request, RetryPolicy, errors
-from ensemble._budget import Pricing, estimate_prompt_tokens
+from ensemble._budget import Budget, Pricing, estimate_prompt_tokens
 from ensemble.models.openai import OpenAIModel
 
 FAST = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.02)
@@ -184,3 +185,48 @@ async def test_a_batch_stops_sending_at_the_cap(server: LoopbackServer) -> None:
     assert server.count() == 4
     assert [isinstance(r, Consensus) for r in results] == [True, True] + [False] * 4
     assert all(isinstance(r, errors.QuorumError) for r in results[2:])
+
+
+# --- a share whose past spend is unknown: Budget.spend_rest ---------------------------------
+
+
+async def test_spend_rest_counts_the_rest_of_the_cap_as_spent_and_refuses_the_next_call(
+    server: LoopbackServer,
+) -> None:
+    server.set_default("a", Reply(text=REPLY))
+    e = ens(server, repeats=1, max_tokens=3, prices={"a": (0.0, 1e6)}, budget=100.0)
+    assert e.budget is not None
+    e.budget.spend_rest()
+    assert e.budget.spent == 100.0 and e.budget.closed
+    with pytest.raises(errors.QuorumError, match="BudgetExceededError"):
+        await arun(e)
+    assert server.count() == 0 and e.budget.refused == 1 and e.budget.spent == 100.0
+
+
+async def test_spend_rest_keeps_the_cap_with_reservations_in_flight() -> None:
+    budget = Budget(1.0)
+    first = await budget.reserve(0.3, model_name="m")
+    budget.settle(first, 0.1)
+    settled = await budget.reserve(0.4, model_name="m")
+    refunded = await budget.reserve(0.2, model_name="m")
+    budget.spend_rest()
+    # What is reserved stays reserved; the unreserved rest is spent.
+    assert budget.spent == pytest.approx(0.4) and budget.reserved == pytest.approx(0.6)
+    budget.settle(settled, 0.05)  # cheaper than its worst case: the difference is spent too
+    assert budget.spent == pytest.approx(0.8) and budget.reserved == pytest.approx(0.2)
+    budget.refund(refunded)  # room freed by a refund is not lent to anyone either
+    assert budget.spent == pytest.approx(1.0) and budget.reserved == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(errors.BudgetExceededError, match="budget of \\$1"):
+        await budget.reserve(0.01, model_name="m")
+
+
+async def test_spend_rest_wakes_a_waiting_call_to_fail_at_once() -> None:
+    budget = Budget(1.0)
+    held = await budget.reserve(0.8, model_name="m")
+    waiting = asyncio.ensure_future(budget.reserve(0.5, model_name="m"))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()  # it would fit once the 0.8 in flight comes back cheaper
+    budget.spend_rest()
+    with pytest.raises(errors.BudgetExceededError):
+        await asyncio.wait_for(waiting, 1.0)
+    assert not held.settled and budget.refused == 1

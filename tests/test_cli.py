@@ -319,6 +319,37 @@ def test_ask_passes_seed_system_and_max_tokens(
     assert [s.seed for s in Consensus.model_validate_json(out).samples] == [40, 41]
 
 
+def test_ask_concurrency_bounds_the_calls_in_flight_and_rate_limit_reaches_the_ensemble(
+    loop_prefix: LoopbackServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ensemble.runner import Ensemble
+
+    loop_prefix.default = Reply(text="Paris.", delay=0.1)
+    built: list[Ensemble] = []
+    real_run = Ensemble.run
+
+    def run(self: Ensemble, prompt: str) -> Consensus:
+        built.append(self)
+        return real_run(self, prompt)
+
+    monkeypatch.setattr(Ensemble, "run", run)
+    argv = ["ask", "q", "-m", "loop:a", "-n", "4", "--json"]
+    code, _, _ = run_cli(argv, capsys)
+    assert code == 0 and loop_prefix.max_in_flight == 4  # the defaults: 16, 8 per endpoint
+    assert built[-1].limits.max_concurrency == 16 and built[-1].limits.max_per_provider == 8
+    assert built[-1].limits.rate_limit is None
+    loop_prefix.max_in_flight = 0
+    code, _, _ = run_cli([*argv, "--concurrency", "1", "--rate-limit", "50"], capsys)
+    assert code == 0 and loop_prefix.max_in_flight == 1
+    limits = built[-1].limits
+    assert limits.max_concurrency == 1 and limits.max_per_provider == 1
+    assert limits.rate_limit is not None and limits.rate_limit.requests_per_second == 50.0
+    for bad in (["--concurrency", "0"], ["--rate-limit", "0"], ["--rate-limit", "x"]):
+        code, _, err = run_cli([*argv, *bad], capsys)
+        assert code == 2 and "usage:" in err and bad[0] in err
+    assert loop_prefix.count() == 8  # nothing was sent for the bad values
+
+
 def test_ask_threshold_prints_only_what_is_kept(
     loop_prefix: LoopbackServer, capsys: pytest.CaptureFixture[str]
 ) -> None:

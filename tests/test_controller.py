@@ -416,6 +416,72 @@ def test_cli_ask_auto_prints_the_plan_then_the_answer_with_its_spans(
     assert cli.main([*argv, "   "]) == 2  # an empty prompt is a usage error, nothing is asked
 
 
+def test_cli_ask_auto_takes_concurrency_and_rate_limit_as_ask_does(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import ensemble.models as registry
+    from ensemble import cli
+
+    plan = plan_json(task("t1", "What is the capital of France?", {"fn:geo": 3, "fn:old": 1}))
+    in_flight = [0, 0]  # now, most at once
+
+    async def answer(_prompt: str) -> str:
+        in_flight[0] += 1
+        in_flight[1] = max(in_flight[1], in_flight[0])
+        await asyncio.sleep(0.05)
+        in_flight[0] -= 1
+        return PARIS
+
+    def planner(prompt: str) -> str:
+        return plan if "Catalog (" in prompt else PARIS
+
+    def factory(arg: str | None) -> FunctionModel:
+        name = arg or "?"
+        return FunctionModel(planner if name == "planner" else answer, name=f"fn:{name}")
+
+    monkeypatch.setattr(registry.MODELS, "_registered", {})
+    registry.register_model("fn", factory)
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(
+        json.dumps(
+            {
+                "model": [
+                    {"model": "fn:geo", "description": "Geography.", "family": "g"},
+                    {"model": "fn:old", "description": "Older model.", "family": "o"},
+                ]
+            }
+        )
+    )
+    built: list[Controller] = []
+    real_run = Controller.run
+
+    def run(self: Controller, request: str, *, risk: Any = "normal") -> ControllerResult:
+        built.append(self)
+        return real_run(self, request, risk=risk)
+
+    monkeypatch.setattr(Controller, "run", run)
+    argv = ["ask", "--auto", "--catalog", str(catalog), "--planner", "fn:planner", "--json"]
+    assert cli.main([*argv, "q"]) == 0
+    capsys.readouterr()
+    assert in_flight[1] == 4  # the defaults (16 in flight, 8 per endpoint) hold all four calls
+    limits = built[-1].run_limits
+    assert (limits.max_concurrency, limits.max_per_provider, limits.rate_limit) == (16, 8, None)
+    in_flight[1] = 0
+    assert cli.main([*argv, "--concurrency", "1", "--rate-limit", "50", "q"]) == 0
+    result = ControllerResult.model_validate_json(capsys.readouterr().out)
+    assert len([s for s in result.samples if s.ok]) == 4
+    assert in_flight[1] == 1  # over the whole run
+    limits = built[-1].run_limits
+    assert limits.max_concurrency == 1 and limits.max_per_provider == 1
+    assert limits.rate_limit is not None and limits.rate_limit.requests_per_second == 50.0
+    in_flight[1] = 0
+    for bad in (["--concurrency", "0"], ["--rate-limit", "-1"]):
+        assert cli.main([*argv, *bad, "q"]) == 2
+        err = capsys.readouterr().err
+        assert "usage:" in err and bad[0] in err
+    assert in_flight[1] == 0 and len(built) == 2  # refused before any controller ran
+
+
 def test_a_failed_task_is_an_alert_and_keeps_its_samples() -> None:
     def broken(_p: str) -> str:
         raise RuntimeError("no")
@@ -558,6 +624,31 @@ def test_the_runs_limits_reach_every_task() -> None:
         controller(catalog, hang, max_concurrency=0)
 
 
+@pytest.mark.parametrize("name", ["timeout", "deadline"])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (-1, "{name} must be a positive number, not -1"),
+        (0.0, "{name} must be a positive number, not 0.0"),
+        ("5", "{name} must be a number, not '5'"),
+        (True, "{name} must be a number, not True"),
+        (float("nan"), "{name} must be a finite number, not nan"),
+        (10**400, "{name} must be a finite number, not 1000"),  # not an OverflowError
+    ],
+)
+def test_bad_run_times_are_one_configuration_error_naming_the_controllers_keyword(
+    name: str, value: object, message: str
+) -> None:
+    """The times are checked once, on what the caller gave, with the messages of the library's
+    number check (not the task Limits' own, which would name a class the caller never built)."""
+    with pytest.raises(ConfigurationError) as info:
+        controller(make_catalog(Recorder()), PARIS, **{name: value})
+    assert str(info.value).startswith(message.format(name=name))
+    assert "Limits" not in str(info.value)
+    ctl, _ = controller(make_catalog(Recorder()), PARIS, **{name: 7})
+    assert getattr(ctl, name) == 7.0 and getattr(ctl.run_limits, name) == 7.0
+
+
 def test_the_planning_call_asks_for_enough_tokens_for_the_longest_plan() -> None:
     catalog = make_catalog(Recorder())
     plan = plan_json(task("t1", "capital?", {"geo": 1}))
@@ -679,6 +770,43 @@ def test_only_the_task_that_copies_is_named_and_its_plan_is_rejected_whole() -> 
         _plan.parse_plan(answer, catalog=catalog, risk="normal", request="Translate bonjour.")
     assert "task 't2''s request 'TASK'" in str(info.value)
     assert "'t1'" not in str(info.value)
+
+
+def test_the_prompts_words_are_stemmed_once_per_plan_not_once_per_task(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    catalog = make_catalog(Recorder())
+    stemmed: list[int] = []
+    units = _plan._scaffold_units
+
+    def counted(cat: Catalog) -> set[str]:
+        stemmed.append(1)
+        return units(cat)
+
+    monkeypatch.setattr(_plan, "_scaffold_units", counted)
+    answer = plan_json(
+        task("t1", "Translate 'bonjour'.", {"trans": 1}),
+        task("t2", "TASK", {"geo": 1}, depends_on=("t1",)),
+        task("t3", "REASON", {"geo": 1}, depends_on=("t1",)),
+        task("t4", "geo", {"geo": 1}, depends_on=("t1",)),
+    )
+    with pytest.raises(_plan.PlanInvalid) as info:
+        _plan.parse_plan(answer, catalog=catalog, risk="normal", request="Translate bonjour.")
+    for tid, copied in [("t2", "TASK"), ("t3", "REASON"), ("t4", "geo")]:
+        assert f"task {tid!r}'s request {copied!r} copies the planning prompt's own words" in str(
+            info.value
+        )
+    assert "'t1'" not in str(info.value)
+    assert len(stemmed) == 1
+    # One Scaffolding answers like scaffolding_problem, for every case above, on one stemming.
+    user = "What is the capital of France?"
+    expected = [_plan.scaffolding_problem(c, request=user, catalog=catalog) for c in COPIES]
+    assert all(expected)
+    stemmed.clear()
+    scaffolding = _plan.Scaffolding(request=user, catalog=catalog)
+    assert [scaffolding.problem(c) for c in COPIES] == expected
+    assert scaffolding.problem("Capital of France?") is None  # shares a word
+    assert len(stemmed) == 1
 
 
 def first_card_planner(request: Request) -> str:

@@ -526,3 +526,20 @@ def test_a_restarted_actor_counts_its_budget_share_as_spent(
     assert all(e.startswith("QuorumError") and "BudgetExceeded" in e for e in errors), errors
     assert len(calls) == 2  # nothing sent
     assert table.column("worker_spent").to_pylist() == [1.0, 1.0]
+
+
+def test_a_prompt_that_fails_otherwise_is_an_error_row_saying_both_errors() -> None:
+    """A prompt the run refuses (an empty string) is the batch's RunError in its row, its
+    message the refusal's own: no index of the actor's batch in it (run in-process)."""
+    import pyarrow as pa
+
+    import ensemble.ray as ensemble_ray
+
+    settings = {"repeats": 1, "metric": "ngram"}
+    runner = ensemble_ray._Runner(_priced, settings, "prompt", 2)
+    table = runner(pa.table({"prompt": ["a", "   ", "b"]}))
+    errors = table.column("error").to_pylist()
+    assert errors[0] is None and errors[2] is None
+    assert errors[1] == (
+        "RunError: ConfigurationError: the prompt is empty: give the models something to answer"
+    )

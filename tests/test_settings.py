@@ -114,6 +114,8 @@ def test_ensemble_accepts_settings_and_limits() -> None:
         {"timeout": -1.0},
         {"deadline": float("inf")},
         {"deadline": "10"},
+        {"timeout": 10**400},  # an int no float holds: not an OverflowError
+        {"deadline": -(10**400)},
         {"max_concurrency": 0},
         {"max_per_provider": 2.0},
         {"max_concurrency": True},
