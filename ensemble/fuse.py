@@ -615,20 +615,17 @@ def _decide(
     )
     kept: list[int] = []
     reasons: dict[int, tuple[Literal["minority", "conflict", "redundant"], int | None]] = {}
+    rivals = _rivals(clusters, sents, units, overlap)
 
     def rival_of(k: int) -> int | None:
-        mine = units[sents[clusters[k].rep].uid]
-        return next(
-            (j for j in kept if _contradict(mine, units[sents[clusters[j].rep].uid], overlap)),
-            None,
-        )
+        return next((j for j in kept if j in rivals[k]), None)
 
     for k in ranked:
         c = clusters[k]
         rival = rival_of(k)
         if c.support + 1e-9 < quorum and not (
             floor is not None
-            and _leads(k, clusters, sents, units, source, floor, overlap, witnessed)
+            and _leads(k, clusters, sents, units, source, floor, rivals, witnessed)
         ):
             reasons[k] = ("minority", rival)
         elif rival is not None:
@@ -678,6 +675,24 @@ def _decide(
     return claims, dropped
 
 
+def _rivals(
+    clusters: Sequence[_Cluster],
+    sents: Sequence[_Sentence],
+    units: Sequence[_Units],
+    overlap: float,
+) -> list[frozenset[int]]:
+    """For each cluster, the clusters whose chosen sentence contradicts its own: computed
+    once per fusion (``C * (C - 1) / 2`` checks), read by the lead rule and step 7."""
+    reps = [units[sents[c.rep].uid] for c in clusters]
+    out: list[set[int]] = [set() for _ in clusters]
+    for a in range(len(reps)):
+        for b in range(a + 1, len(reps)):
+            if _contradict(reps[a], reps[b], overlap):
+                out[a].add(b)
+                out[b].add(a)
+    return [frozenset(r) for r in out]
+
+
 def _leads(
     k: int,
     clusters: Sequence[_Cluster],
@@ -685,7 +700,7 @@ def _leads(
     units: Sequence[_Units],
     source: Mapping[int, str],
     floor: float,
-    overlap: float,
+    rivals: Sequence[frozenset[int]],
     witnessed: Callable[[set[int]], bool] | None,
 ) -> bool:
     """The lead rule: whether cluster ``k`` has at least ``floor`` of the vote, backers from
@@ -705,13 +720,9 @@ def _leads(
         # ``witnesses`` witnesses or more and no other claim contradicts it at all.
         if witnessed is None or not witnessed(c.backers):
             return False
-        return not any(
-            j != k and _contradict(rep_units, units[sents[other.rep].uid], overlap)
-            for j, other in enumerate(clusters)
-        )
-    for j, other in enumerate(clusters):
-        if j == k or not _contradict(rep_units, units[sents[other.rep].uid], overlap):
-            continue
+        return not rivals[k]
+    for j in rivals[k]:
+        other = clusters[j]
         theirs = len({source[i] for i in other.backers})
         if theirs > mine or (theirs == mine and other.support + 1e-9 >= c.support):
             return False
