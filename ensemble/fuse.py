@@ -65,7 +65,8 @@ has the long version and the figures):
    metric=same metric, weighting=same)`` gives the same spans with the same confidences.
 
 Cost: ``O(N^2)`` metric comparisons for ``N`` sentences in all (the ``ngram`` metric does them
-as one sparse matrix product) plus ``O(N * C)`` for clustering into ``C`` clusters.
+as one sparse matrix product) plus ``O(N * C)`` for clustering into ``C`` clusters and
+``C * (C - 1) / 2`` contradiction checks between the clusters' chosen sentences.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ import numpy.typing as npt
 
 from ensemble import engine
 from ensemble.calibration import Calibrator
-from ensemble.diagnostics import DEFAULT_ALARM, UniformityAlarm, independence_weights
+from ensemble.diagnostics import DEFAULT_ALARM, UniformityAlarm
+from ensemble.diagnostics._breakdown import family_weights
 from ensemble.errors import InvalidInputError
 from ensemble.metrics.base import FloatArray, Metric
 from ensemble.metrics.ngram import NEGATIONS, STOPWORDS, content_units
@@ -182,15 +184,13 @@ def _vote_weights(
     """Each voter's share of the vote (the shares sum to 1) and its source. With a model name
     or a family on some voter: one vote per family, the family as :meth:`engine._Vote.family`
     reads it and the weights those of :func:`ensemble.diagnostics.independence_weights`
-    (the candidate choice counts families the same way); without any: one vote per sample,
+    for those families (the candidate choice counts families the same way); without any: one vote per sample,
     each sample its own source."""
     samples = vote.samples
     if not any(samples[i].model is not None or samples[i].family for i in voters):
         return {i: 1.0 / len(voters) for i in voters}, {i: f"#{i}" for i in voters}
     family = {i: vote.family(i) for i in voters}
-    raw = independence_weights(
-        [samples[i].model_copy(update={"family": family[i]}) for i in voters]
-    )
+    raw = family_weights([family[i] for i in voters])
     share = np.ones(len(voters)) if raw is None else raw
     share = share / share.sum()
     return {i: float(share[k]) for k, i in enumerate(voters)}, family
