@@ -66,7 +66,8 @@ has the long version and the figures):
 
 Cost: ``O(N^2)`` metric comparisons for ``N`` sentences in all (the ``ngram`` metric does them
 as one sparse matrix product) plus ``O(N * C)`` for clustering into ``C`` clusters and
-``C * (C - 1) / 2`` contradiction checks between the clusters' chosen sentences.
+at most ``C * (C - 1) / 2`` contradiction checks between the clusters' chosen sentences
+(each pair at most once; in practice a few per cluster).
 """
 
 from __future__ import annotations
@@ -184,8 +185,8 @@ def _vote_weights(
     """Each voter's share of the vote (the shares sum to 1) and its source. With a model name
     or a family on some voter: one vote per family, the family as :meth:`engine._Vote.family`
     reads it and the weights those of :func:`ensemble.diagnostics.independence_weights`
-    for those families (the candidate choice counts families the same way); without any: one vote per sample,
-    each sample its own source."""
+    for those families (the candidate choice counts families the same way); without any:
+    one vote per sample, each sample its own source."""
     samples = vote.samples
     if not any(samples[i].model is not None or samples[i].family for i in voters):
         return {i: 1.0 / len(voters) for i in voters}, {i: f"#{i}" for i in voters}
@@ -615,10 +616,10 @@ def _decide(
     )
     kept: list[int] = []
     reasons: dict[int, tuple[Literal["minority", "conflict", "redundant"], int | None]] = {}
-    rivals = _rivals(clusters, sents, units, overlap)
+    rivals = _Rivals(clusters, sents, units, overlap)
 
     def rival_of(k: int) -> int | None:
-        return next((j for j in kept if j in rivals[k]), None)
+        return next((j for j in kept if rivals.pair(j, k)), None)
 
     for k in ranked:
         c = clusters[k]
@@ -675,22 +676,38 @@ def _decide(
     return claims, dropped
 
 
-def _rivals(
-    clusters: Sequence[_Cluster],
-    sents: Sequence[_Sentence],
-    units: Sequence[_Units],
-    overlap: float,
-) -> list[frozenset[int]]:
-    """For each cluster, the clusters whose chosen sentence contradicts its own: computed
-    once per fusion (``C * (C - 1) / 2`` checks), read by the lead rule and step 7."""
-    reps = [units[sents[c.rep].uid] for c in clusters]
-    out: list[set[int]] = [set() for _ in clusters]
-    for a in range(len(reps)):
-        for b in range(a + 1, len(reps)):
-            if _contradict(reps[a], reps[b], overlap):
-                out[a].add(b)
-                out[b].add(a)
-    return [frozenset(r) for r in out]
+class _Rivals:
+    """Which clusters contradict which (by their chosen sentences), worked out on demand and
+    remembered: the lead rule asks for all of one cluster's rivals (only for the few clusters
+    that reach the floor), step 7 for one cluster against the kept ones. Checking every pair
+    up front would cost ``C**2 / 2`` checks where most clusters are single sentences."""
+
+    def __init__(
+        self,
+        clusters: Sequence[_Cluster],
+        sents: Sequence[_Sentence],
+        units: Sequence[_Units],
+        overlap: float,
+    ) -> None:
+        self._reps = [units[sents[c.rep].uid] for c in clusters]
+        self._overlap = overlap
+        self._pairs: dict[tuple[int, int], bool] = {}
+        self._of: dict[int, tuple[int, ...]] = {}
+
+    def pair(self, a: int, b: int) -> bool:
+        key = (a, b) if a < b else (b, a)
+        hit = self._pairs.get(key)
+        if hit is None:
+            hit = _contradict(self._reps[a], self._reps[b], self._overlap)
+            self._pairs[key] = hit
+        return hit
+
+    def of(self, k: int) -> tuple[int, ...]:
+        hit = self._of.get(k)
+        if hit is None:
+            hit = tuple(j for j in range(len(self._reps)) if j != k and self.pair(j, k))
+            self._of[k] = hit
+        return hit
 
 
 def _leads(
@@ -700,7 +717,7 @@ def _leads(
     units: Sequence[_Units],
     source: Mapping[int, str],
     floor: float,
-    rivals: Sequence[frozenset[int]],
+    rivals: _Rivals,
     witnessed: Callable[[set[int]], bool] | None,
 ) -> bool:
     """The lead rule: whether cluster ``k`` has at least ``floor`` of the vote, backers from
@@ -720,8 +737,8 @@ def _leads(
         # ``witnesses`` witnesses or more and no other claim contradicts it at all.
         if witnessed is None or not witnessed(c.backers):
             return False
-        return not rivals[k]
-    for j in rivals[k]:
+        return not rivals.of(k)
+    for j in rivals.of(k):
         other = clusters[j]
         theirs = len({source[i] for i in other.backers})
         if theirs > mine or (theirs == mine and other.support + 1e-9 >= c.support):
