@@ -31,6 +31,12 @@ families by initial, reason, rival). Run from the repository root::
 
     python benchmarks/fuse_facts.py
     python benchmarks/fuse_facts.py --explain
+    python benchmarks/fuse_facts.py --fresh
+
+``--fresh`` chooses nothing: it reports the library defaults (and the same three ablations) on
+the 75 prompts of ``benchmarks/data/fuse_fresh/`` (countries not in the first set, written and
+gathered after every default was fixed), then pools them with the first set's report half:
+the held-out figure of issue 13.
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ from ensemble.fuse import (  # noqa: E402
 )
 
 DATA = ROOT / "benchmarks" / "data" / "fuse"
+FRESH = ROOT / "benchmarks" / "data" / "fuse_fresh"
 FAMILIES = ("smollm2-135m", "gemma3-270m")
 JOINS = (0.3, 0.4, 0.5, 0.6)
 QUORUMS = (0.4, 0.5, 0.6)
@@ -189,6 +196,52 @@ def _line(name: str, n: int, res: dict[str, list[float]]) -> str:
     )
 
 
+def _load(data: Path) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]], Scorer]:
+    spec = json.loads((data / "prompts.json").read_text(encoding="utf-8"))
+    rows = json.loads((data / "samples.json").read_text(encoding="utf-8"))
+    by_prompt: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_prompt.setdefault(r["id"], []).append(r)
+    prompts = [p for p in spec["prompts"] if p["id"] in by_prompt]
+    return prompts, by_prompt, Scorer(spec)
+
+
+def _add(a: dict[str, list[float]], b: dict[str, list[float]]) -> dict[str, list[float]]:
+    return {k: [x + y for x, y in zip(a[k], b[k], strict=True)] for k in a}
+
+
+def fresh(data: Path, fresh_data: Path) -> None:
+    """The library defaults and three ablations on the fresh prompts (nothing is chosen on
+    them), then pooled with the first set's report half."""
+    prompts, by_prompt, scorer = _load(fresh_data)
+    first, first_by, first_scorer = _load(data)
+    report = first[1::2]
+    default = (DEFAULT_JOIN, DEFAULT_QUORUM, DEFAULT_CONTAIN, DEFAULT_FLOOR, DEFAULT_WITNESSES)
+    settings = {
+        "library defaults": default,
+        "without the witness rule": (*default[:4], None),
+        "without the lead rule": (*default[:3], None, None),
+        "without contain": (*default[:2], None, *default[3:]),
+    }
+    print(f"{len(prompts)} fresh prompts ({fresh_data.name}); nothing is chosen on them")
+    for label, (j, q, ct, fl, wi) in settings.items():
+        print(f"fresh, {label} (join {j}, quorum {q}, contain {ct}, floor {fl}, witnesses {wi}):")
+        for name, fams in (
+            ("smollm2-135m", ("smollm2-135m",)),
+            ("gemma3-270m", ("gemma3-270m",)),
+            ("mixed", FAMILIES),
+        ):
+            kw = {"join": j, "quorum": q, "contain": ct, "floor": fl, "witnesses": wi}
+            res = evaluate(prompts, by_prompt, scorer, fams, **kw)
+            print(_line(name, len(prompts), res))
+            if label == "library defaults":
+                old = evaluate(report, first_by, first_scorer, fams, **kw)
+                both = _add(res, old)
+                print(
+                    _line(f"  + first set's report half = {name}", len(prompts) + len(report), both)
+                )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
@@ -197,7 +250,16 @@ def main() -> None:
         action="store_true",
         help="only print, on the choice half (mixed), the key facts fuse drops that select states",
     )
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="only report the library defaults on the fresh prompts, and pooled (held out)",
+    )
+    parser.add_argument("--fresh-data", type=Path, default=FRESH)
     args = parser.parse_args()
+    if args.fresh:
+        fresh(args.data, args.fresh_data)
+        return
     spec = json.loads((args.data / "prompts.json").read_text(encoding="utf-8"))
     rows = json.loads((args.data / "samples.json").read_text(encoding="utf-8"))
     by_prompt: dict[str, list[dict[str, Any]]] = {}

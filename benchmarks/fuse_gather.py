@@ -64,10 +64,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=96)
-    parser.add_argument("--out", type=Path, default=DATA / "samples.json")
+    parser.add_argument(
+        "--data", type=Path, default=DATA, help="the folder of prompts.json (default: %(default)s)"
+    )
+    parser.add_argument("--out", type=Path, help="default: samples.json in the --data folder")
     parser.add_argument("--models", nargs="+", default=["smollm2-135m", "gemma3-270m"])
     args = parser.parse_args()
-    spec = json.loads((DATA / "prompts.json").read_text(encoding="utf-8"))
+    spec = json.loads((args.data / "prompts.json").read_text(encoding="utf-8"))
+    if args.out is None:
+        args.out = args.data / "samples.json"
     samples: list[dict[str, Any]] = (
         json.loads(args.out.read_text(encoding="utf-8")) if args.out.exists() else []
     )

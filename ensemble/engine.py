@@ -57,9 +57,9 @@ from ensemble.diagnostics import (
     agreement_breakdown,
     family_key,
     family_mean_agreement,
-    independence_weights,
     model_support,
 )
+from ensemble.diagnostics._breakdown import family_weights
 from ensemble.errors import (
     CalibrationMismatchError,
     ConfigurationError,
@@ -372,15 +372,9 @@ def _scored_steps(
     vs = vote.settings
     samples = vote.samples
     # One vote per family as the candidate choice counts them (a ``families`` mapping wins).
-    voting = (
-        samples
-        if vote.families is None
-        else tuple(
-            s.model_copy(update={"family": vote.family(i)}) if s.model is not None else s
-            for i, s in enumerate(samples)
-        )
+    w, rule = _evidence_weights(
+        vote.weights, [vote.family(i) for i in evidence], evidence, vs.weighting
     )
-    w, rule = _evidence_weights(vote.weights, voting, evidence, vs.weighting)
     asked: MetricScores = yield _Evaluate(
         text, offsets, [samples[i].text or "" for i in evidence], w
     )
@@ -526,16 +520,17 @@ def _full_agreement(
 
 def _evidence_weights(
     w_all: FloatArray | None,
-    samples: Sequence[Sample],
+    families: Sequence[str],
     evidence: Sequence[int],
     weighting: Weighting,
 ) -> tuple[FloatArray | None, Literal["sample", "model", "custom"]]:
-    """The weights of the evidence samples and the name of the rule that produced them."""
+    """The weights of the evidence samples (``families``: the family of each) and the name
+    of the rule that produced them."""
     if w_all is not None:
         return (w_all[list(evidence)] if evidence else None), "custom"
     if weighting == "sample" or not evidence:
         return None, "sample"
-    return independence_weights([samples[i] for i in evidence]), "model"
+    return family_weights(families), "model"
 
 
 def _join_sentences(sentences: object, sep: str = " ") -> tuple[str, list[tuple[int, int]]]:

@@ -65,7 +65,9 @@ has the long version and the figures):
    metric=same metric, weighting=same)`` gives the same spans with the same confidences.
 
 Cost: ``O(N^2)`` metric comparisons for ``N`` sentences in all (the ``ngram`` metric does them
-as one sparse matrix product) plus ``O(N * C)`` for clustering into ``C`` clusters.
+as one sparse matrix product) plus ``O(N * C)`` for clustering into ``C`` clusters and
+at most ``C * (C - 1) / 2`` contradiction checks between the clusters' chosen sentences
+(each pair at most once; in practice a few per cluster).
 """
 
 from __future__ import annotations
@@ -82,7 +84,8 @@ import numpy.typing as npt
 
 from ensemble import engine
 from ensemble.calibration import Calibrator
-from ensemble.diagnostics import DEFAULT_ALARM, UniformityAlarm, independence_weights
+from ensemble.diagnostics import DEFAULT_ALARM, UniformityAlarm
+from ensemble.diagnostics._breakdown import family_weights
 from ensemble.errors import InvalidInputError
 from ensemble.metrics.base import FloatArray, Metric
 from ensemble.metrics.ngram import NEGATIONS, STOPWORDS, content_units
@@ -182,15 +185,13 @@ def _vote_weights(
     """Each voter's share of the vote (the shares sum to 1) and its source. With a model name
     or a family on some voter: one vote per family, the family as :meth:`engine._Vote.family`
     reads it and the weights those of :func:`ensemble.diagnostics.independence_weights`
-    (the candidate choice counts families the same way); without any: one vote per sample,
-    each sample its own source."""
+    for those families (the candidate choice counts families the same way); without any:
+    one vote per sample, each sample its own source."""
     samples = vote.samples
     if not any(samples[i].model is not None or samples[i].family for i in voters):
         return {i: 1.0 / len(voters) for i in voters}, {i: f"#{i}" for i in voters}
     family = {i: vote.family(i) for i in voters}
-    raw = independence_weights(
-        [samples[i].model_copy(update={"family": family[i]}) for i in voters]
-    )
+    raw = family_weights([family[i] for i in voters])
     share = np.ones(len(voters)) if raw is None else raw
     share = share / share.sum()
     return {i: float(share[k]) for k, i in enumerate(voters)}, family
@@ -615,20 +616,17 @@ def _decide(
     )
     kept: list[int] = []
     reasons: dict[int, tuple[Literal["minority", "conflict", "redundant"], int | None]] = {}
+    rivals = _Rivals(clusters, sents, units, overlap)
 
     def rival_of(k: int) -> int | None:
-        mine = units[sents[clusters[k].rep].uid]
-        return next(
-            (j for j in kept if _contradict(mine, units[sents[clusters[j].rep].uid], overlap)),
-            None,
-        )
+        return next((j for j in kept if rivals.pair(j, k)), None)
 
     for k in ranked:
         c = clusters[k]
         rival = rival_of(k)
         if c.support + 1e-9 < quorum and not (
             floor is not None
-            and _leads(k, clusters, sents, units, source, floor, overlap, witnessed)
+            and _leads(k, clusters, sents, units, source, floor, rivals, witnessed)
         ):
             reasons[k] = ("minority", rival)
         elif rival is not None:
@@ -678,6 +676,40 @@ def _decide(
     return claims, dropped
 
 
+class _Rivals:
+    """Which clusters contradict which (by their chosen sentences), worked out on demand and
+    remembered: the lead rule asks for all of one cluster's rivals (only for the few clusters
+    that reach the floor), step 7 for one cluster against the kept ones. Checking every pair
+    up front would cost ``C**2 / 2`` checks where most clusters are single sentences."""
+
+    def __init__(
+        self,
+        clusters: Sequence[_Cluster],
+        sents: Sequence[_Sentence],
+        units: Sequence[_Units],
+        overlap: float,
+    ) -> None:
+        self._reps = [units[sents[c.rep].uid] for c in clusters]
+        self._overlap = overlap
+        self._pairs: dict[tuple[int, int], bool] = {}
+        self._of: dict[int, tuple[int, ...]] = {}
+
+    def pair(self, a: int, b: int) -> bool:
+        key = (a, b) if a < b else (b, a)
+        hit = self._pairs.get(key)
+        if hit is None:
+            hit = _contradict(self._reps[a], self._reps[b], self._overlap)
+            self._pairs[key] = hit
+        return hit
+
+    def of(self, k: int) -> tuple[int, ...]:
+        hit = self._of.get(k)
+        if hit is None:
+            hit = tuple(j for j in range(len(self._reps)) if j != k and self.pair(j, k))
+            self._of[k] = hit
+        return hit
+
+
 def _leads(
     k: int,
     clusters: Sequence[_Cluster],
@@ -685,7 +717,7 @@ def _leads(
     units: Sequence[_Units],
     source: Mapping[int, str],
     floor: float,
-    overlap: float,
+    rivals: _Rivals,
     witnessed: Callable[[set[int]], bool] | None,
 ) -> bool:
     """The lead rule: whether cluster ``k`` has at least ``floor`` of the vote, backers from
@@ -705,13 +737,9 @@ def _leads(
         # ``witnesses`` witnesses or more and no other claim contradicts it at all.
         if witnessed is None or not witnessed(c.backers):
             return False
-        return not any(
-            j != k and _contradict(rep_units, units[sents[other.rep].uid], overlap)
-            for j, other in enumerate(clusters)
-        )
-    for j, other in enumerate(clusters):
-        if j == k or not _contradict(rep_units, units[sents[other.rep].uid], overlap):
-            continue
+        return not rivals.of(k)
+    for j in rivals.of(k):
+        other = clusters[j]
         theirs = len({source[i] for i in other.backers})
         if theirs > mine or (theirs == mine and other.support + 1e-9 >= c.support):
             return False

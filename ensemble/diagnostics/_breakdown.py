@@ -178,7 +178,12 @@ def independence_weights(samples: Sequence[Sample]) -> FloatArray | None:
     ``None`` when every weight would be equal (one family, or one sample per family), so the
     caller uses the plain unweighted rule exactly.
     """
-    keys = [family_key(s) for s in samples]
+    return family_weights([family_key(s) for s in samples])
+
+
+def family_weights(keys: Sequence[str]) -> FloatArray | None:
+    """:func:`independence_weights` for samples whose families are already known (``keys``,
+    one per sample): ``1 / (samples of that family)``, ``None`` when all would be equal."""
     counts: dict[str, int] = {}
     for k in keys:
         counts[k] = counts.get(k, 0) + 1
