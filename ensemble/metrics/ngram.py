@@ -64,6 +64,7 @@ import numpy as np
 from ensemble import segment
 from ensemble._validate import check_int, check_number
 from ensemble.errors import ConfigurationError
+from ensemble.metrics import _numbers
 from ensemble.metrics._stem import porter_stemmer
 from ensemble.metrics.base import FloatArray, Granularity, Metric, MetricScores, weighted_mean
 from ensemble.types import SettingValue
@@ -103,37 +104,11 @@ NEGATIONS: frozenset[str] = frozenset(
 
 #: Scripts written without spaces between words (Han, Hiragana, Katakana): their text is
 #: compared by character pairs (bigrams) instead of words.
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
+_CJK = _numbers.CJK
 _WORD = re.compile(rf"[{_CJK}]+|\d+(?:[.,]\d+)+|[^\W_{_CJK}]+")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _CJK_RUN = re.compile(rf"[{_CJK}]+")
 
-#: Number words read as numbers ("two" = 2). "one" is left a word: it is mostly a pronoun.
-_UNITS = dict(
-    zip(
-        """zero two three four five six seven eight nine ten eleven twelve thirteen fourteen
-        fifteen sixteen seventeen eighteen nineteen""".split(),
-        [0, *range(2, 20)],
-        strict=True,
-    )
-)
-_TENS = dict(
-    zip(
-        "twenty thirty forty fifty sixty seventy eighty ninety".split(),
-        range(20, 100, 10),
-        strict=True,
-    )
-)
-_SCALES = {
-    "hundred": 1e2,
-    "thousand": 1e3,
-    "million": 1e6,
-    "millions": 1e6,
-    "billion": 1e9,
-    "billions": 1e9,
-    "trillion": 1e12,
-}
-_CJK_SCALES = {"千": 1e3, "万": 1e4, "萬": 1e4, "亿": 1e8, "億": 1e8}
 _STEMMER = porter_stemmer()
 
 
@@ -149,92 +124,80 @@ def _fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
-def _number(word: str) -> float | None:
-    """The value of a numeral: ``2,000`` = 2000 (a comma before three digits groups them),
-    ``2.1``, ``1,5`` = 1.5; ``None`` for anything else."""
-    if not _NUMBER.fullmatch(word):
-        return None
-    groups = re.split(r"[.,]", word)
-    seps = re.findall(r"[.,]", word)
-    if not seps:
-        return float(word)
-    if all(sep == "," and len(g) == 3 for sep, g in zip(seps, groups[1:], strict=True)):
-        return float("".join(groups))
-    if len(seps) == 1:
-        return float(word.replace(",", "."))
-    # 1.234.567 or 1,234.5: the last separator may be the decimal point
-    whole, frac = "".join(groups[:-1]), groups[-1]
-    if seps[-1] == "," and len(frac) == 3 and len(set(seps)) == 1:
-        return float(whole + frac)
-    return float(f"{whole}.{frac}")
-
-
-def _canonical(value: float) -> str:
-    return f"{value:.12g}" if abs(value) < 1e15 else f"{value:.6e}"
-
-
 #: A word of a text: its lower-cased (or canonical) form and its kind: "word", "number",
 #: "name" (capitalised, not first) or "cjk" (a character pair).
 _Word = tuple[str, str]
 
 
-# What a raw token is (cached: tokens repeat a lot across samples).
-_PLAIN, _RUN, _NUM, _TEN, _SCALE = range(5)
+# What a raw token is (cached: tokens repeat a lot across samples): a plain word, a run of
+# CJK characters, a numeral, or a word that can open a number ("two", "a", "minus").
+_PLAIN, _RUN, _NUM, _OPENER = range(4)
+_OPENERS = frozenset({*_numbers.UNITS, *_numbers.TENS, "a", "minus"})
 
 
 @lru_cache(maxsize=1 << 16)
-def _token(w: str) -> tuple[str, int, float]:
-    low = w.lower()
+def _token(w: str) -> tuple[str, int]:
     if _CJK_RUN.fullmatch(w):
-        return w, _RUN, 0.0
-    value = _number(w)
-    if value is not None:
-        return low, _NUM, value
-    if low in _UNITS:
-        return low, _NUM, float(_UNITS[low])
-    if low in _TENS:
-        return low, _TEN, float(_TENS[low])
-    if low in _SCALES:
-        return low, _SCALE, _SCALES[low]
-    return low, _PLAIN, 0.0
+        return w, _RUN
+    low = w.lower()
+    if _NUMBER.fullmatch(w):
+        return low, _NUM
+    return low, _OPENER if low in _OPENERS else _PLAIN
+
+
+def _raw_words(text: str) -> list[str]:
+    """The raw words of (folded) ``text``: a numeral keeps a minus sign before it (``-18``,
+    :func:`~ensemble.metrics._numbers.minus_before`), and a Chinese or Japanese scale character
+    after a number is a word of its own (``200万人`` -> ``200``, ``万``, ``人``)."""
+    if "-" in text or "\u2212" in text:
+        raw = [
+            "-" + m.group()
+            if m.group()[0].isdigit() and _numbers.minus_before(text, m.start())
+            else m.group()
+            for m in _WORD.finditer(text)
+        ]
+    else:
+        raw = _WORD.findall(text)
+    return raw if text.isascii() else _numbers.split_scales(raw)
 
 
 def _words(text: str) -> list[_Word]:
-    """The words of ``text``: numerals and number words as canonical numbers, runs of CJK
-    characters as character pairs, capitalised words after the first as possible names."""
+    """The words of ``text``: numerals and number words as canonical numbers
+    (:mod:`ensemble.metrics._numbers`), runs of CJK characters as character pairs, capitalised
+    words after the first as possible names."""
     folded = text if text.isascii() else _fold(text)
-    raw = _WORD.findall(folded)
+    raw = _raw_words(folded)
+    lows: list[str] | None = None
     out: list[_Word] = []
     i = 0
     n = len(raw)
     while i < n:
         w = raw[i]
-        low, code, value = _token(w)
-        i += 1
-        if code in (_PLAIN, _SCALE):
-            if out and w[0].isupper() and low not in STOPWORDS:
-                out.append((low, "name"))
-            else:
-                out.append((low, "word"))
-            continue
+        low, code = _token(w)
         if code == _RUN:
+            i += 1
             if len(w) == 1:
                 out.append((w, "cjk"))
             else:
                 out.extend((w[k : k + 2], "cjk") for k in range(len(w) - 1))
             continue
-        if code == _TEN and i < n and raw[i].lower() in _UNITS:  # twenty-five
-            value += _UNITS[raw[i].lower()]
-            i += 1
-        while i < n and _token(raw[i])[1] == _SCALE:  # 2 million, two thousand
-            value *= _token(raw[i])[2]
-            i += 1
-        if i < n and raw[i][0] in _CJK_SCALES and _CJK_RUN.fullmatch(raw[i]):
-            value *= _CJK_SCALES[raw[i][0]]  # 200万
-            raw[i] = raw[i][1:]
-            if not raw[i]:
+        if code != _PLAIN or w[0] == "-":
+            if lows is None:
+                lows = [_token(r)[0] for r in raw]
+            read = _numbers.read_number(lows, i, bare_one=False)
+            if read is not None:
+                out.append((_numbers.canonical(read[0]), "number"))
+                i = read[1]
+                continue
+            if code == _NUM or w[0] == "-":  # 1.5.2020: a number, though not one quantity
+                out.append((low, "number"))
                 i += 1
-        out.append((_canonical(value), "number"))
+                continue
+        i += 1
+        if out and w[0].isupper() and low not in STOPWORDS:
+            out.append((low, "name"))
+        else:
+            out.append((low, "word"))
     return out
 
 
