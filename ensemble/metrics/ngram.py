@@ -56,6 +56,7 @@ import itertools
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from functools import lru_cache
 from typing import ClassVar
 
@@ -105,8 +106,14 @@ NEGATIONS: frozenset[str] = frozenset(
 #: Scripts written without spaces between words (Han, Hiragana, Katakana): their text is
 #: compared by character pairs (bigrams) instead of words.
 _CJK = _numbers.CJK
-_WORD = re.compile(rf"[{_CJK}]+|\d+(?:[.,]\d+)+|[^\W_{_CJK}]+")
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+#: A numeral keeps a minus sign that does not follow a letter, a digit or a dash
+#: (:func:`ensemble.metrics._numbers.minus_before`: ``-18``, not ``1990-1995``).
+_WORD = re.compile(
+    rf"[{_CJK}]+"
+    r"|[\-\u2212](?<![^\W_][\-\u2212])(?<![\-\u2212][\-\u2212])\d+(?:[.,]\d+)*"
+    rf"|\d+(?:[.,]\d+)+|[^\W_{_CJK}]+"
+)
+_NUMBER = re.compile(r"[\-\u2212]?\d+(?:[.,]\d+)*")
 _CJK_RUN = re.compile(rf"[{_CJK}]+")
 
 _STEMMER = porter_stemmer()
@@ -132,7 +139,7 @@ _Word = tuple[str, str]
 # What a raw token is (cached: tokens repeat a lot across samples): a plain word, a run of
 # CJK characters, a numeral, or a word that can open a number ("two", "a", "minus").
 _PLAIN, _RUN, _NUM, _OPENER = range(4)
-_OPENERS = frozenset({*_numbers.UNITS, *_numbers.TENS, "a", "minus"})
+_OPENERS = frozenset({*_numbers.UNITS, *_numbers.TENS, "minus", "a"})
 
 
 @lru_cache(maxsize=1 << 16)
@@ -145,20 +152,36 @@ def _token(w: str) -> tuple[str, int]:
     return low, _OPENER if low in _OPENERS else _PLAIN
 
 
+_CJK_SCALE = re.compile(f"[{''.join(_numbers.CJK_SCALES)}]")
+
+
 def _raw_words(text: str) -> list[str]:
-    """The raw words of (folded) ``text``: a numeral keeps a minus sign before it (``-18``,
-    :func:`~ensemble.metrics._numbers.minus_before`), and a Chinese or Japanese scale character
-    after a number is a word of its own (``200万人`` -> ``200``, ``万``, ``人``)."""
-    if "-" in text or "\u2212" in text:
-        raw = [
-            "-" + m.group()
-            if m.group()[0].isdigit() and _numbers.minus_before(text, m.start())
-            else m.group()
-            for m in _WORD.finditer(text)
-        ]
-    else:
-        raw = _WORD.findall(text)
-    return raw if text.isascii() else _numbers.split_scales(raw)
+    """The raw words of (folded) ``text``: a numeral keeps a minus sign before it (``-18``),
+    and a Chinese or Japanese scale character after a number is a word of its own
+    (``200万人`` -> ``200``, ``万``, ``人``)."""
+    raw: list[str] = _WORD.findall(text)
+    return raw if text.isascii() or not _CJK_SCALE.search(text) else _numbers.split_scales(raw)
+
+
+def _read(raw: list[str], i: int) -> tuple[Decimal, int] | None:
+    """The number written at ``raw[i]`` (:func:`ensemble.metrics._numbers.read_number` on the
+    lower-cased words from ``i``, a few at a time: a number is short), and the index after it."""
+    size = 8
+    while True:
+        window = [_token(w)[0] for w in raw[i : i + size]]
+        read = _numbers.read_number(window, bare_one=False)
+        # the reader looks up to three words past the last one it takes ("and twenty five")
+        if read is None or read[1] + 3 < len(window) or i + size >= len(raw):
+            return None if read is None else (read[0], i + read[1])
+        size *= 4
+
+
+@lru_cache(maxsize=1 << 14)
+def _numeral_unit(w: str) -> str:
+    """The unit of a numeral on its own: its canonical value, or the numeral as written when
+    it is not one quantity (``1.5.2020``)."""
+    value = _numbers.numeral(w)
+    return w if value is None else _numbers.canonical(value)
 
 
 def _words(text: str) -> list[_Word]:
@@ -167,34 +190,33 @@ def _words(text: str) -> list[_Word]:
     words after the first as possible names."""
     folded = text if text.isascii() else _fold(text)
     raw = _raw_words(folded)
-    lows: list[str] | None = None
     out: list[_Word] = []
     i = 0
     n = len(raw)
     while i < n:
         w = raw[i]
         low, code = _token(w)
-        if code == _RUN:
-            i += 1
-            if len(w) == 1:
-                out.append((w, "cjk"))
-            else:
-                out.extend((w[k : k + 2], "cjk") for k in range(len(w) - 1))
+        i += 1
+        if code == _NUM and (i == n or _token(raw[i])[0] not in _numbers.SCALES):
+            out.append((_numeral_unit(low), "number"))  # most numbers: one numeral
             continue
-        if code != _PLAIN or w[0] == "-":
-            if lows is None:
-                lows = [_token(r)[0] for r in raw]
-            read = _numbers.read_number(lows, i, bare_one=False)
+        if code == _NUM or (
+            code == _OPENER and (low != "a" or (i < n and _token(raw[i])[0] in _numbers.SCALES))
+        ):
+            read = _read(raw, i - 1)
             if read is not None:
                 out.append((_numbers.canonical(read[0]), "number"))
                 i = read[1]
                 continue
-            if code == _NUM or w[0] == "-":  # 1.5.2020: a number, though not one quantity
-                out.append((low, "number"))
-                i += 1
+            if code == _NUM:  # 1.5.2020 million: a number, though not one quantity
+                out.append((_numeral_unit(low), "number"))
                 continue
-        i += 1
-        if out and w[0].isupper() and low not in STOPWORDS:
+        if code == _RUN:
+            if len(w) == 1:
+                out.append((w, "cjk"))
+            else:
+                out.extend((w[k : k + 2], "cjk") for k in range(len(w) - 1))
+        elif out and w[0].isupper() and low not in STOPWORDS:
             out.append((low, "name"))
         else:
             out.append((low, "word"))
