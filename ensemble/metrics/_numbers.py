@@ -126,6 +126,8 @@ def numeral(word: str) -> Decimal | None:
     ['2000', '1234567', '1234.5', '1234.5', '3.5', '1.234']
     >>> numeral("-18"), numeral("1.5.2020"), numeral("21st")
     (Decimal('-18'), None, None)
+    >>> canonical(numeral("-1" + "0" * 40 + ".5"))  # exact, however long
+    '-10000000000000000000000000000000000000000.5'
     """
     sign, body = 1, word
     if body[:1] and body[0] in _MINUS:
@@ -133,7 +135,9 @@ def numeral(word: str) -> Decimal | None:
     if not _NUMERAL.fullmatch(body):
         return None
     value = _separated(body)
-    return None if value is None else sign * value
+    if value is None:
+        return None
+    return value.copy_negate() if sign < 0 else value  # exact, at any length
 
 
 def minus_before(text: str, start: int) -> bool:
@@ -253,7 +257,7 @@ def read_number(
             elif total and scale > last_scale:  # two thousand million
                 total, group, last_scale, hundred = (total + group) * scale, None, scale, False
             elif total and scale == last_scale:  # "two thousand three thousand": two numbers
-                return sign * total, resume
+                return (total.copy_negate() if sign < 0 else total), resume
             else:
                 total, group, last_scale, hundred = total + group * scale, None, scale, False
             j += 1
@@ -273,8 +277,9 @@ def read_number(
                 j = read[1]
                 continue
         break
-    result = total + (group or Decimal(0))
-    return sign * result, j
+    # a lone numeral stays exact (Decimal arithmetic rounds to 28 digits)
+    result = total if group is None else (total + group if total else group)
+    return (result.copy_negate() if sign < 0 else result), j
 
 
 def first_number(
@@ -309,6 +314,7 @@ def canonical(value: Decimal) -> str:
     >>> canonical(Decimal("1500000.0")), canonical(Decimal("3.50")), canonical(Decimal("-0"))
     ('1500000', '3.5', '0')
     """
-    if value == value.to_integral_value():
-        return str(int(value))
-    return format(value.normalize(), "f")
+    text = format(value, "f")  # exact (normalize() would round to 28 digits)
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
