@@ -6,8 +6,11 @@ What the confidence of a span means, exactly
 1. **Units.** The text and every sample are lower-cased, accents are stripped, and split into
    words (runs of letters and digits). Numbers are compared as numbers: numerals and number
    words become one canonical number with any scale word after them (``2,000`` = ``2000``,
-   ``two million`` = ``2 million`` = ``2000000``, ``2.1 million`` is not ``2 million``,
-   ``1871`` is not ``1817``). Runs of Chinese or Japanese characters, written without spaces,
+   ``two million`` = ``2 million`` = ``2000000``, ``two hundred and six`` = ``206``,
+   ``3,5`` = ``3.5``, ``-18`` = ``minus 18``; ``2.1 million`` is not ``2 million``, ``1871``
+   is not ``1817``), read by the reader :class:`~ensemble.metrics.vote.VoteMetric` uses too
+   (:mod:`ensemble.metrics._numbers`; a lone ``one`` is left a word here, as it is mostly a
+   pronoun). Runs of Chinese or Japanese characters, written without spaces,
    become their character pairs (``巴黎是`` -> ``巴黎``, ``黎是``).
    Common English function words (:data:`STOPWORDS`) are dropped and the rest are reduced to
    their Porter stem (``studied``/``studies`` meet, ``wrote``/``written`` do not). Negations
