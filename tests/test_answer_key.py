@@ -116,6 +116,14 @@ HOW_MANY = "How many people live in the city? Answer in one short sentence."
         ("Two million.", HOW_MANY, "2000000"),
         ("1.5 million", HOW_MANY, "1500000"),
         ("one hundred thousand", HOW_MANY, "100000"),
+        # Read as ngram reads them (ensemble.metrics._numbers; vote version 3).
+        ("About 3,5 million.", HOW_MANY, "3500000"),
+        ("It is 3,5.", HOW_MANY, "3.5"),
+        ("About 2 millions.", HOW_MANY, "2000000"),
+        ("About a million.", HOW_MANY, "1000000"),
+        ("Two and three more.", HOW_MANY, "2"),
+        ("200万人。", HOW_MANY, "2000000"),
+        ("It is minus 18 degrees.", "What is the temperature in degrees?", "-18"),
         # A minus sign is part of the number; a unit after it is not a name.
         ("It is -18 degrees.", "What is the temperature in degrees?", "-18"),
         ("The freezing point is 0°F.", "What is the freezing point of water?", "0"),

@@ -339,6 +339,17 @@ def test_a_number_no_sample_states_is_not_supported() -> None:
         ("It was founded in 1871.", "It was founded in 1817.", False),
         ("It has 12 million people.", "It has 2 million people.", False),
         ("人口200万。", "人口两百万，200万人。", True),
+        # read with the reader vote uses (ensemble.metrics._numbers; tests/test_numbers.py)
+        ("It has 206 bones.", "It has two hundred and six bones.", True),
+        ("It has 3500 bones.", "It has three thousand five hundred bones.", True),
+        ("It has 21 bones.", "It has twenty-one bones.", True),
+        ("It has 100 bones.", "It has one hundred bones.", True),
+        ("It has 1000000 bones.", "It has a million bones.", True),
+        ("It has 1234567 bones.", "It has 1.234.567 bones.", True),
+        ("It was -18 degrees.", "It was minus 18 degrees.", True),
+        ("It was -18 degrees.", "It was 18 degrees.", False),
+        ("It was 1990-1995.", "It was 1990 to 1995.", True),
+        ("Its ISBN is 9780306406157.", "Its ISBN is 9780306406158.", False),
     ],
 )
 def test_numbers_are_compared_as_numbers(text: str, sample: str, same: bool) -> None:

@@ -6,8 +6,11 @@ What the confidence of a span means, exactly
 1. **Units.** The text and every sample are lower-cased, accents are stripped, and split into
    words (runs of letters and digits). Numbers are compared as numbers: numerals and number
    words become one canonical number with any scale word after them (``2,000`` = ``2000``,
-   ``two million`` = ``2 million`` = ``2000000``, ``2.1 million`` is not ``2 million``,
-   ``1871`` is not ``1817``). Runs of Chinese or Japanese characters, written without spaces,
+   ``two million`` = ``2 million`` = ``2000000``, ``two hundred and six`` = ``206``,
+   ``3,5`` = ``3.5``, ``-18`` = ``minus 18``; ``2.1 million`` is not ``2 million``, ``1871``
+   is not ``1817``), read by the reader :class:`~ensemble.metrics.vote.VoteMetric` uses too
+   (:mod:`ensemble.metrics._numbers`; a lone ``one`` is left a word here, as it is mostly a
+   pronoun). Runs of Chinese or Japanese characters, written without spaces,
    become their character pairs (``巴黎是`` -> ``巴黎``, ``黎是``).
    Common English function words (:data:`STOPWORDS`) are dropped and the rest are reduced to
    their Porter stem (``studied``/``studies`` meet, ``wrote``/``written`` do not). Negations
@@ -56,6 +59,7 @@ import itertools
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from functools import lru_cache
 from typing import ClassVar
 
@@ -64,6 +68,7 @@ import numpy as np
 from ensemble import segment
 from ensemble._validate import check_int, check_number
 from ensemble.errors import ConfigurationError
+from ensemble.metrics import _numbers
 from ensemble.metrics._stem import porter_stemmer
 from ensemble.metrics.base import FloatArray, Granularity, Metric, MetricScores, weighted_mean
 from ensemble.types import SettingValue
@@ -103,37 +108,17 @@ NEGATIONS: frozenset[str] = frozenset(
 
 #: Scripts written without spaces between words (Han, Hiragana, Katakana): their text is
 #: compared by character pairs (bigrams) instead of words.
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
-_WORD = re.compile(rf"[{_CJK}]+|\d+(?:[.,]\d+)+|[^\W_{_CJK}]+")
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_CJK = _numbers.CJK
+#: A numeral keeps a minus sign that does not follow a letter, a digit or a dash
+#: (:func:`ensemble.metrics._numbers.minus_before`: ``-18``, not ``1990-1995``).
+_WORD = re.compile(
+    rf"[{_CJK}]+"
+    r"|[\-\u2212](?<![^\W_][\-\u2212])(?<![\-\u2212][\-\u2212])\d+(?:[.,]\d+)*"
+    rf"|\d+(?:[.,]\d+)+|[^\W_{_CJK}]+"
+)
+_NUMBER = re.compile(r"[\-\u2212]?\d+(?:[.,]\d+)*")
 _CJK_RUN = re.compile(rf"[{_CJK}]+")
 
-#: Number words read as numbers ("two" = 2). "one" is left a word: it is mostly a pronoun.
-_UNITS = dict(
-    zip(
-        """zero two three four five six seven eight nine ten eleven twelve thirteen fourteen
-        fifteen sixteen seventeen eighteen nineteen""".split(),
-        [0, *range(2, 20)],
-        strict=True,
-    )
-)
-_TENS = dict(
-    zip(
-        "twenty thirty forty fifty sixty seventy eighty ninety".split(),
-        range(20, 100, 10),
-        strict=True,
-    )
-)
-_SCALES = {
-    "hundred": 1e2,
-    "thousand": 1e3,
-    "million": 1e6,
-    "millions": 1e6,
-    "billion": 1e9,
-    "billions": 1e9,
-    "trillion": 1e12,
-}
-_CJK_SCALES = {"千": 1e3, "万": 1e4, "萬": 1e4, "亿": 1e8, "億": 1e8}
 _STEMMER = porter_stemmer()
 
 
@@ -149,92 +134,95 @@ def _fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
-def _number(word: str) -> float | None:
-    """The value of a numeral: ``2,000`` = 2000 (a comma before three digits groups them),
-    ``2.1``, ``1,5`` = 1.5; ``None`` for anything else."""
-    if not _NUMBER.fullmatch(word):
-        return None
-    groups = re.split(r"[.,]", word)
-    seps = re.findall(r"[.,]", word)
-    if not seps:
-        return float(word)
-    if all(sep == "," and len(g) == 3 for sep, g in zip(seps, groups[1:], strict=True)):
-        return float("".join(groups))
-    if len(seps) == 1:
-        return float(word.replace(",", "."))
-    # 1.234.567 or 1,234.5: the last separator may be the decimal point
-    whole, frac = "".join(groups[:-1]), groups[-1]
-    if seps[-1] == "," and len(frac) == 3 and len(set(seps)) == 1:
-        return float(whole + frac)
-    return float(f"{whole}.{frac}")
-
-
-def _canonical(value: float) -> str:
-    return f"{value:.12g}" if abs(value) < 1e15 else f"{value:.6e}"
-
-
 #: A word of a text: its lower-cased (or canonical) form and its kind: "word", "number",
 #: "name" (capitalised, not first) or "cjk" (a character pair).
 _Word = tuple[str, str]
 
 
-# What a raw token is (cached: tokens repeat a lot across samples).
-_PLAIN, _RUN, _NUM, _TEN, _SCALE = range(5)
+# What a raw token is (cached: tokens repeat a lot across samples): a plain word, a run of
+# CJK characters, a numeral, or a word that can open a number ("two", "a", "minus").
+_PLAIN, _RUN, _NUM, _OPENER = range(4)
+_OPENERS = frozenset({*_numbers.UNITS, *_numbers.TENS, "minus", "a"})
 
 
 @lru_cache(maxsize=1 << 16)
-def _token(w: str) -> tuple[str, int, float]:
-    low = w.lower()
+def _token(w: str) -> tuple[str, int]:
     if _CJK_RUN.fullmatch(w):
-        return w, _RUN, 0.0
-    value = _number(w)
-    if value is not None:
-        return low, _NUM, value
-    if low in _UNITS:
-        return low, _NUM, float(_UNITS[low])
-    if low in _TENS:
-        return low, _TEN, float(_TENS[low])
-    if low in _SCALES:
-        return low, _SCALE, _SCALES[low]
-    return low, _PLAIN, 0.0
+        return w, _RUN
+    low = w.lower()
+    if _NUMBER.fullmatch(w):
+        return low, _NUM
+    return low, _OPENER if low in _OPENERS else _PLAIN
+
+
+_CJK_SCALE = re.compile(f"[{''.join(_numbers.CJK_SCALES)}]")
+
+
+def _raw_words(text: str) -> list[str]:
+    """The raw words of (folded) ``text``: a numeral keeps a minus sign before it (``-18``),
+    and a Chinese or Japanese scale character after a number is a word of its own
+    (``200万人`` -> ``200``, ``万``, ``人``)."""
+    raw: list[str] = _WORD.findall(text)
+    return raw if text.isascii() or not _CJK_SCALE.search(text) else _numbers.split_scales(raw)
+
+
+def _read(raw: list[str], i: int) -> tuple[Decimal, int] | None:
+    """The number written at ``raw[i]`` (:func:`ensemble.metrics._numbers.read_number` on the
+    lower-cased words from ``i``, a few at a time: a number is short), and the index after it."""
+    size = 8
+    while True:
+        window = [_token(w)[0] for w in raw[i : i + size]]
+        read = _numbers.read_number(window, bare_one=False)
+        # the reader looks up to three words past the last one it takes ("and twenty five")
+        if read is None or read[1] + 3 < len(window) or i + size >= len(raw):
+            return None if read is None else (read[0], i + read[1])
+        size *= 4
+
+
+@lru_cache(maxsize=1 << 14)
+def _numeral_unit(w: str) -> str:
+    """The unit of a numeral on its own: its canonical value, or the numeral as written when
+    it is not one quantity (``1.5.2020``)."""
+    value = _numbers.numeral(w)
+    return w if value is None else _numbers.canonical(value)
 
 
 def _words(text: str) -> list[_Word]:
-    """The words of ``text``: numerals and number words as canonical numbers, runs of CJK
-    characters as character pairs, capitalised words after the first as possible names."""
+    """The words of ``text``: numerals and number words as canonical numbers
+    (:mod:`ensemble.metrics._numbers`), runs of CJK characters as character pairs, capitalised
+    words after the first as possible names."""
     folded = text if text.isascii() else _fold(text)
-    raw = _WORD.findall(folded)
+    raw = _raw_words(folded)
     out: list[_Word] = []
     i = 0
     n = len(raw)
     while i < n:
         w = raw[i]
-        low, code, value = _token(w)
+        low, code = _token(w)
         i += 1
-        if code in (_PLAIN, _SCALE):
-            if out and w[0].isupper() and low not in STOPWORDS:
-                out.append((low, "name"))
-            else:
-                out.append((low, "word"))
+        if code == _NUM and (i == n or _token(raw[i])[0] not in _numbers.SCALES):
+            out.append((_numeral_unit(low), "number"))  # most numbers: one numeral
             continue
+        if code == _NUM or (
+            code == _OPENER and (low != "a" or (i < n and _token(raw[i])[0] in _numbers.SCALES))
+        ):
+            read = _read(raw, i - 1)
+            if read is not None:
+                out.append((_numbers.canonical(read[0]), "number"))
+                i = read[1]
+                continue
+            if code == _NUM:  # 1.5.2020 million: a number, though not one quantity
+                out.append((_numeral_unit(low), "number"))
+                continue
         if code == _RUN:
             if len(w) == 1:
                 out.append((w, "cjk"))
             else:
                 out.extend((w[k : k + 2], "cjk") for k in range(len(w) - 1))
-            continue
-        if code == _TEN and i < n and raw[i].lower() in _UNITS:  # twenty-five
-            value += _UNITS[raw[i].lower()]
-            i += 1
-        while i < n and _token(raw[i])[1] == _SCALE:  # 2 million, two thousand
-            value *= _token(raw[i])[2]
-            i += 1
-        if i < n and raw[i][0] in _CJK_SCALES and _CJK_RUN.fullmatch(raw[i]):
-            value *= _CJK_SCALES[raw[i][0]]  # 200万
-            raw[i] = raw[i][1:]
-            if not raw[i]:
-                i += 1
-        out.append((_canonical(value), "number"))
+        elif out and w[0].isupper() and low not in STOPWORDS:
+            out.append((low, "name"))
+        else:
+            out.append((low, "word"))
     return out
 
 

@@ -23,14 +23,20 @@ import copy
 import functools
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import ClassVar, Literal
 
 import numpy as np
 
 from ensemble.errors import ConfigurationError
+from ensemble.metrics._numbers import (
+    canonical,
+    first_number,
+    is_number_word,
+    minus_before,
+    split_scales,
+)
 from ensemble.metrics.base import FloatArray, Granularity, Metric
 from ensemble.types import SettingValue
 
@@ -82,19 +88,6 @@ _NUMBER_QUESTION = re.compile(
 #: ("The Apollo 11 mission in 1969" answers 1969, not 11).
 _YEAR_QUESTION = re.compile(r"\b(?:(?:what|which)\s+year|when)\b", re.IGNORECASE)
 _YEAR = re.compile(r"-?\d{3,4}")
-_UNITS = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
-    "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
-    "nineteen": 19,
-}  # fmt: skip
-_TENS = {
-    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
-    "eighty": 80, "ninety": 90,
-}  # fmt: skip
-#: Words that scale the number before them: "2 million" is 2000000, as "2,000,000" is.
-_SCALES = {"thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12}
-_DIGITS = re.compile(r"-?\d+(?:\.\d+)?")
 #: Words that never name the answer: function words and the verbs that wrap one.
 _FILLER = frozenset(
     """a an the of in on at to for by from with and or but as is are was were be been being
@@ -138,55 +131,34 @@ def _tokens(text: str) -> list[_Token]:
     for m in _WORD.finditer(text):
         raw, start = m.group(), m.start()
         word = _POSSESSIVE.sub("", _fold(raw))
-        if (
-            raw[0].isdigit()
-            and start > 0
-            and text[start - 1] in "-\u2212"
-            and (start == 1 or not text[start - 2].isalnum())
-        ):
+        if raw[0].isdigit() and minus_before(text, start):
             word = "-" + word  # "-18 degrees", not "18"
         out.append(_Token(raw, word, start, m.end()))
     return out
 
 
-def _format(value: Decimal) -> str:
-    if value == value.to_integral_value():
-        return str(int(value))
-    return format(value.normalize(), "f")
+def _split(words: Iterable[str]) -> list[str]:
+    """Words with number compounds split (``twenty-five`` -> ``twenty``, ``five``) and a CJK
+    scale character after a number split off (``200万`` -> ``200``, ``万``)."""
+    return split_scales(
+        [
+            p
+            for w in words
+            for p in (
+                w.split("-") if "-" in w[1:] and all(map(is_number_word, w.split("-"))) else [w]
+            )
+        ]
+    )
 
 
-def _number(words: Sequence[str]) -> str | None:
-    """The first number written in ``words`` (digits, or number words: "two hundred and
-    six" is 206; a scale word multiplies it: "2 million" and "two million" are 2000000), as
-    a string of digits."""
-    i = 0
-    while i < len(words):
-        w = words[i].replace(",", "")
-        if _DIGITS.fullmatch(w):
-            value = Decimal(w)
-            while i + 1 < len(words) and words[i + 1] in ("hundred", *_SCALES):
-                i += 1
-                value *= 100 if words[i] == "hundred" else _SCALES[words[i]]
-            return _format(value)
-        total, current, seen = 0, 0, False
-        while i < len(words):
-            parts = words[i].split("-")
-            if all(p in _UNITS or p in _TENS for p in parts):
-                current += sum(_UNITS.get(p, _TENS.get(p, 0)) for p in parts)
-                seen = True
-            elif words[i] == "hundred":
-                current, seen = (current or 1) * 100, True
-            elif words[i] in _SCALES and seen:
-                total, current = total + current * _SCALES[words[i]], 0
-            elif words[i] == "and" and seen:
-                pass
-            else:
-                break
-            i += 1
-        if seen:
-            return str(total + current)
-        i += 1
-    return None
+def _number(words: Sequence[str], prompt: frozenset[str]) -> str | None:
+    """The first number written in ``words`` (:func:`ensemble.metrics._numbers.read_number`:
+    digits or number words, "two hundred and six" is 206, "2 million", "two million" and
+    "2,000,000" are 2000000, "3,5" is 3.5) that is not written only in words of the prompt,
+    in canonical digits."""
+    skip = frozenset(_split(prompt)) if prompt else frozenset()
+    value = first_number(_split(words), skip=skip)
+    return None if value is None else canonical(value)
 
 
 @dataclass(frozen=True)
@@ -251,7 +223,7 @@ def _answer(text: str, q: _Question) -> tuple[str, tuple[str, ...]]:
         if year is not None:
             return "word", (year,)
     if q.number:
-        n = _number(fresh)
+        n = _number(words, pset)
         if n is not None:
             return "word", (n,)
 
@@ -304,7 +276,7 @@ def _answer(text: str, q: _Question) -> tuple[str, tuple[str, ...]]:
             if nxt.word not in _FILLER:
                 return "word", (nxt.word,)  # "Japanese yen", "Swiss franc": the noun is the answer
         return "name", tuple(run)
-    n = _number(fresh)
+    n = _number(words, pset)
     if n is not None:
         return "word", (n,)
     return "word", tuple(w for w in fresh if w not in _FILLER and w not in skipped)
@@ -318,8 +290,11 @@ def answer_key(text: str, prompt: str | None = None) -> str:
     1. a yes/no question (the prompt starts with "is", "does", "can"...; without a prompt,
        any reply) answered with a first word of yes or no: ``"yes"`` / ``"no"``;
     2. a question asking for a number ("how many", "which year", "when"...): the first
-       number in the reply outside the prompt's words, in digits ("eight" is ``"8"``,
-       "2 million" and "2,000,000" are ``"2000000"``, "-18" keeps its sign);
+       number in the reply not written only in the prompt's words, in digits, read as
+       :class:`~ensemble.metrics.ngram.NgramMetric` reads it
+       (:mod:`ensemble.metrics._numbers`): "eight" is ``"8"``, "two hundred and six"
+       ``"206"``, "2 million", "two million", "2 millions" and "2,000,000" are
+       ``"2000000"``, "3,5" and "3.5" are ``"3.5"``, "-18" and "minus 18" keep their sign;
     3. the first name in the reply: a run of capitalised words (joined by "da", "van"...;
        a comma or other punctuation ends it, the full stop after an initial does not) that
        are not words of the prompt, not sentence-opening filler words, not titles ("Dr.",
@@ -374,7 +349,10 @@ class VoteMetric(Metric):
     symmetric: ClassVar[bool] = True
     #: 2: the answer key reads whole names, scaled and signed numbers, years, and ends a name
     #: at punctuation (``key="exact"`` gives the same numbers as in version 1).
-    version: ClassVar[str] = "2"
+    #: 3: the answer key reads numbers with the reader ``ngram`` uses (``3,5`` is 3.5, not 35;
+    #: ``2 millions`` is 2000000; ``two and three`` is 2, not 5; ``a million``, ``200万``,
+    #: ``minus 18``); ``key="exact"`` is unchanged.
+    version: ClassVar[str] = "3"
 
     def __init__(self, *, key: Literal["exact", "answer"] = "exact", prompt: str | None = None):
         if key not in ("exact", "answer"):
