@@ -194,7 +194,7 @@ def test_settings_are_validated_and_signed() -> None:
     assert isinstance(m, NgramMetric)
     assert m.info.signature == (
         "ngram|context:0.5|critical:2|local:0.75|lowest:2|n:1|names:no|power:3|stem:yes|stopwords:yes"
-        f"|version:4|ensemble:{ensemble.__version__}"
+        f"|version:5|ensemble:{ensemble.__version__}"
     )
 
 

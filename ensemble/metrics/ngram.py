@@ -329,8 +329,9 @@ class NgramMetric(Metric):
     symmetric: ClassVar[bool] = False
     # 2: negations are content words; 3: numbers compared as numbers, numbers and names
     # critical, CJK character pairs, new sentence splitting; 4: the best-sentence support is
-    # raised to `power` (default 3), and `local` is 0.75
-    version: ClassVar[str] = "4"
+    # raised to `power` (default 3), and `local` is 0.75; 5: numbers read by the reader `vote`
+    # shares ("two hundred and six" is 206, "-18" keeps its sign, long numerals exact)
+    version: ClassVar[str] = "5"
 
     def __init__(
         self,
