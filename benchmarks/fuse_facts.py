@@ -32,11 +32,19 @@ families by initial, reason, rival). Run from the repository root::
     python benchmarks/fuse_facts.py
     python benchmarks/fuse_facts.py --explain
     python benchmarks/fuse_facts.py --fresh
+    python benchmarks/fuse_facts.py --bound
 
 ``--fresh`` chooses nothing: it reports the library defaults (and the same three ablations) on
 the 75 prompts of ``benchmarks/data/fuse_fresh/`` (countries not in the first set, written and
 gathered after every default was fixed), then pools them with the first set's report half:
 the held-out figure of issue 13.
+
+``--bound`` is not a method: it asks how far a vote over *values* could go if it knew, as the
+scorer does, which words are capitals, currencies and languages. On the choice halves of both
+sets, per prompt and fact, each sample names the values it states (the right one, or a wrong
+value of the lexicon for that slot); the top value is kept when at least ``m`` samples name it
+and at least ``margin`` times as many as the runner-up. It prints right and wrong facts kept
+against selection's, for a grid of ``m`` and ``margin``, and which meet both targets.
 """
 
 from __future__ import annotations
@@ -106,6 +114,81 @@ class Scorer:
                 if not any(x <= a and b <= y for x, y in covered):
                     wrong.add(value.lower())
         return right, len(wrong)
+
+
+def _slot_lexicon(spec: dict[str, Any]) -> dict[str, dict[str, re.Pattern[str]]]:
+    ambiguous = {a.lower() for a in spec["ambiguous"]}
+    forms: dict[str, set[str]] = {}
+    for p in spec["prompts"]:
+        for f in p["facts"]:
+            forms.setdefault(f["slot"], set()).update(f["aliases"])
+    for slot, values in spec["distractors"].items():
+        forms.setdefault(slot, set()).update(values)
+    return {
+        slot: {v: _pattern(v) for v in sorted(vals) if v.lower() not in ambiguous}
+        for slot, vals in forms.items()
+    }
+
+
+def _value_counts(
+    spec: dict[str, Any], prompts: Sequence[dict[str, Any]], by_prompt: dict[str, Any]
+) -> list[dict[str, int]]:
+    """Per prompt and fact: how many of the mixed samples name each value (``"RIGHT"`` for an
+    accepted form, else the wrong value's lower-cased form)."""
+    lexicon = _slot_lexicon(spec)
+    out = []
+    for p in prompts:
+        samples = _samples(by_prompt[p["id"]], FAMILIES)
+        for f in p["facts"]:
+            accepted = [_pattern(a) for a in f["aliases"]]
+            counts: dict[str, int] = {}
+            for s in samples:
+                text = s.text or ""
+                named = {"RIGHT"} if any(a.search(text) for a in accepted) else set()
+                covered = [m.span() for a in accepted for m in a.finditer(text)]
+                for value, pattern in lexicon[f["slot"]].items():
+                    for m in pattern.finditer(text):
+                        x, y = m.span()
+                        if not any(a <= x and y <= b for a, b in covered):
+                            named.add(value.lower())
+                for v in named:
+                    counts[v] = counts.get(v, 0) + 1
+            out.append(counts)
+    return out
+
+
+def bound(data: Path, fresh_data: Path) -> None:
+    """The lexicon value vote of ``--bound`` on the choice halves of both sets."""
+    facts: list[dict[str, int]] = []
+    sel = [0, 0]
+    for d in (data, fresh_data):
+        spec = json.loads((d / "prompts.json").read_text(encoding="utf-8"))
+        prompts, by_prompt, scorer = _load(d)
+        choice = prompts[0::2]
+        facts += _value_counts(spec, choice, by_prompt)
+        for p in choice:
+            r, w = scorer(p["id"], ensemble.consensus(_samples(by_prompt[p["id"]], FAMILIES)).text)
+            sel[0] += r
+            sel[1] += w
+    print(
+        f"choice halves of both sets, mixed 5 + 5 ({len(facts)} facts): select {sel[0]} right "
+        f"{sel[1]} wrong; targets: right >= {1.08 * sel[0]:.1f}, wrong <= {0.7 * sel[1]:.1f}"
+    )
+    for m, margin in itertools.product(range(1, 6), (1.0, 1.5, 2.0, 3.0)):
+        right = wrong = 0
+        for counts in facts:
+            ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            if not ranked:
+                continue
+            (top, n), second = ranked[0], (ranked[1][1] if len(ranked) > 1 else 0)
+            if n >= m and n > second and n >= margin * second:
+                right += top == "RIGHT"
+                wrong += top != "RIGHT"
+        meets = right >= 1.08 * sel[0] and wrong <= 0.7 * sel[1]
+        print(
+            f"  m {m} margin {margin}: right {right} ({(right - sel[0]) / sel[0]:+.1%}) wrong "
+            f"{wrong} ({(wrong - sel[1]) / sel[1]:+.1%}){'  meets both' if meets else ''}"
+        )
 
 
 def _samples(rows: Sequence[dict[str, Any]], families: Sequence[str]) -> list[ensemble.Sample]:
@@ -256,7 +339,15 @@ def main() -> None:
         help="only report the library defaults on the fresh prompts, and pooled (held out)",
     )
     parser.add_argument("--fresh-data", type=Path, default=FRESH)
+    parser.add_argument(
+        "--bound",
+        action="store_true",
+        help="only print the lexicon value vote on the choice halves (a bound, not a method)",
+    )
     args = parser.parse_args()
+    if args.bound:
+        bound(args.data, args.fresh_data)
+        return
     if args.fresh:
         fresh(args.data, args.fresh_data)
         return
