@@ -43,8 +43,9 @@ the held-out figure of issue 13.
 scorer does, which words are capitals, currencies and languages. On the choice halves of both
 sets, per prompt and fact, each sample names the values it states (the right one, or a wrong
 value of the lexicon for that slot); the top value is kept when at least ``m`` samples name it
-and at least ``margin`` times as many as the runner-up. It prints right and wrong facts kept
-against selection's, for a grid of ``m`` and ``margin``, and which meet both targets.
+and at least ``margin`` times as many as the runner-up, and the kept values ("It is Paris.")
+are scored like any text. It prints right facts and wrong values against selection's, for a
+grid of ``m`` and ``margin``, and which settings meet both targets.
 """
 
 from __future__ import annotations
@@ -132,58 +133,65 @@ def _slot_lexicon(spec: dict[str, Any]) -> dict[str, dict[str, re.Pattern[str]]]
 
 def _value_counts(
     spec: dict[str, Any], prompts: Sequence[dict[str, Any]], by_prompt: dict[str, Any]
-) -> list[dict[str, int]]:
-    """Per prompt and fact: how many of the mixed samples name each value (``"RIGHT"`` for an
-    accepted form, else the wrong value's lower-cased form)."""
+) -> list[list[dict[str, int]]]:
+    """Per prompt, per fact: how many of the mixed samples name each value (the fact's key
+    for an accepted form, else the wrong value as the lexicon writes it)."""
     lexicon = _slot_lexicon(spec)
     out = []
     for p in prompts:
         samples = _samples(by_prompt[p["id"]], FAMILIES)
+        per_fact = []
         for f in p["facts"]:
             accepted = [_pattern(a) for a in f["aliases"]]
             counts: dict[str, int] = {}
             for s in samples:
                 text = s.text or ""
-                named = {"RIGHT"} if any(a.search(text) for a in accepted) else set()
+                named = {f["key"]} if any(a.search(text) for a in accepted) else set()
                 covered = [m.span() for a in accepted for m in a.finditer(text)]
                 for value, pattern in lexicon[f["slot"]].items():
                     for m in pattern.finditer(text):
                         x, y = m.span()
                         if not any(a <= x and y <= b for a, b in covered):
-                            named.add(value.lower())
+                            named.add(value)
                 for v in named:
                     counts[v] = counts.get(v, 0) + 1
-            out.append(counts)
+            per_fact.append(counts)
+        out.append(per_fact)
     return out
 
 
 def bound(data: Path, fresh_data: Path) -> None:
-    """The lexicon value vote of ``--bound`` on the choice halves of both sets."""
-    facts: list[dict[str, int]] = []
+    """The lexicon value vote of ``--bound`` on the choice halves of both sets: the kept
+    values, one short sentence each, are scored as any text is."""
+    cases: list[tuple[Scorer, dict[str, Any], list[dict[str, int]]]] = []
     sel = [0, 0]
     for d in (data, fresh_data):
         spec = json.loads((d / "prompts.json").read_text(encoding="utf-8"))
         prompts, by_prompt, scorer = _load(d)
         choice = prompts[0::2]
-        facts += _value_counts(spec, choice, by_prompt)
-        for p in choice:
+        for p, counts in zip(choice, _value_counts(spec, choice, by_prompt), strict=True):
+            cases.append((scorer, p, counts))
             r, w = scorer(p["id"], ensemble.consensus(_samples(by_prompt[p["id"]], FAMILIES)).text)
             sel[0] += r
             sel[1] += w
     print(
-        f"choice halves of both sets, mixed 5 + 5 ({len(facts)} facts): select {sel[0]} right "
+        f"choice halves of both sets, mixed 5 + 5 ({len(cases)} prompts): select {sel[0]} right "
         f"{sel[1]} wrong; targets: right >= {1.08 * sel[0]:.1f}, wrong <= {0.7 * sel[1]:.1f}"
     )
     for m, margin in itertools.product(range(1, 6), (1.0, 1.5, 2.0, 3.0)):
         right = wrong = 0
-        for counts in facts:
-            ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-            if not ranked:
-                continue
-            (top, n), second = ranked[0], (ranked[1][1] if len(ranked) > 1 else 0)
-            if n >= m and n > second and n >= margin * second:
-                right += top == "RIGHT"
-                wrong += top != "RIGHT"
+        for scorer, p, per_fact in cases:
+            kept = []
+            for counts in per_fact:
+                ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+                if not ranked:
+                    continue
+                (top, n), second = ranked[0], (ranked[1][1] if len(ranked) > 1 else 0)
+                if n >= m and n > second and n >= margin * second:
+                    kept.append(f"It is {top}.")
+            r, w = scorer(p["id"], " ".join(kept))
+            right += r
+            wrong += w
         meets = right >= 1.08 * sel[0] and wrong <= 0.7 * sel[1]
         print(
             f"  m {m} margin {margin}: right {right} ({(right - sel[0]) / sel[0]:+.1%}) wrong "
