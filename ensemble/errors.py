@@ -39,12 +39,17 @@ the value; a builtin ``TypeError`` / ``ValueError`` from a bad argument is a bug
 test in ``tests/test_errors_property.py`` feeds bad values to every public entry point).
 
 Messages never contain API keys.
+
+Every error survives pickling (Ray and multiprocessing pickle an exception to bring it back
+from a worker): ``pickle.loads(pickle.dumps(error))`` has the same type, message, ``args`` and
+attributes, e.g. a :class:`RunError`'s ``samples`` and ``index``. An error holds nothing the
+message may not show, so a pickled one carries no API key either.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ensemble.types import Sample
@@ -80,6 +85,25 @@ __all__ = [
 
 class EnsembleError(Exception):
     """Base class of every error raised on purpose by ``ensemble``."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default (``cls(*args)`` then the ``__dict__``) calls ``__init__`` again with the
+        # final message as its only argument, which fails for every class whose constructor
+        # takes other or keyword-only arguments (``ProviderError(message, model_name=...)``,
+        # ``QuorumError(quorum=..., samples=...)``) and would add the model-name prefix twice
+        # where it did not. Rebuilt without ``__init__`` instead: the same ``args`` (also when
+        # the retry loop amended the message) and the same attributes.
+        return (_rebuild, (type(self), self.args, dict(vars(self))))
+
+
+def _rebuild(
+    cls: type[EnsembleError], args: tuple[Any, ...], state: dict[str, Any]
+) -> EnsembleError:
+    """The unpickled error: ``args`` and attributes as they were, ``__init__`` not called."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 # --- your mistake -------------------------------------------------------------------------
