@@ -439,7 +439,9 @@ class Controller:
         # Ranked once per run, in a worker thread (embedding is CPU work), and reused by the
         # fallback plan.
         embed = await asyncio.to_thread(self._embed)
-        ranked = await asyncio.to_thread(_plan.rank_cards, request, list(self.catalog), embed=embed)
+        ranked = await asyncio.to_thread(
+            _plan.rank_cards, request, self.catalog.as_given(), embed=embed
+        )
         ranking = tuple(c.name for c, _ in ranked)
         system, user = _plan.plan_prompt(
             request, self.catalog, risk=risk, tag=_plan.new_tag(), limits=limits, order=ranking
