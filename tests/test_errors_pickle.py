@@ -269,3 +269,10 @@ async def test_a_pickled_quorum_error_of_a_real_run_keeps_its_samples_and_no_key
     copy = pickle.loads(blob)
     assert_same(copy, error)
     assert [s.text for s in copy.samples if s.votes] == ["ok", "ok"]
+
+
+def test_errors_defined_elsewhere_in_the_package_round_trip_too() -> None:
+    from ensemble.catalog import CatalogError
+
+    error = CatalogError("cards.toml: line 3, card 1, field 'family': not a string")
+    assert_same(pickle.loads(pickle.dumps(error)), error)
