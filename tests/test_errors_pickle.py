@@ -276,3 +276,25 @@ def test_errors_defined_elsewhere_in_the_package_round_trip_too() -> None:
 
     error = CatalogError("cards.toml: line 3, card 1, field 'family': not a string")
     assert_same(pickle.loads(pickle.dumps(error)), error)
+
+
+def _fail_in_a_worker() -> None:
+    kept = [
+        Sample(text="Canberra.", model="a", repeat=0),
+        Sample(model="b", repeat=0, error=SampleError(type="ProviderTimeoutError", message="t")),
+    ]
+    raise errors.QuorumError(quorum=2, samples=kept)
+
+
+def test_an_error_raised_in_another_process_comes_back_whole() -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        future = pool.submit(_fail_in_a_worker)
+        with pytest.raises(errors.QuorumError) as info:
+            future.result(timeout=120)
+    error = info.value
+    assert [s.model for s in error.samples] == ["a", "b"]
+    assert (error.voters, error.quorum) == (1, 2)
+    assert str(error).startswith("1 successful sample(s), quorum is 2; failures:")
