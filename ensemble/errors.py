@@ -239,10 +239,13 @@ class ProviderError(EnsembleError):
     #: Why the retry loop did not retry this retryable error, when that is not the usual
     #: giving up (the provider asked to wait longer than ``max_retry_after``); it is also
     #: appended to the message (``"...; not retried: Retry-After 120 s exceeds ..."``).
-    not_retried: str | None = None
+    #: (An instance attribute, not a class default: Ray's wrapper of a remote error reads a
+    #: class attribute of the error's class before the error's own.)
+    not_retried: str | None
 
     def __init__(self, message: str, *, model_name: str) -> None:
         self.model_name = model_name
+        self.not_retried = None
         super().__init__(f"{model_name}: {message}")
 
 
@@ -321,8 +324,14 @@ class LocalServerError(ProviderError):
     """
 
     def __init__(self, message: str, *, model_name: str = "local", retryable: bool = False) -> None:
-        self.retryable = retryable
+        self._retryable = bool(retryable)
         super().__init__(message, model_name=model_name)
+
+    @property
+    def retryable(self) -> bool:  # type: ignore[override]
+        # A property over the instance's value, not an instance attribute that shadows the
+        # class default: Ray's wrapper of a remote error reads the class attribute first.
+        return self._retryable
 
 
 class BudgetExceededError(EnsembleError):
@@ -347,8 +356,9 @@ class RunError(EnsembleError):
     another error (a bad prompt, a metric that failed on the samples) is a plain ``RunError``
     whose ``__cause__`` is that error, with the samples that came back."""
 
-    #: The prompt's place in its batch; ``None`` outside a batch.
-    index: int | None = None
+    #: The prompt's place in its batch; ``None`` outside a batch. (Set on the instance only:
+    #: Ray's wrapper of a remote error would read a class default before the error's own.)
+    index: int | None
 
     def __init__(
         self, message: str, *, samples: Sequence[Sample] = (), index: int | None = None
