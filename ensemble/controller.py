@@ -170,7 +170,8 @@ class Controller:
     - ``similarity``: how the cards are ranked for the request (the order the planning
       prompt and schema list them in, and the fallback plan's choice): ``"embedding"`` (the
       packaged MiniLM sentence embeddings; an error when not installed), ``"words"`` (word
-      overlap) or ``"auto"`` (embeddings when installed, else words).
+      overlap) or ``"auto"`` (embeddings when installed, else words). Cards that tie keep
+      the order they were given in (:meth:`~ensemble.Catalog.as_given`).
     - ``min_confidence``: spans at or above it are a task's *supported* spans (passed on to
       dependent tasks and to the answer); the answer's sentences below it are listed in the
       ``low_support`` alert.
