@@ -470,16 +470,18 @@ def rank_cards(
 ) -> list[tuple[ModelCard, float]]:
     """Cards ranked by how well their description matches ``request``, best first, with the
     score: the cosine of sentence embeddings when ``embed`` is given, else word overlap
-    (shared content words over the geometric mean of the two word counts). Ties go to the
-    name, so the ranking is deterministic."""
+    (shared content words over the geometric mean of the two word counts). Ties keep the
+    order of ``cards`` (the controller passes :meth:`Catalog.as_given`, the order the user
+    gave the cards), so a request that shares no word with any description keeps the user's
+    order rather than the alphabet's."""
     if embed is not None and cards:
         vectors = embed([request, *(c.description for c in cards)])
         q = vectors[0]
         scores = [float(sum(a * b for a, b in zip(q, v, strict=True))) for v in vectors[1:]]
     else:
         scores = [_overlap(request, c.description) for c in cards]
-    ranked = sorted(zip(cards, scores, strict=True), key=lambda cs: (-round(cs[1], 9), cs[0].name))
-    return ranked
+    # sorted() is stable: equal scores keep the order of ``cards``.
+    return sorted(zip(cards, scores, strict=True), key=lambda cs: -round(cs[1], 9))
 
 
 def fallback_plan(
@@ -499,7 +501,7 @@ def fallback_plan(
     ``min_families`` families are chosen, the best card of another family is added. The plan
     records the ranking."""
     lim = RISK_LIMITS[risk] if limits is None else limits
-    cards = list(catalog)
+    cards = list(catalog.as_given())
     if not cards:
         raise ConfigurationError("the catalog is empty: the controller has no model to choose")
     if ranked is None:

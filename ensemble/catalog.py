@@ -253,7 +253,7 @@ class Catalog:
 
     def merged(self, other: Iterable[ModelCard]) -> Catalog:
         """A new catalog with this one's cards and ``other``'s (``other`` wins on a name)."""
-        out = Catalog(self)
+        out = Catalog(self.as_given())
         for card in other:
             out.add(card, replace=True)
         return out
@@ -297,6 +297,13 @@ class Catalog:
         with self._lock:
             cards = sorted(self._cards.values(), key=lambda c: c.name)
         return iter(cards)
+
+    def as_given(self) -> tuple[ModelCard, ...]:
+        """The cards in the order they were given: the order of ``Catalog([...])`` and of
+        :meth:`add` calls, a file's order; a replaced card keeps its place. (Iterating goes in
+        name order.) The controller's ranking keeps this order among cards that tie."""
+        with self._lock:
+            return tuple(self._cards.values())
 
     def __len__(self) -> int:
         return len(self._cards)

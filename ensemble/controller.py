@@ -170,7 +170,8 @@ class Controller:
     - ``similarity``: how the cards are ranked for the request (the order the planning
       prompt and schema list them in, and the fallback plan's choice): ``"embedding"`` (the
       packaged MiniLM sentence embeddings; an error when not installed), ``"words"`` (word
-      overlap) or ``"auto"`` (embeddings when installed, else words).
+      overlap) or ``"auto"`` (embeddings when installed, else words). Cards that tie keep
+      the order they were given in (:meth:`~ensemble.Catalog.as_given`).
     - ``min_confidence``: spans at or above it are a task's *supported* spans (passed on to
       dependent tasks and to the answer); the answer's sentences below it are listed in the
       ``low_support`` alert.
@@ -439,7 +440,9 @@ class Controller:
         # Ranked once per run, in a worker thread (embedding is CPU work), and reused by the
         # fallback plan.
         embed = await asyncio.to_thread(self._embed)
-        ranked = await asyncio.to_thread(_plan.rank_cards, request, list(self.catalog), embed=embed)
+        ranked = await asyncio.to_thread(
+            _plan.rank_cards, request, self.catalog.as_given(), embed=embed
+        )
         ranking = tuple(c.name for c, _ in ranked)
         system, user = _plan.plan_prompt(
             request, self.catalog, risk=risk, tag=_plan.new_tag(), limits=limits, order=ranking

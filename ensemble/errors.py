@@ -39,12 +39,17 @@ the value; a builtin ``TypeError`` / ``ValueError`` from a bad argument is a bug
 test in ``tests/test_errors_property.py`` feeds bad values to every public entry point).
 
 Messages never contain API keys.
+
+Every error survives pickling (Ray and multiprocessing pickle an exception to bring it back
+from a worker): ``pickle.loads(pickle.dumps(error))`` has the same type, message, ``args`` and
+attributes, e.g. a :class:`RunError`'s ``samples`` and ``index``. An error holds nothing the
+message may not show, so a pickled one carries no API key either.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ensemble.types import Sample
@@ -80,6 +85,25 @@ __all__ = [
 
 class EnsembleError(Exception):
     """Base class of every error raised on purpose by ``ensemble``."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default (``cls(*args)`` then the ``__dict__``) calls ``__init__`` again with the
+        # final message as its only argument, which fails for every class whose constructor
+        # takes other or keyword-only arguments (``ProviderError(message, model_name=...)``,
+        # ``QuorumError(quorum=..., samples=...)``) and would add the model-name prefix twice
+        # where it did not. Rebuilt without ``__init__`` instead: the same ``args`` (also when
+        # the retry loop amended the message) and the same attributes.
+        return (_rebuild, (type(self), self.args, dict(vars(self))))
+
+
+def _rebuild(
+    cls: type[EnsembleError], args: tuple[Any, ...], state: dict[str, Any]
+) -> EnsembleError:
+    """The unpickled error: ``args`` and attributes as they were, ``__init__`` not called."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 # --- your mistake -------------------------------------------------------------------------
@@ -215,10 +239,13 @@ class ProviderError(EnsembleError):
     #: Why the retry loop did not retry this retryable error, when that is not the usual
     #: giving up (the provider asked to wait longer than ``max_retry_after``); it is also
     #: appended to the message (``"...; not retried: Retry-After 120 s exceeds ..."``).
-    not_retried: str | None = None
+    #: (An instance attribute, not a class default: Ray's wrapper of a remote error reads a
+    #: class attribute of the error's class before the error's own.)
+    not_retried: str | None
 
     def __init__(self, message: str, *, model_name: str) -> None:
         self.model_name = model_name
+        self.not_retried = None
         super().__init__(f"{model_name}: {message}")
 
 
@@ -297,8 +324,14 @@ class LocalServerError(ProviderError):
     """
 
     def __init__(self, message: str, *, model_name: str = "local", retryable: bool = False) -> None:
-        self.retryable = retryable
+        self._retryable = bool(retryable)
         super().__init__(message, model_name=model_name)
+
+    @property
+    def retryable(self) -> bool:  # type: ignore[override]
+        # A property over the instance's value, not an instance attribute that shadows the
+        # class default: Ray's wrapper of a remote error reads the class attribute first.
+        return self._retryable
 
 
 class BudgetExceededError(EnsembleError):
@@ -323,8 +356,9 @@ class RunError(EnsembleError):
     another error (a bad prompt, a metric that failed on the samples) is a plain ``RunError``
     whose ``__cause__`` is that error, with the samples that came back."""
 
-    #: The prompt's place in its batch; ``None`` outside a batch.
-    index: int | None = None
+    #: The prompt's place in its batch; ``None`` outside a batch. (Set on the instance only:
+    #: Ray's wrapper of a remote error would read a class default before the error's own.)
+    index: int | None
 
     def __init__(
         self, message: str, *, samples: Sequence[Sample] = (), index: int | None = None

@@ -833,7 +833,7 @@ def test_the_planner_sees_the_cards_best_match_first(request_text: str, best: st
     catalog = make_catalog(rec)
     ctl, planner = controller(catalog, first_card_planner, PARIS)
     result = ctl.run(request_text)
-    ranking = [c.name for c, _ in _plan.rank_cards(request_text, list(catalog))]
+    ranking = [c.name for c, _ in _plan.rank_cards(request_text, catalog.as_given())]
     assert ranking[0] == best
     assert result.plan.source == "planner"
     assert result.plan.ranking == tuple(ranking)

@@ -13,6 +13,7 @@ see :data:`DEFAULT_COMPLETION_TEMPLATE`) and generation stops at the template's 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
@@ -27,6 +28,8 @@ from ensemble.models.base import Completion, Request
 from ensemble.types import Usage
 
 __all__ = ["DEFAULT_COMPLETION_TEMPLATE", "OpenAIModel"]
+
+logger = logging.getLogger("ensemble")
 
 #: The few-shot template of ``mode="completion"``: ``{prompt}`` is replaced by the question
 #: (plain text replacement, so braces in a question need no escaping).
@@ -43,6 +46,36 @@ DEFAULT_COMPLETION_TEMPLATE = (
 #: Where ``mode="completion"`` stops by default: the end of the answer's paragraph, or the
 #: next few-shot question the base model starts to invent.
 DEFAULT_COMPLETION_STOP: tuple[str, ...] = ("\n\n", "\nQuestion:")
+
+
+#: JSON Schema keywords that OpenAI's own API refuses in a strict ``json_schema`` (its
+#: Structured Outputs accept a subset of JSON Schema): ``prefixItems`` (a tuple), which
+#: :func:`ensemble._plan.plan_schema` uses and llama.cpp's server and vLLM honour.
+_STRICT_REFUSED_KEYWORDS = frozenset({"prefixItems"})
+#: The keywords whose values are data or names, not schemas (never searched for keywords).
+_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples", "description", "title"})
+_NAMED_SCHEMAS = frozenset({"properties", "$defs", "definitions", "patternProperties"})
+
+
+def _refused_keywords(schema: Any) -> set[str]:
+    """The keywords of :data:`_STRICT_REFUSED_KEYWORDS` that ``schema`` uses anywhere."""
+    found: set[str] = set()
+    todo = [schema]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, list):
+            todo += node
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if key in _DATA_KEYWORDS:
+                    continue
+                if key in _NAMED_SCHEMAS and isinstance(value, dict):
+                    todo += list(value.values())
+                    continue
+                if key in _STRICT_REFUSED_KEYWORDS:
+                    found.add(key)
+                todo.append(value)
+    return found
 
 
 def render_completion_prompt(request: Request, template: str) -> str:
@@ -186,8 +219,33 @@ class OpenAIModel(SDKModel):
         if request.stop:
             params["stop"] = list(request.stop)
         if request.response_format is not None:
-            params["response_format"] = request.response_format
+            params["response_format"] = self._response_format(request.response_format)
         return params
+
+    def _response_format(self, fmt: dict[str, Any]) -> dict[str, Any]:
+        """``fmt`` as this endpoint accepts it. OpenAI's own API (``api.openai.com``) refuses a
+        strict ``json_schema`` that uses a keyword outside its subset
+        (:data:`_STRICT_REFUSED_KEYWORDS`, e.g. the controller's plan schema with its
+        ``prefixItems`` tuples): that one is sent with ``"strict": false``, the schema
+        unchanged, so the model is guided by it but not held to it (the controller validates
+        the plan as always). Any other endpoint gets ``fmt`` as it is."""
+        spec = fmt.get("json_schema")
+        if (
+            httpx.URL(self.base_url).host != self.official_host
+            or fmt.get("type") != "json_schema"
+            or not isinstance(spec, dict)
+            or spec.get("strict") is not True
+        ):
+            return fmt
+        refused = _refused_keywords(spec.get("schema"))
+        if not refused:
+            return fmt
+        logger.debug(
+            "%s: the schema uses %s, which OpenAI's strict mode refuses; sent with strict false",
+            self.name,
+            ", ".join(sorted(refused)),
+        )
+        return {**fmt, "json_schema": {**spec, "strict": False}}
 
     def _completion_params(self, request: Request) -> dict[str, Any]:
         assert self.prompt_template is not None
