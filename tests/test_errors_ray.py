@@ -7,8 +7,6 @@ loopback only, no dashboard, no usage statistics (as in ``tests/test_ray.py``).
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,8 @@ from typing import Any
 import pytest
 
 ray = pytest.importorskip("ray")
+
+from ray_local import local_ray as start_local_ray  # noqa: E402
 
 from ensemble import errors  # noqa: E402
 from ensemble.types import Sample, SampleError  # noqa: E402
@@ -29,22 +29,8 @@ KEPT = (
 
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[Any]:
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("RAY_USAGE_STATS_ENABLED", "0")  # nothing phones home
-        path = os.environ.get("PYTHONPATH")
-        env.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), *([path] if path else [])]))
-        ray.init(
-            num_cpus=1,
-            include_dashboard=False,
-            ignore_reinit_error=True,
-            log_to_driver=False,
-            _node_ip_address="127.0.0.1",  # loopback only
-        )
-        ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-        try:
-            yield ray
-        finally:
-            ray.shutdown()
+    with start_local_ray(__name__, num_cpus=1) as instance:
+        yield instance
 
 
 def _fail(kind: str) -> None:

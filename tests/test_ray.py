@@ -20,6 +20,8 @@ import pytest
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")
 
+from ray_local import local_ray as start_local_ray  # noqa: E402
+
 import ensemble  # noqa: E402
 from ensemble.errors import (  # noqa: E402
     ConfigurationError,
@@ -50,25 +52,9 @@ def _wikibio() -> Path | None:
 
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[Any]:
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("RAY_USAGE_STATS_ENABLED", "0")  # nothing phones home
-        # The workers must import this checkout of ensemble, installed or not.
-        path = os.environ.get("PYTHONPATH")
-        env.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), *([path] if path else [])]))
-        ray.init(
-            num_cpus=2,
-            include_dashboard=False,
-            ignore_reinit_error=True,
-            log_to_driver=False,
-            _node_ip_address="127.0.0.1",  # loopback only
-        )
-        ray.data.DataContext.get_current().enable_progress_bars = False
-        # The workers cannot import this test module: its functions travel by value.
-        ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-        try:
-            yield ray
-        finally:
-            ray.shutdown()
+    with start_local_ray(__name__, num_cpus=2) as instance:
+        instance.data.DataContext.get_current().enable_progress_bars = False
+        yield instance
 
 
 def test_import_ensemble_does_not_import_ray() -> None:
