@@ -29,8 +29,8 @@ alternatives in that order.
 - ``hit``: the share of requests whose plan names at least one right card (an invalid plan
   counts as a miss for the planner: the controller would have run the fallback instead);
 - ``top-1``: the share of requests whose plan's first card is right (the fallback lists its
-  best-ranked card first; note that with word overlap a request sharing no word with any
-  description ranks the cards by name, and the two local cards come second and third);
+  best-ranked card first; with word overlap a request sharing no word with any description
+  keeps the catalog's order, here the two local cards first);
 - ``precision``: right cards over all cards named, over the valid plans;
 - ``controller``: what the controller as a whole picks (the planner's plan when valid, else
   the word-overlap fallback), with the median planning latency;
