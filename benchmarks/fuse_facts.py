@@ -45,7 +45,8 @@ sets, per prompt and fact, each sample names the values it states (the right one
 value of the lexicon for that slot); the top value is kept when at least ``m`` samples name it
 and at least ``margin`` times as many as the runner-up, and the kept values ("It is Paris.")
 are scored like any text. It prints right facts and wrong values against selection's, for a
-grid of ``m`` and ``margin``, and which settings meet both targets.
+grid of ``m`` and ``margin``, and which settings meet both targets, on the choice halves and
+then on the report halves (a bound chooses nothing, so printing it there tunes nothing).
 """
 
 from __future__ import annotations
@@ -160,24 +161,23 @@ def _value_counts(
     return out
 
 
-def bound(data: Path, fresh_data: Path) -> None:
-    """The lexicon value vote of ``--bound`` on the choice halves of both sets: the kept
-    values, one short sentence each, are scored as any text is."""
+def _bound_half(data: Path, fresh_data: Path, half: int, label: str) -> None:
     cases: list[tuple[Scorer, dict[str, Any], list[dict[str, int]]]] = []
     sel = [0, 0]
     for d in (data, fresh_data):
         spec = json.loads((d / "prompts.json").read_text(encoding="utf-8"))
         prompts, by_prompt, scorer = _load(d)
-        choice = prompts[0::2]
-        for p, counts in zip(choice, _value_counts(spec, choice, by_prompt), strict=True):
+        part = prompts[half::2]
+        for p, counts in zip(part, _value_counts(spec, part, by_prompt), strict=True):
             cases.append((scorer, p, counts))
             r, w = scorer(p["id"], ensemble.consensus(_samples(by_prompt[p["id"]], FAMILIES)).text)
             sel[0] += r
             sel[1] += w
     print(
-        f"choice halves of both sets, mixed 5 + 5 ({len(cases)} prompts): select {sel[0]} right "
+        f"{label} of both sets, mixed 5 + 5 ({len(cases)} prompts): select {sel[0]} right "
         f"{sel[1]} wrong; targets: right >= {1.08 * sel[0]:.1f}, wrong <= {0.7 * sel[1]:.1f}"
     )
+    meeting = 0
     for m, margin in itertools.product(range(1, 6), (1.0, 1.5, 2.0, 3.0)):
         right = wrong = 0
         for scorer, p, per_fact in cases:
@@ -193,10 +193,20 @@ def bound(data: Path, fresh_data: Path) -> None:
             right += r
             wrong += w
         meets = right >= 1.08 * sel[0] and wrong <= 0.7 * sel[1]
+        meeting += meets
         print(
             f"  m {m} margin {margin}: right {right} ({(right - sel[0]) / sel[0]:+.1%}) wrong "
             f"{wrong} ({(wrong - sel[1]) / sel[1]:+.1%}){'  meets both' if meets else ''}"
         )
+    print(f"  {meeting} of 20 settings meet both targets")
+
+
+def bound(data: Path, fresh_data: Path) -> None:
+    """The lexicon value vote of ``--bound``, on the choice halves of both sets and then on
+    their report halves: the kept values, one short sentence each, are scored as any text
+    is."""
+    _bound_half(data, fresh_data, 0, "choice halves")
+    _bound_half(data, fresh_data, 1, "report halves")
 
 
 def _samples(rows: Sequence[dict[str, Any]], families: Sequence[str]) -> list[ensemble.Sample]:
