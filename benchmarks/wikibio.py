@@ -17,13 +17,16 @@ Run from the repository root::
 NonFact* / Factual with a 90% passage-level bootstrap interval and the protocol's AUC-PR, next
 to SelfCheck-NLI's AP on that half. ``--cv`` chooses the ``ngram`` setting of a small grid
 with the best mean AP on one half and reports it on the other, both ways.
-``--split-check`` (the older check) picks the settings of a small grid on the first half of
-the passages and reports them on the second, and the other way round, next to the defaults.
+``--split-check`` (the older check) picks the settings of a small grid with the best mean
+tie-free AP (the rule of ``--cv``) on the first half of the passages and reports their AP (and
+AUC-PR) on the second, and the other way round, next to the defaults; then the same over
+random half-splits.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import itertools
 import json
 import statistics
@@ -94,17 +97,11 @@ AP_HEADER = f"{'metric':<36} {'NonFact':>7} {'NonFact*':>8} {'Factual':>7} {'dis
 
 
 def base_rates(labels: Sequence[np.ndarray]) -> tuple[float, float, float]:
-    """Positive shares x 100: the AUC-PR a random scorer gets on average."""
+    """Positive shares x 100: about the AP (and AUC-PR) a random scorer gets on average."""
     y = np.concatenate(labels)
     star = [y_p for y_p in labels if not np.all(y_p == 1.0)]
     ys = np.concatenate(star) if star else np.full(1, np.nan)
     return 100 * float((y > 0).mean()), 100 * float((ys == 1).mean()), 100 * float((y == 0).mean())
-
-
-def gain(f: SelfCheckFigures, base: tuple[float, float, float]) -> float:
-    """Mean share of the headroom above random gained on the three AUC-PR figures."""
-    figs = (f.nonfact, f.nonfact_star, f.factual)
-    return float(np.nanmean([(x - b) / (100 - b) for x, b in zip(figs, base, strict=True)]))
 
 
 def halves(n: int) -> dict[str, list[int]]:
@@ -117,7 +114,23 @@ def halves(n: int) -> dict[str, list[int]]:
 SPLIT_KEYS = ("n", "lowest", "context")
 
 
+#: The rows of --split-check: tie-free AP first (what settings are chosen by), then AUC-PR.
+SPLIT_HEADER = (
+    f"{'setting':<36} {'AP NonFact':>10} {'NonFact*':>8} {'Factual':>7}   "
+    f"{'AUC-PR NonFact':>14} {'NonFact*':>8} {'Factual':>7}"
+)
+
+
+def split_row(name: str, f: SelfCheckFigures) -> str:
+    return (
+        f"{name:<36} {f.nonfact_ap:10.1f} {f.nonfact_star_ap:8.1f} {f.factual_ap:7.1f}   "
+        f"{f.nonfact:14.1f} {f.nonfact_star:8.1f} {f.factual:7.1f}"
+    )
+
+
 def split_check(passages: Sequence[Passage], random_splits: int) -> None:
+    """Choose the ngram setting of a small grid with the best mean AP (:func:`mean_ap`, the
+    rule of ``--cv``) on one half; report it on the other, next to the shipped defaults."""
     labels = labels_of(passages)
     split = halves(len(passages))
     first, second = split
@@ -139,6 +152,10 @@ def split_check(passages: Sequence[Passage], random_splits: int) -> None:
     def figs(key: str, idx: Sequence[int]) -> SelfCheckFigures:
         return selfcheck_figures([labels[i] for i in idx], [scores[key][i] for i in idx])
 
+    def chosen_on(idx: Sequence[int]) -> str:
+        lab = [labels[i] for i in idx]
+        return max(scores, key=lambda k: mean_ap(lab, [scores[k][i] for i in idx]))
+
     everything = range(len(passages))
     default = json.dumps(shipped_setting)
     fixed = {k: v for k, v in shipped.settings().items() if k not in SPLIT_KEYS}
@@ -147,36 +164,37 @@ def split_check(passages: Sequence[Passage], random_splits: int) -> None:
         "the other settings at the shipped defaults: "
         + ", ".join(f"{k}={v}" for k, v in fixed.items())
     )
-    print(HEADER)
+    print(SPLIT_HEADER)
     meets = 0
     for key in scores:
         f = figs(key, everything)
         ok = f.nonfact >= 89.0 and f.nonfact_star >= 55.0 and f.factual >= 56.0
         meets += ok
         mark = " <- defaults" if key == default else ""
-        print(row(key.replace('"', ""), f) + ("  meets targets" if ok else "") + mark)
-    print(f"{meets} of {len(grid)} settings meet NonFact >= 89, NonFact* >= 55, Factual >= 56")
+        print(split_row(key.replace('"', ""), f) + ("  meets targets" if ok else "") + mark)
+    print(
+        f"{meets} of {len(grid)} settings meet the AUC-PR targets NonFact >= 89, "
+        "NonFact* >= 55, Factual >= 56"
+    )
 
-    print("\nngram split check: the setting with the best mean gain over random on the three")
-    print("AUC-PRs of one half, reported on the other half, next to the shipped defaults")
-    print(HEADER)
+    print("\nngram split check: the setting with the best mean tie-free AP (NonFact, NonFact*,")
+    print("Factual) on one half, reported on the other half, next to the shipped defaults")
+    print(SPLIT_HEADER)
     for pick, held in ((first, second), (second, first)):
-        base = base_rates([labels[i] for i in split[pick]])
-        best = max(scores, key=lambda k: gain(figs(k, split[pick]), base))
+        best = chosen_on(split[pick])
         print(f"chosen on {pick}: {best.replace(chr(34), '')}")
-        print(row(f"  on {pick} (selection)", figs(best, split[pick])))
-        print(row(f"  on {held} (held out)", figs(best, split[held])))
-        print(row(f"  defaults on {held}", figs(default, split[held])))
+        print(split_row(f"  on {pick} (selection)", figs(best, split[pick])))
+        print(split_row(f"  on {held} (held out)", figs(best, split[held])))
+        print(split_row(f"  defaults on {held}", figs(default, split[held])))
     b0, b1 = (base_rates([labels[i] for i in h]) for h in split.values())
     print(
-        f"random (positive share) on {first}: {b0[0]:.1f}/{b0[1]:.1f}/{b0[2]:.1f}, "
-        f"on {second}: {b1[0]:.1f}/{b1[1]:.1f}/{b1[2]:.1f}"
+        f"random (positive share, about a random scorer's AP) on {first}: "
+        f"{b0[0]:.1f}/{b0[1]:.1f}/{b0[2]:.1f}, on {second}: {b1[0]:.1f}/{b1[1]:.1f}/{b1[2]:.1f}"
     )
     if random_splits <= 0:
         return
     # The same selection over many random half-splits: what a user tuning on half of their
-    # data should expect on the other half (the held-out gain over random, since the base
-    # rates differ between halves), against keeping the defaults.
+    # data should expect on the other half, against keeping the defaults.
     rng = np.random.default_rng(0)
     chosen: list[SelfCheckFigures] = []
     kept: list[SelfCheckFigures] = []
@@ -185,20 +203,20 @@ def split_check(passages: Sequence[Passage], random_splits: int) -> None:
     for _ in range(random_splits):
         perm = rng.permutation(n)
         a, b = sorted(perm[: n // 2]), sorted(perm[n // 2 :])
-        base_a = base_rates([labels[i] for i in a])
-        best = max(scores, key=lambda k: gain(figs(k, a), base_a))
+        best = chosen_on(a)
         chosen.append(figs(best, b))
         kept.append(figs(default, b))
         picked.append(best)
-    common = max(set(picked), key=picked.count)
+    # The most often chosen; a tie goes to the setting chosen first (not to set order).
+    common = collections.Counter(picked).most_common(1)[0][0]
 
     def med(fs: list[SelfCheckFigures]) -> str:
-        cols = [[f.nonfact, f.nonfact_star, f.factual] for f in fs]
+        cols = [[f.nonfact_ap, f.nonfact_star_ap, f.factual_ap] for f in fs]
         return "/".join(f"{x:.1f}" for x in np.nanmedian(np.array(cols), axis=0))
 
     print(f"\n{len(picked)} random half-splits (choose on one half, report on the other):")
-    print(f"  median held-out NonFact/NonFact*/Factual of the chosen setting: {med(chosen)}")
-    print(f"  the same for the defaults on those halves:                     {med(kept)}")
+    print(f"  median held-out AP NonFact/NonFact*/Factual of the chosen setting: {med(chosen)}")
+    print(f"  the same for the defaults on those halves:                        {med(kept)}")
     print(
         f"  most often chosen: {common.replace(chr(34), '')} ({picked.count(common)}x);"
         f" defaults chosen {picked.count(default)}x"
@@ -217,6 +235,11 @@ NLI_AP = {"0-29": (92.1, 52.2, 68.5), "30-59": (93.4, 35.4, 58.2)}
 def ap3(labels: Sequence[np.ndarray], scores: Sequence[np.ndarray]) -> np.ndarray:
     f = selfcheck_figures(labels, scores)
     return np.array([f.nonfact_ap, f.nonfact_star_ap, f.factual_ap])
+
+
+def mean_ap(labels: Sequence[np.ndarray], scores: Sequence[np.ndarray]) -> float:
+    """The mean of the three tie-free APs: what ``--cv`` and ``--split-check`` choose by."""
+    return float(np.nanmean(ap3(labels, scores)))
 
 
 def bootstrap(
@@ -284,12 +307,12 @@ def cv_report(passages: Sequence[Passage], draws: int) -> None:
     for pick, held in (("0-29", "30-59"), ("30-59", "0-29")):
         ip = HALVES[pick]
 
-        def mean_ap(key: str, idx: range) -> float:
-            return float(np.nanmean(ap3([labels[i] for i in idx], [scores[key][i] for i in idx])))
+        def ap_on(key: str, idx: range) -> float:
+            return mean_ap([labels[i] for i in idx], [scores[key][i] for i in idx])
 
-        ranked = sorted(scores, key=lambda k: -mean_ap(k, ip))
+        ranked = sorted(scores, key=lambda k: -ap_on(k, ip))
         best = ranked[0]
-        print(f"chosen on {pick}: {best.replace(chr(34), '')} (mean AP {mean_ap(best, ip):.1f})")
+        print(f"chosen on {pick}: {best.replace(chr(34), '')} (mean AP {ap_on(best, ip):.1f})")
         half_report("  held out", labels, scores[best], draws, only=held)
         half_report("  defaults", labels, scores[default], draws, only=held)
         print(

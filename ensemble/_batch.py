@@ -12,7 +12,9 @@
   the batch goes on. Below quorum it is the :class:`~ensemble.errors.QuorumError` itself; any
   other error (a bad prompt, a metric that failed on the samples) is a plain ``RunError``
   whose message is that error's type and message, whose ``__cause__`` is that error, and that
-  keeps the samples that came back (they are paid for).
+  keeps the samples that came back (they are paid for). Each prompt is one
+  :meth:`Ensemble.arun <ensemble.Ensemble.arun>` (so a subclass's ``arun`` is the one used),
+  which keeps the samples of a failed vote itself; ``ens.run(prompt)`` raises the same error.
 * Durable: with a :class:`~ensemble.Store` each sample is committed as it comes back; ``run=``
   names the batch in the store, so that resuming it with other settings is refused.
 
@@ -32,7 +34,7 @@ from ensemble._limits import set_batch_slots
 from ensemble._sync import run_sync
 from ensemble._validate import check_int
 from ensemble.errors import ConfigurationError, RunError
-from ensemble.types import Consensus, Sample
+from ensemble.types import Consensus
 
 if TYPE_CHECKING:
     from ensemble.runner import Ensemble
@@ -60,18 +62,17 @@ def begin(ens: Ensemble, run: str | None) -> None:
 
 
 async def _one(ens: Ensemble, index: int, prompt: str) -> Result:
-    """What :meth:`Ensemble.arun <ensemble.Ensemble.arun>` does, in its two steps, so that a
-    vote that fails keeps the samples it was given; any failure is a result, not a crashed
-    batch."""
-    samples: tuple[Sample, ...] = ()
+    """``ens.arun(prompt)`` (a subclass's own ``arun`` too), any failure a result in its
+    place, not a crashed batch. ``arun`` already keeps the samples of a vote that failed; an
+    error raised before any call (a bad prompt) becomes a ``RunError`` here, with no
+    samples."""
     try:
-        samples = await ens.asample(prompt)
-        return await ens.avote(samples, prompt=prompt)
+        return await ens.arun(prompt)
     except RunError as exc:
         exc.index = index
         return exc
     except Exception as exc:
-        error = RunError(f"{type(exc).__name__}: {exc}", samples=samples, index=index)
+        error = RunError(f"{type(exc).__name__}: {exc}", index=index)
         error.__cause__ = exc
         return error
 

@@ -672,12 +672,12 @@ _REQUEST_PATTERN = rf'^[^ \t\n\r"\\\x00-\x1f][^"\\\x00-\x1f]{{0,{_REQUEST_CHARS 
 
 def _ordered(catalog: Catalog, order: Sequence[str] | None) -> list[ModelCard]:
     """The catalog's cards in ``order`` (card names, e.g. :func:`rank_cards`' ranking; cards
-    it leaves out follow in catalog order), or in catalog order."""
-    cards = list(catalog)
+    it leaves out follow in the order the catalog was given, :meth:`Catalog.as_given`, as
+    the ranking's ties do), or in catalog (name) order."""
     if order is None:
-        return cards
+        return list(catalog)
     rank = {name: k for k, name in enumerate(dict.fromkeys(order))}
-    return sorted(cards, key=lambda c: rank.get(c.name, len(rank)))
+    return sorted(catalog.as_given(), key=lambda c: rank.get(c.name, len(rank)))
 
 
 def model_sets(

@@ -34,7 +34,13 @@ from ensemble._validate import check_int, check_number
 from ensemble.calibration import Calibrator
 from ensemble.catalog import family_of
 from ensemble.engine import aconsensus, consensus
-from ensemble.errors import ConfigurationError, ProviderError, ProviderHTTPError, QuorumError
+from ensemble.errors import (
+    ConfigurationError,
+    ProviderError,
+    ProviderHTTPError,
+    QuorumError,
+    RunError,
+)
 from ensemble.metrics.base import Metric
 from ensemble.models import get_model
 from ensemble.models.base import Model, Request
@@ -42,7 +48,6 @@ from ensemble.settings import Limits, Method, VoteSettings
 from ensemble.types import Consensus, Sample, SampleError
 
 if TYPE_CHECKING:
-    from ensemble.errors import RunError
     from ensemble.store import Store
 
 __all__ = ["Ensemble"]
@@ -234,8 +239,22 @@ class Ensemble(AsyncClosing):
         )
 
     async def arun(self, prompt: str) -> Consensus:
-        """Ask every model ``repeats`` times and vote. See the class docstring."""
-        return await self.avote(await self.asample(prompt), prompt=prompt)
+        """Ask every model ``repeats`` times and vote. See the class docstring.
+
+        A vote that fails keeps the samples it was given (they are paid for): below quorum
+        the :class:`~ensemble.errors.QuorumError` itself; any other error (a metric that
+        failed on the samples) is raised as a :class:`~ensemble.errors.RunError` whose
+        message is that error's type and message, whose ``__cause__`` is that error, and
+        whose ``samples`` are every sample of the run. A prompt refused before any call
+        raises its own error (``ConfigurationError``).
+        """
+        samples = await self.asample(prompt)
+        try:
+            return await self.avote(samples, prompt=prompt)
+        except Exception as exc:
+            if isinstance(exc, RunError) and exc.samples:
+                raise
+            raise RunError(f"{type(exc).__name__}: {exc}", samples=samples) from exc
 
     async def avote(
         self,

@@ -98,6 +98,36 @@ async def test_a_vote_that_fails_keeps_the_samples_that_came_back(
         assert [s.text for s in r.samples] == [f"Answer to p{i}."] * 2
 
 
+class Traced(Ensemble):
+    """A subclass with its own ``arun``: it records each prompt and refuses "skip"."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.prompts: list[str] = []
+
+    async def arun(self, prompt: str) -> Consensus:
+        self.prompts.append(prompt)
+        if prompt == "skip":
+            raise errors.RunError("skipped by the subclass")
+        result = await super().arun(prompt)
+        return result.model_copy(update={"text": result.text.upper()})
+
+
+def test_a_subclass_arun_is_the_one_a_batch_runs(server: LoopbackServer) -> None:
+    server.respond_with(echo())
+    e = Traced(models=[model(server)], repeats=2, retry=FAST)
+    results = e.map(["p0", "skip", "p2"])
+    assert sorted(e.prompts) == ["p0", "p2", "skip"]
+    assert [r.text for r in results if isinstance(r, Consensus)] == [
+        "ANSWER TO P0.",
+        "ANSWER TO P2.",
+    ]
+    skipped = results[1]
+    assert isinstance(skipped, errors.RunError) and skipped.index == 1
+    assert str(skipped) == "skipped by the subclass"
+    assert server.count() == 4  # "skip" was never sent
+
+
 async def test_concurrency_is_bounded_over_the_whole_batch(server: LoopbackServer) -> None:
     server.respond_with(echo(delay=0.1))
     e = ens(server, max_concurrency=4, max_per_provider=8)

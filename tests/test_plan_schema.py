@@ -298,8 +298,29 @@ def test_a_ranking_orders_the_alternatives_and_changes_no_validity(risk: _plan.R
         models = [{"name": n, "repeats": lim.min_repeats, "reason": ""} for n in names]
         plan = {"tasks": [{"id": "t1", "request": "q", "depends_on": [], "models": models}]}
         assert check.is_valid(plan) and is_valid(plan, risk)
-    # A card the order leaves out follows in catalog order.
-    assert [c.name for c in _plan._ordered(CATALOG, ["trans"])] == [
-        "trans",
-        *(n for n in NAMES if n != "trans"),
+
+
+def test_cards_the_order_leaves_out_keep_the_order_the_catalog_was_given() -> None:
+    # CATALOG was given geo, geo2, trans, old, calc; it iterates in name order.
+    assert [c.name for c in CATALOG.as_given()] == ["geo", "geo2", "trans", "old", "calc"]
+    assert NAMES == ["calc", "geo", "geo2", "old", "trans"]
+
+    def ordered(order: list[str]) -> list[str]:
+        return [c.name for c in _plan._ordered(CATALOG, order)]
+
+    assert ordered(["trans"]) == ["trans", "geo", "geo2", "old", "calc"]
+    assert ordered(["old", "nobody", "geo2", "old"]) == ["old", "geo2", "geo", "trans", "calc"]
+    assert ordered([]) == ["geo", "geo2", "trans", "old", "calc"]
+    # The planner's prompt and the schema's alternatives show them in that order.
+    _system, user = _plan.plan_prompt("q", CATALOG, risk="low", tag="T", order=["trans"])
+    shown = sorted(NAMES, key=lambda n: user.index(f'name="{n}"'))
+    assert shown == ["trans", "geo", "geo2", "old", "calc"]
+    sets = _plan.model_sets(CATALOG, _plan.RISK_LIMITS["low"], order=["trans"])
+    assert sets is not None
+    assert [s for s in sets if len(s) == 1] == [
+        ("trans",),
+        ("geo",),
+        ("geo2",),
+        ("old",),
+        ("calc",),
     ]

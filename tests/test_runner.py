@@ -11,6 +11,7 @@ import time
 import warnings
 from typing import Any
 
+import numpy as np
 import pytest
 from loopback import LoopbackServer, Reply
 
@@ -447,6 +448,36 @@ async def test_run_inside_a_running_loop_says_use_arun() -> None:
     e = ens([ScriptedModel(default="x")])
     with pytest.raises(errors.UsageError, match="arun"):
         e.run("q")
+
+
+class WrongShape(ensemble.Metric):
+    """A custom metric whose support has the wrong shape, so every vote with it fails."""
+
+    name = "wrong-shape"
+
+    def support(self, text: str, spans: Any, samples: Any) -> Any:
+        return np.zeros((len(spans) + 1, len(samples)))
+
+
+def test_a_vote_that_fails_raises_a_run_error_that_keeps_the_samples() -> None:
+    model = ScriptedModel("Paris.", "Paris, France.", name="fake")
+    with pytest.raises(errors.RunError) as info:
+        ens([model], repeats=2, metric=WrongShape()).run("q")
+    error = info.value
+    assert not isinstance(error, errors.QuorumError) and error.index is None
+    assert isinstance(error.__cause__, errors.MetricOutputError)
+    assert str(error) == f"MetricOutputError: {error.__cause__}"
+    assert "'wrong-shape'" in str(error)
+    # Paid for, so kept: both samples, with their text.
+    assert sorted(s.text or "" for s in error.samples) == ["Paris, France.", "Paris."]
+    assert len(model.requests) == 2
+
+
+async def test_a_quorum_error_is_raised_as_it_is() -> None:
+    model = ScriptedModel("", "", name="fake")
+    with pytest.raises(errors.QuorumError) as info:
+        await arun(ens([model], repeats=2, metric=WrongShape()))
+    assert info.value.__cause__ is None and len(info.value.samples) == 2
 
 
 def test_scripted_model_through_the_runner() -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import pytest
 
 from ensemble.metrics.ngram import NgramMetric
@@ -87,3 +88,43 @@ def test_other_defaults_move_the_mark(
     line = next(x for x in out.splitlines() if x.endswith("<- defaults"))
     assert f"{{n: 1, lowest: {lowest}, context: {context}}}" in line
     assert out.count("<- defaults") == 1
+
+
+#: The grid setting the tied scorer below answers for (any but the shipped defaults).
+TIED = (2, 3, 0.75)
+
+
+def test_settings_are_chosen_by_tie_free_average_precision(
+    wikibio: ModuleType, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One setting of the grid gives every sentence the same score: AUC-PR credits the ties
+    # (about halfway between the positive share and 100), tie-free AP does not (the positive
+    # share). Every other setting is weakly informative: little above the positive share on
+    # either figure. Chosen by AUC-PR gain, the tied setting won both halves; chosen by AP, it
+    # never may.
+    rng = np.random.default_rng(0)
+    names = ("accurate", "minor_inaccurate", "major_inaccurate")
+    data = [
+        {"gpt3_sentences": [f"s{k}." for k in range(12)], "annotation": list(rng.choice(names, 12))}
+        for _ in range(20)
+    ]
+    labels = wikibio.labels_of(data)
+
+    def fake_scores(passages: Any, metric: NgramMetric) -> list[np.ndarray]:
+        if (metric.n, metric.lowest, metric.context) == TIED:
+            return [np.zeros(len(y)) for y in labels]
+        noise = np.random.default_rng(int(10 * metric.context) + 7 * metric.lowest + metric.n)
+        return [0.15 * y + noise.uniform(size=len(y)) for y in labels]
+
+    monkeypatch.setattr(wikibio, "hallucination_scores", fake_scores)
+    wikibio.split_check(data, 0)
+    out = capsys.readouterr().out
+    tied = "{n: 2, lowest: 3, context: 0.75}"
+    chosen = [x.split(": ", 1)[1] for x in out.splitlines() if x.startswith("chosen on ")]
+    assert len(chosen) == 2 and tied not in chosen
+    # The rows print AP first: the tied setting's AP is the positive share, its AUC-PR far more.
+    row = next(x for x in out.splitlines() if x.startswith(tied))
+    ap_nonfact, auc_nonfact = float(row.split()[6]), float(row.split()[9])
+    positive = 100 * float((np.concatenate(labels) > 0).mean())
+    assert ap_nonfact == pytest.approx(positive, abs=0.05) and auc_nonfact > positive + 10
+    assert "best mean tie-free AP" in out
