@@ -189,6 +189,11 @@ def as_path(name: str, value: object) -> Path:
     if not isinstance(text, str) or not text.strip() or "\x00" in text:
         raise ConfigurationError(f"{name} must be a file path, not {_shown(value)}")
     try:
+        os.fsencode(text)  # a lone surrogate cannot name a file: the OS call would raise
+    except UnicodeEncodeError as exc:
+        shown = _shown(value)
+        raise ConfigurationError(f"{name} must be a file path, not {shown}: {exc}") from None
+    try:
         return Path(text).expanduser()
     except RuntimeError as exc:  # "~user" with no such user, or no home directory
         raise ConfigurationError(f"{name}: cannot expand {text!r}: {exc}") from exc

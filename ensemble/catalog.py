@@ -31,11 +31,10 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ensemble._registry import entry_point_targets, load_target
-from ensemble._validate import check_number
+from ensemble._validate import as_path, check_number
 from ensemble.errors import ConfigurationError, InvalidInputError
 
 if TYPE_CHECKING:
@@ -269,10 +268,13 @@ class Catalog:
 
         Raises :class:`CatalogError` naming the file, line and field of what is wrong.
         """
-        p = Path(path)
+        try:
+            p = as_path("catalog file", path)
+        except ConfigurationError as exc:
+            raise CatalogError(str(exc)) from None
         try:
             text = p.read_text(encoding="utf-8")
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
             raise CatalogError(f"cannot read the catalog file {str(p)!r}: {exc}") from None
         suffix = p.suffix.lower()
         if suffix == ".toml":

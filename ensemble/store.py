@@ -36,13 +36,13 @@ import sqlite3
 import threading
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import ValidationError
 
+from ensemble._validate import as_path
 from ensemble.errors import ConfigurationError, ResumeMismatchError
 from ensemble.models.base import Model, Request
 from ensemble.types import Sample
@@ -125,7 +125,7 @@ class Store:
     ) -> None:
         if synchronous not in ("NORMAL", "FULL"):
             raise ConfigurationError(f"synchronous must be 'NORMAL' or 'FULL', not {synchronous!r}")
-        self.path = Path(path)
+        self.path = as_path("store path", path)
         self.synchronous = synchronous
         if self.path.is_dir():
             raise ConfigurationError(f"store path {self.path} is a directory")

@@ -313,3 +313,11 @@ def test_tier_from_catalog_draws_models_by_age_family_and_price(tmp_path: Path) 
     with pytest.raises(ConfigurationError, match="no model matching"):
         Tier.from_catalog(cat, 2, family="llama")
     assert tuple(Tier.from_catalog(None, 4, family="gemma3-270m").models) == ("local:gemma3-270m",)
+
+
+@pytest.mark.parametrize("bad", ["\ud800.json", "cards\x00.json", "   "])
+def test_a_catalog_path_no_file_can_have_is_a_catalog_error(bad: str) -> None:
+    # A lone surrogate cannot be encoded for the OS (pathlib raised UnicodeEncodeError), a
+    # NUL byte ends a C string (ValueError): both are bad input, in the library's own tree.
+    with pytest.raises(CatalogError, match="catalog file must be a file path"):
+        Catalog.from_file(bad)

@@ -340,3 +340,9 @@ async def test_a_waiter_cancelled_at_its_deadline_does_not_cancel_the_others(
     assert server.count() == 2
     assert isinstance(cut, tuple) and all(s.error is not None for s in cut)
     assert isinstance(waited, tuple) and all(s.ok for s in waited)
+
+
+@pytest.mark.parametrize("bad", ["\ud800.db", "runs\x00.db"])
+def test_a_store_path_no_file_can_have_is_a_configuration_error(bad: str) -> None:
+    with pytest.raises(errors.ConfigurationError, match="store path must be a file path"):
+        Store(bad)
