@@ -757,7 +757,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _report_error(exc: EnsembleError) -> int:
-    if isinstance(exc, UsageError):
+    # A vote that failed on a usage error (a plugin metric's MetricOutputError) comes as a
+    # RunError keeping the samples; it is still a usage error for the exit status.
+    if isinstance(exc, UsageError) or (
+        type(exc) is RunError and isinstance(exc.__cause__, UsageError)
+    ):
         print(f"ensemble: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if isinstance(exc, RunError):

@@ -16,16 +16,18 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from loopback import LoopbackServer, Reply
 
 import ensemble.models as registry
 from ensemble import Consensus, Sample, cli
 from ensemble.cli import build_parser, main
+from ensemble.metrics.base import METRICS, FloatArray, Metric, register_metric
 from ensemble.models.openai import OpenAIModel
 
 CANARY = "sk-CANARY-5d1e0c7a93b2f8a64c10"
@@ -663,3 +665,30 @@ def test_every_option_is_in_the_cli_reference() -> None:
     assert f"More than **{cli.MAX_CALLS}** calls" in reference
     for status in (cli.EXIT_USAGE, cli.EXIT_FAILED, cli.EXIT_INTERRUPTED):
         assert f"| {status} |" in reference
+
+
+class _WrongShape(Metric):
+    """A plugin metric that fails on the samples (its support has the wrong shape)."""
+
+    name = "wrong-shape"
+
+    def support(
+        self, text: str, spans: Sequence[tuple[int, int]], samples: Sequence[str]
+    ) -> FloatArray:
+        return np.zeros((len(spans) + 1, len(samples)))
+
+
+def test_a_plugin_metric_that_fails_after_sampling_is_still_a_usage_error(
+    loop_prefix: LoopbackServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The vote's error reaches the CLI as a RunError that keeps the samples; the exit status
+    # is that of its cause, a usage error (2), not that of a failed run (3).
+    monkeypatch.setattr(METRICS, "_registered", dict(METRICS._registered))
+    register_metric("wrong-shape", lambda: _WrongShape())
+    loop_prefix.default = Reply(text="Paris.")
+    code, out, err = run_cli(
+        ["ask", "q", "-m", "loop:a", "-n", "2", "--metric", "wrong-shape"], capsys
+    )
+    assert code == 2, err
+    assert "MetricOutputError" in err and out == ""
+    assert loop_prefix.count() == 2  # the samples were drawn (and kept by the RunError)
