@@ -351,10 +351,11 @@ class BudgetExceededError(EnsembleError):
 class RunError(EnsembleError):
     """A run failed as a whole. ``samples`` keeps every sample, successful or not.
 
-    In a batch (``Ensemble.map`` / ``amap`` / ``astream``) a failed prompt's error is in its
-    place, and ``index`` is that place (``None`` outside a batch). A prompt that failed with
-    another error (a bad prompt, a metric that failed on the samples) is a plain ``RunError``
-    whose ``__cause__`` is that error, with the samples that came back."""
+    A vote that fails after the samples came back (a metric that failed on them) makes
+    ``Ensemble.run`` / ``arun`` raise a plain ``RunError`` whose ``__cause__`` is the metric's
+    error, with every sample. In a batch (``Ensemble.map`` / ``amap`` / ``astream``) a failed
+    prompt's error is in its place and ``index`` is that place (``None`` outside a batch); a
+    prompt refused before any call (an empty prompt) is such a ``RunError`` with no samples."""
 
     #: The prompt's place in its batch; ``None`` outside a batch. (Set on the instance only:
     #: Ray's wrapper of a remote error would read a class default before the error's own.)
