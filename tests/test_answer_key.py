@@ -272,6 +272,10 @@ CENTURY = "In which century was it built?"
         ("She finished first.", PLACE, "1st"),
         ("She came 1st.", PLACE, "1st"),
         ("She finished second.", PLACE, "2nd"),
+        ("She finished 2nd, 3 seconds behind.", PLACE, "2nd"),  # a rank question: the rank
+        # Elsewhere an ordinal is a word of the reply, in one spelling.
+        ("Jimi Hendrix played guitar in his first solo.",
+         "Which instrument did Jimi Hendrix famously play?", "played guitar 1st solo"),
         ("Second.", PLACE, "2nd"),
         ("the 21ST century", CENTURY, "21st"),
         ("The twenty-first century", CENTURY, "21st"),

@@ -105,6 +105,12 @@ _DETERMINERS = frozenset({"the", "his", "her", "its", "their", "our", "my", "you
 #: Verbs of a rank: "second" after them is the ordinal ("she finished second").
 _RANK_VERBS = frozenset({"finished", "finishes", "came", "comes", "placed", "ranked", "ranks"})
 _ORDINAL_KEY = re.compile(r"\d+(?:st|nd|rd|th)")
+#: A question for a rank: a reply's first ordinal is its answer ("She finished first").
+_RANK_QUESTION = re.compile(
+    r"\b(?:(?:what|which)\s+(?:place|position|rank|century)|in\s+what\s+order|"
+    r"how\s+did\s+(?:\w+\s+){1,3}(?:finish|place|rank))\b",
+    re.IGNORECASE,
+)
 #: Words that never name the answer: function words and the verbs that wrap one.
 _FILLER = frozenset(
     """a an the of in on at to for by from with and or but as is are was were be been being
@@ -284,28 +290,16 @@ def _number(words: Sequence[str], prompt: frozenset[str]) -> str | None:
     return split[r] if r < len(split) else None
 
 
-def _number_or_ordinal(words: Sequence[str], prompt: frozenset[str]) -> str | None:
-    """The first number (:func:`_number`) or ordinal (``1st``) in ``words``, whichever comes
-    first, not taken from the prompt."""
-    o = next(
-        (k for k, w in enumerate(words) if _ORDINAL_KEY.fullmatch(w) and w not in prompt),
-        len(words),
-    )
-    n = _number(words[:o], prompt)
-    if n is not None:
-        return n
-    return words[o] if o < len(words) else None
-
-
 @dataclass(frozen=True)
 class _Question:
     """What the answer key needs of a prompt, computed once per vote: its words (folded,
-    possessives dropped) and whether it asks yes/no, for a number, or for a year."""
+    possessives dropped) and whether it asks yes/no, for a number, for a year or for a rank."""
 
     words: frozenset[str]
     yes_no: bool
     number: bool
     year: bool = False
+    rank: bool = False
 
     @classmethod
     def of(cls, prompt: str | None) -> _Question:
@@ -317,6 +311,7 @@ class _Question:
             bool(_YES_NO_QUESTION.match(prompt)),
             bool(_NUMBER_QUESTION.search(prompt)),
             bool(_YEAR_QUESTION.search(prompt)),
+            bool(_RANK_QUESTION.search(prompt)),
         )
 
 
@@ -354,6 +349,10 @@ def _answer(text: str, q: _Question) -> tuple[str, tuple[str, ...]]:
         if words[0] in _NO and not (len(words) > 1 and words[1] in _NO - {"no"}):
             return "word", ("no",)
     fresh = [w for w in words if w not in pset]
+    if q.rank:
+        rank = next((w for w in fresh if _ORDINAL_KEY.fullmatch(w)), None)
+        if rank is not None:
+            return "word", (rank,)
     if q.year:
         year = next((w for w in fresh if _YEAR.fullmatch(w)), None)
         if year is not None:
@@ -412,7 +411,7 @@ def _answer(text: str, q: _Question) -> tuple[str, tuple[str, ...]]:
             if nxt.word not in _FILLER:
                 return "word", (nxt.word,)  # "Japanese yen", "Swiss franc": the noun is the answer
         return "name", tuple(run)
-    n = _number_or_ordinal(words, pset)
+    n = _number(words, pset)
     if n is not None:
         return "word", (n,)
     return "word", tuple(w for w in fresh if w not in _FILLER and w not in skipped)
@@ -425,13 +424,24 @@ def answer_key(text: str, prompt: str | None = None) -> str:
 
     1. a yes/no question (the prompt starts with "is", "does", "can"...; without a prompt,
        any reply) answered with a first word of yes or no: ``"yes"`` / ``"no"``;
-    2. a question asking for a number ("how many", "which year", "when"...): the first
+    2. a question asking for a rank ("which place", "what position", "which century", "how
+       did she finish"): the first ordinal in the reply not in the prompt (see below);
+    3. a question asking for a number ("how many", "which year", "when"...): the first
        number in the reply not written only in the prompt's words, in digits, read as
        :class:`~ensemble.metrics.ngram.NgramMetric` reads it
        (:mod:`ensemble.metrics._numbers`): "eight" is ``"8"``, "two hundred and six"
        ``"206"``, "2 million", "two million", "2 millions" and "2,000,000" are
        ``"2000000"``, "3,5" and "3.5" are ``"3.5"``, "-18" and "minus 18" keep their sign;
-    3. the first name in the reply: a run of capitalised words (joined by "da", "van"...;
+       a range of numerals is one answer, its two ends joined by an en dash: "1990-1995",
+       "1990-95", the same with an en or em dash, "1990 to 1995", "from 1990 until 1995"
+       and "between 1990 and 1995" give one key, which is not the key of "1990" (a period
+       is not its start, and a vote cannot know which end a question wants: "When did the
+       war end?" answered "1939-1945" must not support "1939"). Not ranges: descending
+       ends ("3-2", a score), a negative end, three parts ("1990-05-12"), a scale word
+       after the second end ("between 2 and 3 million" is ``"2"`` as before), ranges in
+       number words;
+       for "which year" / "when" the first number or range of numbers that can be a year;
+    4. the first name in the reply: a run of capitalised words (joined by "da", "van"...;
        a comma or other punctuation ends it, the full stop after an initial does not) that
        are not words of the prompt, not sentence-opening filler words, not titles ("Dr.",
        "Sir") and not a unit after a number ("0°F"); place words at its end are dropped
@@ -439,9 +449,18 @@ def answer_key(text: str, prompt: str | None = None) -> str:
        after it ("Japanese yen" is ``"yen"``) unless that noun is a word of the prompt ("the
        Brazilian currency is the real" is ``"real"``). The key is the whole name:
        ``"william shakespeare"``; the vote (:func:`_same`) lets ``"shakespeare"`` vote with it;
-    4. the first number, as in 2;
-    5. the reply's remaining words (not in the prompt, not filler), joined by spaces
+    5. the first number, as in 3;
+    6. the reply's remaining words (not in the prompt, not filler), joined by spaces
        ("carbon dioxide").
+
+    An ordinal is a rank, never the cardinal (for "how many", "first" is not ``"1"``), and
+    has one key however it is written: "1st", "first", "1ST" and "1th" are ``"1st"``,
+    "twenty-first", "twenty first" and "21st" ``"21st"``. Digits with a suffix are always
+    an ordinal; an ordinal word only where it is a rank: not after "a", "an", "per" or a
+    number ("a third", "one tenth": fractions; "a second", "30 second": the unit), and
+    "second" only after "the", a possessive ("its", "Poland's"), a verb of rank
+    ("finished"), before "place" or "position", or as the whole reply ("I second that" and
+    "wait a second" keep the word).
 
     Accents, case, possessives and punctuation do not count ("São Paulo's" is
     ``"sao paulo"``).
