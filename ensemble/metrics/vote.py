@@ -13,8 +13,10 @@ together; "Paris, France" does not vote with "Paris".
 ``VoteMetric(key="answer")`` votes on **the answer a short reply gives, whatever sentence wraps
 it** (:func:`answer_key`): "The capital of Australia is Canberra.", "Canberra." and "It is
 Canberra, a planned city" all vote for ``canberra``; "Eight legs." and "A spider has 8 legs"
-for ``8``; "Yes, it is." and "yes" for ``yes``. When the prompt is known (the engine passes it
-through :meth:`VoteMetric.with_prompt`), words of the prompt are not taken for the answer.
+for ``8``; "Yes, it is." and "yes" for ``yes``; "1990-1995" and "from 1990 until 1995" for
+one range (not for ``1990``); "first" and "1st" for one rank (not for ``1``). When the
+prompt is known (the engine passes it through :meth:`VoteMetric.with_prompt`), words of the
+prompt are not taken for the answer.
 """
 
 from __future__ import annotations
