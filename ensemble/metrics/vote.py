@@ -246,8 +246,10 @@ def _is_ordinal(toks: Sequence[_Token], words: Sequence[str], i: int, end: int) 
     if words[i][:1].isdigit():
         return True
     prev = words[i - 1] if i else ""
-    if prev in _NOT_ORDINAL_AFTER or numeral(prev) is not None or is_number_word(prev):
-        return prev == "and"  # "and" is a number word only inside a number
+    if prev != "and" and (  # "and" is a number word only inside a number
+        prev in _NOT_ORDINAL_AFTER or numeral(prev) is not None or is_number_word(prev)
+    ):
+        return False
     if not words[end - 1].endswith("second"):
         return True
     return (
