@@ -237,3 +237,120 @@ def test_the_answer_key_never_fails_and_its_agreement_is_symmetric(
     assert (m == m.T).all() and set(m.ravel().tolist()) <= {0.0, 1.0}
     for i, t in enumerate(texts):  # a reply with an answer agrees with itself
         assert m[i, i] == (1.0 if answer_key(t, prompt) else 0.0)
+
+
+# --- ranges and ordinals (vote version 4) ---------------------------------------------------
+
+WHEN = "When did the war happen?"
+PLACE = "In which place did she finish?"
+CENTURY = "In which century was it built?"
+
+
+@pytest.mark.parametrize(
+    ("text", "prompt", "key"),
+    [
+        # A range is one answer, however it is written; its key joins the ends with an en dash.
+        ("1990-1995", WHEN, "1990\u20131995"),
+        ("1990\u20131995", WHEN, "1990\u20131995"),
+        ("1990 \u2014 1995", WHEN, "1990\u20131995"),
+        ("It lasted from 1990 until 1995.", WHEN, "1990\u20131995"),
+        ("Between 1990 and 1995.", WHEN, "1990\u20131995"),
+        ("1990-95", WHEN, "1990\u20131995"),
+        ("The war lasted from 1914 to 1918.", "What was the period of the war?",
+         "1914\u20131918"),
+        ("between 5 and 10 people", "How many people came?", "5\u201310"),
+        # A point is not the range that starts there.
+        ("In 1990.", WHEN, "1990"),
+        # Not ranges: two years, a score, a date, a negative end, a scaled end.
+        ("In 1990 and 1995.", WHEN, "1990"),
+        ("The score was 3-2.", "What was the score?", "3-2"),
+        ("1990-05-12", WHEN, "1990-05-12"),
+        ("-10 to 10", "What is the temperature range?", "-10"),
+        ("between 2 and 3 million", "How many people live there?", "2"),
+        # Ordinals: digits with a suffix always, ordinal words where they are ranks.
+        ("first", PLACE, "1st"),
+        ("She finished first.", PLACE, "1st"),
+        ("She came 1st.", PLACE, "1st"),
+        ("She finished second.", PLACE, "2nd"),
+        ("She finished 2nd, 3 seconds behind.", PLACE, "2nd"),  # a rank question: the rank
+        # Elsewhere an ordinal is a word of the reply, in one spelling.
+        ("Jimi Hendrix played guitar in his first solo.",
+         "Which instrument did Jimi Hendrix famously play?", "played guitar 1st solo"),
+        ("Second.", PLACE, "2nd"),
+        ("the 21ST century", CENTURY, "21st"),
+        ("The twenty-first century", CENTURY, "21st"),
+        ("twenty first century", CENTURY, "21st"),
+        ("the twelfth century", CENTURY, "12th"),
+        ("The First Amendment", "Which amendment protects free speech?", "1st"),
+        ("He was the sixteenth president", "Which number president was Lincoln?", "16th"),
+        # An ordinal is not a count: "first" is not 1, "the twenty first" is not 20.
+        ("first", "How many people came?", "1st"),
+        ("the twenty first", "How many people came?", "21st"),
+        # Fractions, the unit of time and the verb are not ordinals.
+        ("About a second.", "How long does it take?", "second"),
+        ("one second", "How long does it take?", "1"),
+        ("a third of them", "How many people came?", "third"),
+        ("I second that.", None, "second"),
+    ],
+)  # fmt: skip
+def test_answer_key_reads_ranges_and_ordinals(text: str, prompt: str | None, key: str) -> None:
+    assert answer_key(text, prompt) == key
+
+
+def test_an_ordinal_in_the_prompt_is_a_prompt_word_in_any_spelling() -> None:
+    prompt = "Who was the 1st emperor of Rome?"
+    assert answer_key("The first emperor was Augustus.", prompt) == "augustus"
+    metric = VoteMetric(key="answer").with_prompt(WHEN)
+    m = metric.agreement(["1990-1995", "1990 to 1995", "from 1990 until 1995", "1990"])
+    assert m.tolist() == [[1.0] * 3 + [0.0]] * 3 + [[0.0] * 3 + [1.0]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    a=st.integers(min_value=100, max_value=2099),
+    gap=st.integers(min_value=1, max_value=200),
+    prompt=st.sampled_from([WHEN, "In which year was it?", "How many?", "What happened?"]),
+)
+def test_any_spelling_of_a_range_gives_one_key_and_not_its_start(
+    a: int, gap: int, prompt: str
+) -> None:
+    b = a + gap
+    spellings = [
+        f"{a}-{b}",
+        f"{a}\u2013{b}",
+        f"{a} - {b}",
+        f"It was {a} to {b}.",
+        f"From {a} until {b}.",
+        f"between {a} and {b}",
+    ]
+    keys = {answer_key(s, prompt) for s in spellings}
+    assert keys == {f"{a}\u2013{b}"}
+    assert answer_key(f"In {a}.", prompt) == str(a)
+
+
+def _ordinal_word(n: int) -> str:
+    from ensemble.metrics._numbers import ORDINAL_TENS, ORDINAL_UNITS, TENS
+
+    units = {v: k for k, v in ORDINAL_UNITS.items()}
+    if n in units:
+        return units[n]
+    tens = {v: k for k, v in ORDINAL_TENS.items()}
+    if n in tens:
+        return tens[n]
+    return {v: k for k, v in TENS.items()}[n - n % 10] + "-" + units[n % 10]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n=st.integers(min_value=1, max_value=99),
+    prompt=st.sampled_from([PLACE, CENTURY, "How many are there?", None]),
+)
+def test_an_ordinal_in_digits_and_in_words_gives_one_key_never_the_cardinal(
+    n: int, prompt: str | None
+) -> None:
+    suffix = "th" if 10 < n % 100 < 14 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    digits = answer_key(f"The {n}{suffix}.", prompt)
+    assert digits == f"{n}{suffix}"
+    assert answer_key(f"the {_ordinal_word(n)}", prompt) == digits
+    assert answer_key(f"The {n}th.", prompt) == digits  # a wrong suffix is the same rank
+    assert digits != answer_key(str(n), prompt)

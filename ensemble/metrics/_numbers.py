@@ -19,7 +19,8 @@ lower-case words. What it reads:
   scale word with no number before it (``millions of people``, ``the Hundred Years' War``)
   is not a number.
 
-Not read as numbers: ordinals (``first``, ``21st``: a rank, not a quantity), fractions
+Not read as numbers: ordinals (``first``, ``21st``: a rank, not a quantity; :func:`read_ordinal`
+reads them as ranks, for the callers that want one), fractions
 (``1/2`` is two numbers), ``half``, ``dozen``, ``point`` (``one point five``), and numbers
 in Chinese or Japanese characters (``三千``). Two numbers side by side stay two numbers:
 ``six five-wicket hauls`` is 6 and 5, not 11, ``twelve twenty-win seasons`` 12 and 20, and so
@@ -40,6 +41,8 @@ from typing import Final
 __all__ = [
     "CJK",
     "CJK_SCALES",
+    "ORDINAL_TENS",
+    "ORDINAL_UNITS",
     "SCALES",
     "TENS",
     "UNITS",
@@ -48,7 +51,9 @@ __all__ = [
     "is_number_word",
     "minus_before",
     "numeral",
+    "ordinal_key",
     "read_number",
+    "read_ordinal",
     "split_scales",
 ]
 
@@ -87,6 +92,21 @@ SCALES: Final[dict[str, int]] = {
     **{f"{w}s": v for w, v in _WORD_SCALES.items()},
     **CJK_SCALES,
 }
+
+#: Ordinal words below twenty.
+ORDINAL_UNITS: Final[dict[str, int]] = {
+    "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7,
+    "eighth": 8, "ninth": 9, "tenth": 10, "eleventh": 11, "twelfth": 12, "thirteenth": 13,
+    "fourteenth": 14, "fifteenth": 15, "sixteenth": 16, "seventeenth": 17, "eighteenth": 18,
+    "nineteenth": 19,
+}  # fmt: skip
+#: Ordinal words of the multiples of ten and of the scales.
+ORDINAL_TENS: Final[dict[str, int]] = {
+    "twentieth": 20, "thirtieth": 30, "fortieth": 40, "fiftieth": 50, "sixtieth": 60,
+    "seventieth": 70, "eightieth": 80, "ninetieth": 90, "hundredth": 100, "thousandth": 1000,
+    "millionth": 10**6, "billionth": 10**9,
+}  # fmt: skip
+_DIGIT_ORDINAL = re.compile(r"(\d+)(?:st|nd|rd|th)")
 
 _NUMERAL = re.compile(r"\d+(?:[.,]\d+)*")
 #: Scripts written without spaces between words (Han, Hiragana, Katakana).
@@ -305,6 +325,53 @@ def first_number(
                 continue
         i += 1
     return None
+
+
+def read_ordinal(words: Sequence[str], i: int = 0) -> tuple[int, int] | None:
+    """The ordinal written at ``words[i]`` (lower-case words) and the index of the word after
+    it, or ``None``: digits with a suffix (``21st``, ``2nd``, ``4th``; the suffix is not
+    checked against the number, ``21th`` is 21st), an ordinal word (``first``, ``twelfth``,
+    ``twentieth``, ``hundredth``), or a ten and a unit ordinal, hyphenated or not
+    (``twenty-first``, ``twenty first``). Whether the word is used as an ordinal there
+    (``a second``, ``one third``) is the caller's to judge; plurals (``thirds``) are not
+    ordinals.
+
+    >>> read_ordinal(["21st"]), read_ordinal("the twenty first century".split(), 1)
+    ((21, 1), (21, 3))
+    >>> read_ordinal(["twenty-second"]), read_ordinal(["thirds"]), read_ordinal(["21"])
+    ((22, 1), None, None)
+    """
+    if i >= len(words):
+        return None
+    w = words[i]
+    m = _DIGIT_ORDINAL.fullmatch(w)
+    if m:
+        return int(m[1]), i + 1
+    if w in ORDINAL_UNITS:
+        return ORDINAL_UNITS[w], i + 1
+    if w in ORDINAL_TENS:
+        return ORDINAL_TENS[w], i + 1
+    ten, _, unit = w.partition("-")
+    if not unit and i + 1 < len(words):
+        unit = words[i + 1]
+        step = 2
+    else:
+        step = 1
+    if ten in TENS and 0 < ORDINAL_UNITS.get(unit, 0) < 10:
+        return TENS[ten] + ORDINAL_UNITS[unit], i + step
+    return None
+
+
+def ordinal_key(rank: int) -> str:
+    """An ordinal written the one way it is compared: digits and the English suffix.
+
+    >>> [ordinal_key(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 111)]
+    ['1st', '2nd', '3rd', '4th', '11th', '12th', '13th', '21st', '22nd', '101st', '111th']
+    """
+    suffix = (
+        "th" if rank % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(rank % 10, "th")
+    )
+    return f"{rank}{suffix}"
 
 
 def canonical(value: Decimal) -> str:

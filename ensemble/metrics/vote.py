@@ -13,8 +13,10 @@ together; "Paris, France" does not vote with "Paris".
 ``VoteMetric(key="answer")`` votes on **the answer a short reply gives, whatever sentence wraps
 it** (:func:`answer_key`): "The capital of Australia is Canberra.", "Canberra." and "It is
 Canberra, a planned city" all vote for ``canberra``; "Eight legs." and "A spider has 8 legs"
-for ``8``; "Yes, it is." and "yes" for ``yes``. When the prompt is known (the engine passes it
-through :meth:`VoteMetric.with_prompt`), words of the prompt are not taken for the answer.
+for ``8``; "Yes, it is." and "yes" for ``yes``; "1990-1995" and "from 1990 until 1995" for
+one range (not for ``1990``); "first" and "1st" for one rank (not for ``1``). When the
+prompt is known (the engine passes it through :meth:`VoteMetric.with_prompt`), words of the
+prompt are not taken for the answer.
 """
 
 from __future__ import annotations
@@ -31,10 +33,14 @@ import numpy as np
 
 from ensemble.errors import ConfigurationError
 from ensemble.metrics._numbers import (
+    SCALES,
     canonical,
     first_number,
     is_number_word,
     minus_before,
+    numeral,
+    ordinal_key,
+    read_ordinal,
     split_scales,
 )
 from ensemble.metrics.base import FloatArray, Granularity, Metric
@@ -87,7 +93,26 @@ _NUMBER_QUESTION = re.compile(
 #: A question for a year: a reply's first number of three or four digits is its answer
 #: ("The Apollo 11 mission in 1969" answers 1969, not 11).
 _YEAR_QUESTION = re.compile(r"\b(?:(?:what|which)\s+year|when)\b", re.IGNORECASE)
-_YEAR = re.compile(r"-?\d{3,4}")
+_YEAR = re.compile(r"-?\d{3,4}|\d{3,4}\u2013\d{3,4}")
+#: A range's key joins its two ends with an en dash, which no word of a reply contains.
+_RANGE = "\u2013"
+_PLAIN = re.compile(r"\d+(?:[.,]\d+)*")
+_HYPHEN_RANGE = re.compile(r"(\d+(?:[.,]\d+)*)-(\d+(?:[.,]\d+)*)")
+_DASH_SEP = re.compile(r"\s*[-\u2010-\u2015\u2212]{1,2}\s*")
+_RANGE_WORDS = frozenset({"to", "until", "till", "through", "thru"})
+#: An ordinal word after these (or after a number) is a fraction or a unit: "a third", "one
+#: second", "two fifths"; "second" is an ordinal only after a determiner or a possessive.
+_NOT_ORDINAL_AFTER = frozenset({"a", "an", "per"})
+_DETERMINERS = frozenset({"the", "his", "her", "its", "their", "our", "my", "your", "whose"})
+#: Verbs of a rank: "second" after them is the ordinal ("she finished second").
+_RANK_VERBS = frozenset({"finished", "finishes", "came", "comes", "placed", "ranked", "ranks"})
+_ORDINAL_KEY = re.compile(r"\d+(?:st|nd|rd|th)")
+#: A question for a rank: a reply's first ordinal is its answer ("She finished first").
+_RANK_QUESTION = re.compile(
+    r"\b(?:(?:what|which)\s+(?:place|position|rank|century)|in\s+what\s+order|"
+    r"how\s+did\s+(?:\w+\s+){1,3}(?:finish|place|rank))\b",
+    re.IGNORECASE,
+)
 #: Words that never name the answer: function words and the verbs that wrap one.
 _FILLER = frozenset(
     """a an the of in on at to for by from with and or but as is are was were be been being
@@ -137,6 +162,110 @@ def _tokens(text: str) -> list[_Token]:
     return out
 
 
+def _range_key(a: str, b: str) -> str | None:
+    """The key of the range from numeral ``a`` to numeral ``b`` (``1990``, ``1995`` -> the two
+    joined by an en dash; ``1990``, ``95`` -> the same), or ``None`` when ``a`` is not below
+    ``b`` (``3-2`` is a score, not a range)."""
+    if a.isdigit() and b.isdigit() and len(b) < len(a):
+        b = a[: len(a) - len(b)] + b  # 1914-18
+    low, high = numeral(a), numeral(b)
+    if low is None or high is None or not low < high:
+        return None
+    return f"{canonical(low)}{_RANGE}{canonical(high)}"
+
+
+def _ranges(text: str, toks: list[_Token]) -> list[_Token]:
+    """``toks`` with each range of numerals made one token whose word is its key (the two ends
+    joined by an en dash, U+2013): ``1990-1995``, the same with an en or em dash, ``1990 -
+    1995``, ``1990 to 1995`` (or ``until``, ``till``, ``through``), ``between 1990 and 1995``,
+    ``1990-95``. Not a range: ends that are not ascending, a
+    negative end, or a scale word after the second end (``2-3 million``)."""
+    out: list[_Token] = []
+    i, n = 0, len(toks)
+    while i < n:
+        t = toks[i]
+        key, end = None, i + 1
+        m = _HYPHEN_RANGE.fullmatch(t.word)
+        if m:
+            key = _range_key(m[1], m[2])
+        elif _PLAIN.fullmatch(t.word) and i + 1 < n:
+            nxt = toks[i + 1]
+            sep = text[t.end : nxt.start]
+            if _DASH_SEP.fullmatch(sep) and _PLAIN.fullmatch(nxt.word):
+                key, end = _range_key(t.word, nxt.word), i + 2
+            elif (
+                i + 2 < n
+                and not sep.strip()
+                and not text[nxt.end : toks[i + 2].start].strip()
+                and _PLAIN.fullmatch(toks[i + 2].word)
+                and (
+                    nxt.word in _RANGE_WORDS
+                    or (nxt.word == "and" and i > 0 and toks[i - 1].word == "between")
+                )
+            ):
+                key, end = _range_key(t.word, toks[i + 2].word), i + 3
+        if key is None or (end < n and toks[end].word in SCALES):
+            out.append(t)
+            i += 1
+            continue
+        last = toks[end - 1]
+        out.append(_Token(text[t.start : last.end], key, t.start, last.end))
+        i = end
+    return out
+
+
+def _ordinals(text: str, toks: list[_Token]) -> list[_Token]:
+    """``toks`` with each ordinal made one token whose word is its key (``1st``, ``21st``):
+    digits with a suffix always (``21st``, ``2ND``); an ordinal word (``first``, ``twelfth``,
+    ``twenty-first``, ``twenty first``) unless it follows ``a``, ``an``, ``per`` or a number
+    (``a third``, ``one tenth``: fractions; ``a second``, ``30 second``: the unit of time);
+    ``second`` (also ``twenty-second``) only after ``the``, a possessive determiner, a
+    possessive (``Poland's second``) or a verb of rank (``finished second``), before
+    ``place``/``position``, or as the whole reply, since it is otherwise as likely the unit
+    or the verb ("wait a second", "I second that")."""
+    words = [t.word for t in toks]
+    out: list[_Token] = []
+    i, n = 0, len(toks)
+    while i < n:
+        read = read_ordinal(words, i)
+        if read is not None and read[1] == i + 2 and text[toks[i].end : toks[i + 1].start].strip():
+            read = None  # "twenty, first": not one word
+        if read is None or not _is_ordinal(toks, words, i, read[1]):
+            out.append(toks[i])
+            i += 1
+            continue
+        rank, end = read
+        t, last = toks[i], toks[end - 1]
+        out.append(_Token(text[t.start : last.end], ordinal_key(rank), t.start, last.end))
+        i = end
+    return out
+
+
+def _is_ordinal(toks: Sequence[_Token], words: Sequence[str], i: int, end: int) -> bool:
+    """Whether the ordinal read at ``words[i:end]`` is used as one (see :func:`_ordinals`)."""
+    if words[i][:1].isdigit():
+        return True
+    prev = words[i - 1] if i else ""
+    if prev != "and" and (  # "and" is a number word only inside a number
+        prev in _NOT_ORDINAL_AFTER or numeral(prev) is not None or is_number_word(prev)
+    ):
+        return False
+    if not words[end - 1].endswith("second"):
+        return True
+    return (
+        prev in _DETERMINERS
+        or prev in _RANK_VERBS
+        or (i > 0 and bool(_POSSESSIVE.search(_fold(toks[i - 1].raw))))
+        or (end < len(words) and words[end] in ("place", "position"))
+        or (i == 0 and end == len(words))
+    )
+
+
+def _read(text: str) -> list[_Token]:
+    """The words of ``text`` (:func:`_tokens`), ranges and ordinals made one word each."""
+    return _ordinals(text, _ranges(text, _tokens(text)))
+
+
 def _split(words: Iterable[str]) -> list[str]:
     """Words with number compounds split (``twenty-five`` -> ``twenty``, ``five``) and a CJK
     scale character after a number split off (``200万`` -> ``200``, ``万``)."""
@@ -157,30 +286,36 @@ def _number(words: Sequence[str], prompt: frozenset[str]) -> str | None:
     "2,000,000" are 2000000, "3,5" is 3.5) that is not written only in words of the prompt,
     in canonical digits."""
     skip = frozenset(_split(prompt)) if prompt else frozenset()
-    value = first_number(_split(words), skip=skip)
-    return None if value is None else canonical(value)
+    split = _split(words)
+    r = next((k for k, w in enumerate(split) if _RANGE in w and w not in skip), len(split))
+    value = first_number(split[:r], skip=skip)
+    if value is not None:
+        return canonical(value)
+    return split[r] if r < len(split) else None
 
 
 @dataclass(frozen=True)
 class _Question:
     """What the answer key needs of a prompt, computed once per vote: its words (folded,
-    possessives dropped) and whether it asks yes/no, for a number, or for a year."""
+    possessives dropped) and whether it asks yes/no, for a number, for a year or for a rank."""
 
     words: frozenset[str]
     yes_no: bool
     number: bool
     year: bool = False
+    rank: bool = False
 
     @classmethod
     def of(cls, prompt: str | None) -> _Question:
         if prompt is None:
             return cls(frozenset(), True, False)
-        words = frozenset(t.word for t in _tokens(prompt))
+        words = frozenset(t.word for t in _read(prompt))
         return cls(
             words,
             bool(_YES_NO_QUESTION.match(prompt)),
             bool(_NUMBER_QUESTION.search(prompt)),
             bool(_YEAR_QUESTION.search(prompt)),
+            bool(_RANK_QUESTION.search(prompt)),
         )
 
 
@@ -207,7 +342,7 @@ def _answer(text: str, q: _Question) -> tuple[str, tuple[str, ...]]:
     """``(kind, words)`` of the answer ``text`` gives: kind ``"name"`` (its words may drop
     first names: :func:`_same`) or ``"word"``. Cached: a vote reads each sample twice (its
     agreement, then the candidate's support)."""
-    toks = _tokens(text)
+    toks = _read(text)
     words = [t.word for t in toks]
     if not words:
         return "word", ()
@@ -218,6 +353,10 @@ def _answer(text: str, q: _Question) -> tuple[str, tuple[str, ...]]:
         if words[0] in _NO and not (len(words) > 1 and words[1] in _NO - {"no"}):
             return "word", ("no",)
     fresh = [w for w in words if w not in pset]
+    if q.rank:
+        rank = next((w for w in fresh if _ORDINAL_KEY.fullmatch(w)), None)
+        if rank is not None:
+            return "word", (rank,)
     if q.year:
         year = next((w for w in fresh if _YEAR.fullmatch(w)), None)
         if year is not None:
@@ -289,13 +428,24 @@ def answer_key(text: str, prompt: str | None = None) -> str:
 
     1. a yes/no question (the prompt starts with "is", "does", "can"...; without a prompt,
        any reply) answered with a first word of yes or no: ``"yes"`` / ``"no"``;
-    2. a question asking for a number ("how many", "which year", "when"...): the first
+    2. a question asking for a rank ("which place", "what position", "which century", "how
+       did she finish"): the first ordinal in the reply not in the prompt (see below);
+    3. a question asking for a number ("how many", "which year", "when"...): the first
        number in the reply not written only in the prompt's words, in digits, read as
        :class:`~ensemble.metrics.ngram.NgramMetric` reads it
        (:mod:`ensemble.metrics._numbers`): "eight" is ``"8"``, "two hundred and six"
        ``"206"``, "2 million", "two million", "2 millions" and "2,000,000" are
        ``"2000000"``, "3,5" and "3.5" are ``"3.5"``, "-18" and "minus 18" keep their sign;
-    3. the first name in the reply: a run of capitalised words (joined by "da", "van"...;
+       a range of numerals is one answer, its two ends joined by an en dash: "1990-1995",
+       "1990-95", the same with an en or em dash, "1990 to 1995", "from 1990 until 1995"
+       and "between 1990 and 1995" give one key, which is not the key of "1990" (a period
+       is not its start, and a vote cannot know which end a question wants: "When did the
+       war end?" answered "1939-1945" must not support "1939"). Not ranges: descending
+       ends ("3-2", a score), a negative end, three parts ("1990-05-12"), a scale word
+       after the second end ("between 2 and 3 million" is ``"2"`` as before), ranges in
+       number words;
+       for "which year" / "when" the first number or range of numbers that can be a year;
+    4. the first name in the reply: a run of capitalised words (joined by "da", "van"...;
        a comma or other punctuation ends it, the full stop after an initial does not) that
        are not words of the prompt, not sentence-opening filler words, not titles ("Dr.",
        "Sir") and not a unit after a number ("0°F"); place words at its end are dropped
@@ -303,9 +453,18 @@ def answer_key(text: str, prompt: str | None = None) -> str:
        after it ("Japanese yen" is ``"yen"``) unless that noun is a word of the prompt ("the
        Brazilian currency is the real" is ``"real"``). The key is the whole name:
        ``"william shakespeare"``; the vote (:func:`_same`) lets ``"shakespeare"`` vote with it;
-    4. the first number, as in 2;
-    5. the reply's remaining words (not in the prompt, not filler), joined by spaces
+    5. the first number, as in 3;
+    6. the reply's remaining words (not in the prompt, not filler), joined by spaces
        ("carbon dioxide").
+
+    An ordinal is a rank, never the cardinal (for "how many", "first" is not ``"1"``), and
+    has one key however it is written: "1st", "first", "1ST" and "1th" are ``"1st"``,
+    "twenty-first", "twenty first" and "21st" ``"21st"``. Digits with a suffix are always
+    an ordinal; an ordinal word only where it is a rank: not after "a", "an", "per" or a
+    number ("a third", "one tenth": fractions; "a second", "30 second": the unit), and
+    "second" only after "the", a possessive ("its", "Poland's"), a verb of rank
+    ("finished"), before "place" or "position", or as the whole reply ("I second that" and
+    "wait a second" keep the word).
 
     Accents, case, possessives and punctuation do not count ("São Paulo's" is
     ``"sao paulo"``).
@@ -352,7 +511,11 @@ class VoteMetric(Metric):
     #: 3: the answer key reads numbers with the reader ``ngram`` uses (``3,5`` is 3.5, not 35;
     #: ``2 millions`` is 2000000; ``two and three`` is 2, not 5; ``a million``, ``200万``,
     #: ``minus 18``); ``key="exact"`` is unchanged.
-    version: ClassVar[str] = "3"
+    #: 4: the answer key reads a range as one answer (``1990-1995``, the same with an en dash,
+    #: ``1990 to 1995``, ``between 1990 and 1995`` are one key, not ``1990``) and an ordinal as a
+    #: rank (``1st`` = ``first``, ``21st`` = ``twenty-first``; never the cardinal ``1``);
+    #: ``key="exact"`` is unchanged.
+    version: ClassVar[str] = "4"
 
     def __init__(self, *, key: Literal["exact", "answer"] = "exact", prompt: str | None = None):
         if key not in ("exact", "answer"):
