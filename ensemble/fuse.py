@@ -348,18 +348,20 @@ class Rule:
 DEFAULT_RULE = Rule()
 
 
-def _fuse_vote(
+def _steps(
     samples: Sequence[str | Sample],
     metric: str | Metric,
     families: Mapping[str, str] | None,
+    rule: Rule,
     threshold: float | None,
     weights: Sequence[float] | None,
     weighting: Literal["sample", "model"],
     prompt: str | None,
     alarm: UniformityAlarm | None,
     calibration: Calibrator | str | Path | None,
-) -> engine._Vote:
-    return engine._vote(
+) -> tuple[engine._Steps, Metric]:
+    """The vote :func:`fuse` and :func:`afuse` drive, as the engine's steps and its metric."""
+    vote = engine._vote(
         samples,
         weights,
         prompt,
@@ -372,6 +374,7 @@ def _fuse_vote(
         method="fuse",
         families=families,
     )
+    return fuse_steps(vote, rule), vote.metric
 
 
 def fuse(
@@ -409,19 +412,12 @@ def fuse(
     the sync twin of :func:`afuse`.
     """
     rule = Rule(
-        join=join,
-        quorum=quorum,
-        overlap=overlap,
-        contain=contain,
-        floor=floor,
-        witnesses=witnesses,
+        join=join, quorum=quorum, overlap=overlap, contain=contain, floor=floor, witnesses=witnesses
     )
-    vote = _fuse_vote(
-        samples, metric, families, threshold, weights, weighting, prompt, alarm, calibration
+    steps, used = _steps(
+        samples, metric, families, rule, threshold, weights, weighting, prompt, alarm, calibration
     )
-    return engine._sync(
-        fuse_steps(vote, rule), vote.metric, "ensemble.fuse.fuse()", "`await afuse(...)`"
-    )
+    return engine._sync(steps, used, "ensemble.fuse.fuse()", "`await afuse(...)`")
 
 
 async def afuse(
@@ -444,17 +440,12 @@ async def afuse(
 ) -> Consensus:
     """:func:`fuse` from async code (see :func:`ensemble.aconsensus`)."""
     rule = Rule(
-        join=join,
-        quorum=quorum,
-        overlap=overlap,
-        contain=contain,
-        floor=floor,
-        witnesses=witnesses,
+        join=join, quorum=quorum, overlap=overlap, contain=contain, floor=floor, witnesses=witnesses
     )
-    vote = _fuse_vote(
-        samples, metric, families, threshold, weights, weighting, prompt, alarm, calibration
+    steps, used = _steps(
+        samples, metric, families, rule, threshold, weights, weighting, prompt, alarm, calibration
     )
-    return await engine._adrive(fuse_steps(vote, rule), vote.metric)
+    return await engine._adrive(steps, used)
 
 
 def fuse_steps(vote: engine._Vote, rule: Rule) -> engine._Steps:
