@@ -366,6 +366,17 @@ def test_word_overlap_ranking_and_the_fallback_are_deterministic() -> None:
     assert [m.name for m in normal.tasks[0].models] == ["geo", "geo2"]
 
 
+def _geo_catalog_file(tmp_path: Any) -> Any:
+    """A catalog file of two function models, ``fn:geo`` and ``fn:old``, in two families."""
+    catalog = tmp_path / "catalog.json"
+    cards = [
+        {"model": "fn:geo", "description": "Geography.", "family": "g"},
+        {"model": "fn:old", "description": "Older model.", "family": "o"},
+    ]
+    catalog.write_text(json.dumps({"model": cards}))
+    return catalog
+
+
 def test_cli_ask_auto_prints_the_plan_then_the_answer_with_its_spans(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -386,17 +397,7 @@ def test_cli_ask_auto_prints_the_plan_then_the_answer_with_its_spans(
 
     monkeypatch.setattr(registry.MODELS, "_registered", {})
     registry.register_model("fn", factory)
-    catalog = tmp_path / "catalog.json"
-    catalog.write_text(
-        json.dumps(
-            {
-                "model": [
-                    {"model": "fn:geo", "description": "Geography.", "family": "g"},
-                    {"model": "fn:old", "description": "Older model.", "family": "o"},
-                ]
-            }
-        )
-    )
+    catalog = _geo_catalog_file(tmp_path)
     argv = ["ask", "--auto", "--catalog", str(catalog), "--planner", "fn:planner"]
     code = cli.main([*argv, "What is the capital of France?"])
     out = capsys.readouterr().out
@@ -441,17 +442,7 @@ def test_cli_ask_auto_takes_concurrency_and_rate_limit_as_ask_does(
 
     monkeypatch.setattr(registry.MODELS, "_registered", {})
     registry.register_model("fn", factory)
-    catalog = tmp_path / "catalog.json"
-    catalog.write_text(
-        json.dumps(
-            {
-                "model": [
-                    {"model": "fn:geo", "description": "Geography.", "family": "g"},
-                    {"model": "fn:old", "description": "Older model.", "family": "o"},
-                ]
-            }
-        )
-    )
+    catalog = _geo_catalog_file(tmp_path)
     built: list[Controller] = []
     real_run = Controller.run
 
